@@ -1,0 +1,139 @@
+"""Settings, read once from the environment (``local.settings.json`` ``Values`` locally).
+
+Every name the app reads is listed in ``APP_SETTING_NAMES`` so that the infra tests can
+check that the Bicep template sets exactly these (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_CONNECTION = "UseDevelopmentStorage=true"
+STORAGE_CONNECTION_NAME = "CertStorage"
+
+# Names the code reads (the connection ``CertStorage`` may instead be given as the
+# identity-based ``CertStorage__blobServiceUri`` / ``__tableServiceUri`` / ... family).
+APP_SETTING_NAMES: tuple[str, ...] = (
+    "CERT_CONTAINER",
+    "RESULTS_CONTAINER",
+    "MAX_UPLOAD_BYTES",
+    "RULES_FILE",
+    "ALERT_SCHEDULE",
+    "ALERT_CHANNELS",
+    "ALERT_OUTBOX_DIR",
+    "TEAMS_WEBHOOK_URL",
+    "ACS_ENDPOINT",
+    "ALERT_EMAIL_FROM",
+    "ALERT_EMAIL_TO",
+    "ALERT_EMAIL_ROUTES",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USER",
+    "SMTP_PASSWORD",
+    "SMTP_STARTTLS",
+)
+KNOWN_CHANNELS = ("teams", "acs-email", "smtp", "outbox")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the app cannot use; the message names the setting."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r}: use true or false")
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.replace(";", ",").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    cert_container: str = "certificates"
+    results_container: str = "results"
+    max_upload_bytes: int = 1_048_576
+    rules_file: str | None = None
+    alert_schedule: str = "0 0 * * * *"
+    alert_channels: tuple[str, ...] = ("outbox",)
+    alert_outbox_dir: str = ".outbox"
+    teams_webhook_url: str | None = None
+    acs_endpoint: str | None = None
+    alert_email_from: str | None = None
+    alert_email_to: tuple[str, ...] = ()
+    # tenant_id -> recipients; tenants not listed go to alert_email_to.
+    alert_email_routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        channels = _list(env.get("ALERT_CHANNELS", "outbox")) or ("outbox",)
+        unknown = [c for c in channels if c not in KNOWN_CHANNELS]
+        if unknown:
+            raise SettingsError(
+                f"ALERT_CHANNELS has unknown channel(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(KNOWN_CHANNELS)}"
+            )
+        routes_raw = env.get("ALERT_EMAIL_ROUTES", "").strip()
+        routes: dict[str, tuple[str, ...]] = {}
+        if routes_raw:
+            try:
+                parsed = json.loads(routes_raw)
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"ALERT_EMAIL_ROUTES is not JSON: {exc.msg}") from None
+            if not isinstance(parsed, dict):
+                raise SettingsError('ALERT_EMAIL_ROUTES must be {"tenant-id": "a@x,b@y"}')
+            for tenant, recipients in parsed.items():
+                values = recipients if isinstance(recipients, list) else _list(str(recipients))
+                routes[str(tenant).lower()] = tuple(str(v) for v in values)
+        return cls(
+            cert_container=env.get("CERT_CONTAINER", "").strip() or "certificates",
+            results_container=env.get("RESULTS_CONTAINER", "").strip() or "results",
+            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 1_048_576),
+            rules_file=env.get("RULES_FILE", "").strip() or None,
+            alert_schedule=env.get("ALERT_SCHEDULE", "").strip() or "0 0 * * * *",
+            alert_channels=channels,
+            alert_outbox_dir=env.get("ALERT_OUTBOX_DIR", "").strip() or ".outbox",
+            teams_webhook_url=env.get("TEAMS_WEBHOOK_URL", "").strip() or None,
+            acs_endpoint=env.get("ACS_ENDPOINT", "").strip() or None,
+            alert_email_from=env.get("ALERT_EMAIL_FROM", "").strip() or None,
+            alert_email_to=_list(env.get("ALERT_EMAIL_TO", "")),
+            alert_email_routes=routes,
+            smtp_host=env.get("SMTP_HOST", "").strip() or None,
+            smtp_port=_int(env, "SMTP_PORT", 587),
+            smtp_user=env.get("SMTP_USER", "").strip() or None,
+            smtp_password=env.get("SMTP_PASSWORD") or None,
+            smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
+        )
+
+    def recipients_for(self, tenant_id: str | None) -> tuple[str, ...]:
+        if tenant_id and tenant_id.lower() in self.alert_email_routes:
+            return self.alert_email_routes[tenant_id.lower()]
+        return self.alert_email_to
