@@ -1,0 +1,1 @@
+"""Alerting: the pure planner and message rendering (no I/O) used by the timer function."""
