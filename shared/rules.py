@@ -1,0 +1,442 @@
+"""Alert and classification rules as data (DESIGN §4): incidents, routine rotation, stages.
+
+The rules live in a TOML file: the packaged ``default_rules.toml``, or the file the
+``RULES_FILE`` setting names. Pure apart from reading that one file; a file with any
+error is refused with a ``RulesError`` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.toml")
+ROTATION_ID = "rotation"
+VERDICTS = ("affected", "signature-mismatch", "ok")
+
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+class RulesError(ValueError):
+    """A rules file that cannot be used. ``str()`` is ``"<file>:<line>: <problem>"``."""
+
+    def __init__(self, source: str, line: int | None, problem: str) -> None:
+        self.source = source
+        self.line = line
+        self.problem = problem
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One date to warn about: fixed (``at``) or relative to the certificate's notAfter."""
+
+    id: str  # rule id used in the ledger and the alerts JSON: "<group>/<name>"
+    name: str  # the id as written in the file, e.g. "activation"
+    title: str
+    message: str
+    at: datetime | None = None
+    offset_from_not_after: timedelta | None = None  # e.g. -90 days
+    overdue: bool = False  # keep reminding after the due date (a milestone does not)
+    overdue_every_days: int = 7
+
+    def due_for(self, not_after: datetime) -> datetime:
+        if self.at is not None:
+            return self.at
+        assert self.offset_from_not_after is not None
+        return not_after + self.offset_from_not_after
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: str
+    title: str
+    window_start: datetime  # aware UTC, inclusive
+    window_end: datetime  # aware UTC, inclusive
+    reasons: tuple[str, ...]
+    actions: tuple[str, ...]
+    deadlines: tuple[Deadline, ...]
+    applies_to: tuple[str, ...] = ("affected",)  # verdicts whose certificates get the deadlines
+
+    def contains(self, not_before: datetime) -> bool:
+        """Is this issue date inside the window, both ends inclusive, to the second?"""
+        if not_before.tzinfo is None:  # certificate times are UTC; be lenient with callers
+            not_before = not_before.replace(tzinfo=UTC)
+        return self.window_start <= not_before.replace(microsecond=0) <= self.window_end
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Routine rotation: deadlines for every tenant CA, relative to its notAfter."""
+
+    id: str
+    title: str
+    actions: tuple[str, ...]
+    deadlines: tuple[Deadline, ...]
+
+
+@dataclass(frozen=True)
+class Rules:
+    incidents: tuple[Incident, ...]
+    rotation: Rotation | None
+    stages: tuple[int, ...]  # lead times in days, most distant first, e.g. (14, 7, 3, 1, 0)
+    overdue_every_days: int
+    source: str = "<rules>"
+
+    def deadline(self, deadline_id: str) -> Deadline | None:
+        for group in (*self.incidents, self.rotation):
+            if group is not None:
+                for d in group.deadlines:
+                    if d.id == deadline_id:
+                        return d
+        return None
+
+
+# --- where in the text is a key -------------------------------------------------------
+# tomllib returns plain dicts without positions, and reports lines only for syntax errors.
+# To name the line of a semantic error (a missing key, a wrong type, a bad window) we scan
+# the text once for table headers and ``key =`` lines and map each TOML path to its line.
+# The scan is approximate (it skips multi-line strings, and inline tables map to the line
+# of their key) but every error falls back to the nearest enclosing table that it found.
+
+_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*(\]\]?)\s*(#.*)?$")
+_KEY_RE = re.compile(
+    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
+
+Path_ = tuple[str | int, ...]
+
+
+def _split_key(raw: str) -> list[str]:
+    parts = re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", raw)
+    return [p[1:-1] if p[:1] in "\"'" else p for p in parts]
+
+
+def _key_lines(text: str) -> dict[Path_, int]:
+    lines: dict[Path_, int] = {}
+    counts: dict[Path_, int] = {}  # array-of-tables path -> items seen so far
+    table: Path_ = ()
+    in_multiline: str | None = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if in_multiline:
+            if line.count(in_multiline) % 2 == 1:
+                in_multiline = None
+            continue
+        header = _HEADER_RE.match(line)
+        if header:
+            names = _split_key(header.group(2))
+            resolved: list[str | int] = []
+            for name in names[:-1]:
+                resolved.append(name)
+                seen = counts.get(tuple(resolved))
+                if seen:  # a parent that is an array of tables: its latest item
+                    resolved.append(seen - 1)
+            resolved.append(names[-1])
+            if header.group(1) == "[[":
+                key = tuple(resolved)
+                counts[key] = counts.get(key, 0) + 1
+                lines.setdefault(key, lineno)
+                resolved.append(counts[key] - 1)
+            table = tuple(resolved)
+            lines.setdefault(table, lineno)
+            continue
+        key = _KEY_RE.match(line)
+        if key:
+            lines.setdefault((*table, *_split_key(key.group(1))), lineno)
+            rest = line[key.end() :]
+            for quote in ('"""', "'''"):
+                if rest.count(quote) % 2 == 1:
+                    in_multiline = quote
+    return lines
+
+
+def _show(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(top level)"
+
+
+class _Checker:
+    """Reads the parsed TOML, refusing anything unexpected with the line it is on."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        self._lines = _key_lines(text)
+
+    def line_of(self, path: Path_) -> int | None:
+        while path:
+            if path in self._lines:
+                return self._lines[path]
+            path = path[:-1]
+        return None
+
+    def fail(self, path: Path_, problem: str) -> RulesError:
+        return RulesError(self.source, self.line_of(path), problem)
+
+    def table(
+        self, data: Mapping[str, Any], path: Path_, required: set[str], optional: set[str]
+    ) -> None:
+        for key in data:
+            if key not in required and key not in optional:
+                allowed = ", ".join(sorted(required | optional))
+                raise self.fail(
+                    (*path, key), f"unknown key {_show((*path, key))!r} (allowed: {allowed})"
+                )
+        for key in sorted(required):
+            if key not in data:
+                where = _show(path)
+                raise self.fail(path, f"missing key {key!r} in {where}")
+
+    def string(self, data: Mapping[str, Any], path: Path_, key: str) -> str:
+        value = data[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail((*path, key), f"{_show((*path, key))} must be a non-empty string")
+        return value
+
+    def ident(self, data: Mapping[str, Any], path: Path_, key: str) -> str:
+        value = self.string(data, path, key)
+        if not _ID_RE.match(value) or "/" in value:
+            raise self.fail(
+                (*path, key),
+                f"{_show((*path, key))} = {value!r}: use lower-case letters, digits, '.', '-', '_'",
+            )
+        return value
+
+    def strings(self, data: Mapping[str, Any], path: Path_, key: str) -> tuple[str, ...]:
+        value = data.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise self.fail((*path, key), f"{_show((*path, key))} must be a list of strings")
+        return tuple(value)
+
+    def integer(
+        self, data: Mapping[str, Any], path: Path_, key: str, minimum: int, default: int
+    ) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail((*path, key), f"{_show((*path, key))} must be a whole number")
+        if value < minimum:
+            raise self.fail(
+                (*path, key), f"{_show((*path, key))} must be >= {minimum}, got {value}"
+            )
+        return value
+
+    def boolean(self, data: Mapping[str, Any], path: Path_, key: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail((*path, key), f"{_show((*path, key))} must be true or false")
+        return value
+
+    def instant(self, data: Mapping[str, Any], path: Path_, key: str) -> datetime:
+        value = data[key]
+        where = _show((*path, key))
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise self.fail(
+                    (*path, key),
+                    f"{where} = {value.isoformat()} has no time zone; write e.g. "
+                    f"{value.strftime('%Y-%m-%dT%H:%M:%S')}Z for UTC",
+                )
+            return value.astimezone(UTC)
+        if isinstance(value, date | time):
+            raise self.fail(
+                (*path, key),
+                f"{where} must be a date-time with a time zone, e.g. 2020-08-18T00:00:00Z",
+            )
+        raise self.fail(
+            (*path, key), f"{where} must be a TOML date-time, e.g. 2020-08-18T00:00:00Z"
+        )
+
+    def array_of_tables(self, data: Mapping[str, Any], path: Path_, key: str) -> list[dict]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self.fail(
+                (*path, key), f"{_show((*path, key))} must be written as [[{key}]] tables"
+            )
+        return value
+
+
+def _deadlines(
+    check: _Checker, group: Mapping[str, Any], path: Path_, group_id: str, every_default: int
+) -> tuple[Deadline, ...]:
+    out: list[Deadline] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(check.array_of_tables(group, path, "deadline")):
+        here = (*path, "deadline", i)
+        check.table(
+            raw,
+            here,
+            {"id", "title", "message"},
+            {"at", "days_before_not_after", "overdue", "overdue_every_days"},
+        )
+        name = check.ident(raw, here, "id")
+        if name in seen:
+            raise check.fail((*here, "id"), f"duplicate deadline id {name!r} in {_show(path)}")
+        seen.add(name)
+        if ("at" in raw) == ("days_before_not_after" in raw):
+            raise check.fail(
+                here, f"deadline {name!r} needs exactly one of 'at' or 'days_before_not_after'"
+            )
+        at = check.instant(raw, here, "at") if "at" in raw else None
+        offset = None
+        if "days_before_not_after" in raw:
+            offset = -timedelta(days=check.integer(raw, here, "days_before_not_after", 0, 0))
+        out.append(
+            Deadline(
+                id=f"{group_id}/{name}",
+                name=name,
+                title=check.string(raw, here, "title"),
+                message=check.string(raw, here, "message"),
+                at=at,
+                offset_from_not_after=offset,
+                overdue=check.boolean(raw, here, "overdue", False),
+                overdue_every_days=check.integer(raw, here, "overdue_every_days", 1, every_default),
+            )
+        )
+    return tuple(out)
+
+
+def _incident(check: _Checker, raw: Mapping[str, Any], i: int, every: int) -> Incident:
+    here: Path_ = ("incident", i)
+    check.table(
+        raw,
+        here,
+        {"id", "title", "window_start", "window_end", "reasons", "actions"},
+        {"applies_to", "deadline"},
+    )
+    incident_id = check.ident(raw, here, "id")
+    if incident_id == ROTATION_ID:
+        raise check.fail((*here, "id"), f"incident id {ROTATION_ID!r} is reserved for [rotation]")
+    start = check.instant(raw, here, "window_start")
+    end = check.instant(raw, here, "window_end")
+    if start > end:
+        raise check.fail(
+            (*here, "window_start"),
+            f"incident {incident_id!r}: window_start {start:%Y-%m-%dT%H:%M:%SZ} is after "
+            f"window_end {end:%Y-%m-%dT%H:%M:%SZ}",
+        )
+    applies_to = check.strings(raw, here, "applies_to") if "applies_to" in raw else ("affected",)
+    for verdict in applies_to:
+        if verdict not in VERDICTS:
+            raise check.fail(
+                (*here, "applies_to"),
+                f"applies_to: unknown verdict {verdict!r} (choose from {', '.join(VERDICTS)})",
+            )
+    return Incident(
+        id=incident_id,
+        title=check.string(raw, here, "title"),
+        window_start=start,
+        window_end=end,
+        reasons=check.strings(raw, here, "reasons"),
+        actions=check.strings(raw, here, "actions"),
+        deadlines=_deadlines(check, raw, here, incident_id, every),
+        applies_to=applies_to,
+    )
+
+
+_SYNTAX_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)|\(at end of document\)")
+
+
+def parse_rules(text: str, source: str = "<rules>") -> Rules:
+    """Rules from TOML text; ``source`` names the file in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        pos = _SYNTAX_POS_RE.search(message)
+        problem = _SYNTAX_POS_RE.sub("", message).strip()
+        if pos and pos.group(1):
+            raise RulesError(
+                source, int(pos.group(1)), f"{problem} (column {pos.group(2)})"
+            ) from None
+        last_line = text.count("\n") + (0 if text.endswith("\n") else 1)
+        raise RulesError(source, max(last_line, 1), f"{problem} (at end of file)") from None
+
+    check = _Checker(text, source)
+    check.table(data, (), set(), {"stages", "overdue_every_days", "incident", "rotation"})
+
+    stages_raw = data.get("stages", [14, 7, 3, 1, 0])
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise check.fail(
+            ("stages",), "stages must be a non-empty list of whole days, e.g. [14, 7, 3, 1, 0]"
+        )
+    for stage in stages_raw:
+        if isinstance(stage, bool) or not isinstance(stage, int):
+            raise check.fail(("stages",), f"stages: {stage!r} is not a whole number of days")
+        if stage < 0:
+            raise check.fail(
+                ("stages",), f"stages: {stage} is negative; lead times count days before a deadline"
+            )
+    if len(set(stages_raw)) != len(stages_raw):
+        raise check.fail(("stages",), "stages: a lead time is listed twice")
+    every = check.integer(data, (), "overdue_every_days", 1, 7)
+
+    incidents = tuple(
+        _incident(check, raw, i, every)
+        for i, raw in enumerate(check.array_of_tables(data, (), "incident"))
+    )
+    ids = [inc.id for inc in incidents]
+    for i, incident_id in enumerate(ids):
+        if incident_id in ids[:i]:
+            raise check.fail(("incident", i, "id"), f"duplicate incident id {incident_id!r}")
+
+    rotation = None
+    if "rotation" in data:
+        raw = data["rotation"]
+        if not isinstance(raw, dict):
+            raise check.fail(("rotation",), "rotation must be a [rotation] table")
+        check.table(raw, ("rotation",), {"title", "deadline"}, {"actions"})
+        rotation = Rotation(
+            id=ROTATION_ID,
+            title=check.string(raw, ("rotation",), "title"),
+            actions=check.strings(raw, ("rotation",), "actions"),
+            deadlines=_deadlines(check, raw, ("rotation",), ROTATION_ID, every),
+        )
+
+    return Rules(
+        incidents=incidents,
+        rotation=rotation,
+        stages=tuple(sorted(stages_raw, reverse=True)),
+        overdue_every_days=every,
+        source=source,
+    )
+
+
+def _read(path: Path) -> Rules:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise RulesError(str(path), None, "rules file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(str(path), None, f"cannot read the rules file: {exc}") from None
+    return parse_rules(text, str(path))
+
+
+@lru_cache(maxsize=8)
+def _load_setting(rules_file: str) -> Rules:
+    return _read(Path(rules_file) if rules_file else DEFAULT_RULES_PATH)
+
+
+def load_rules(path: str | Path | None = None) -> Rules:
+    """The rules in ``path``; without one, the file the ``RULES_FILE`` setting names, or the
+    packaged default. The no-argument form is cached (per RULES_FILE value) because the
+    classifier and the timer call it for every upload and run; an explicit path is read anew.
+    """
+    if path is not None:
+        return _read(Path(path))
+    return _load_setting(os.environ.get("RULES_FILE", "").strip())
+
+
+def clear_rules_cache() -> None:
+    """Forget the cached default rules (tests that change RULES_FILE call this)."""
+    _load_setting.cache_clear()
