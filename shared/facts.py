@@ -1,0 +1,162 @@
+"""Facts about one certificate (DESIGN §3): identity, names, validity, and both signature
+AlgorithmIdentifiers compared byte for byte. Pure: bytes in, a frozen value out."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from cryptography import x509
+
+from shared.der import (
+    AlgorithmIdentifier,
+    CertificateLayout,
+    DerError,
+    parse_certificate,
+    parse_name,
+)
+
+# Signature algorithms seen on IoT and web PKI certificates; anything else keeps its OID.
+SIGNATURE_ALGORITHM_NAMES: dict[str, str] = {
+    "1.2.840.10045.4.1": "ecdsa-with-SHA1",
+    "1.2.840.10045.4.3.1": "ecdsa-with-SHA224",
+    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
+    "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
+    "1.2.840.10045.4.3.4": "ecdsa-with-SHA512",
+    "1.2.840.113549.1.1.5": "sha1WithRSAEncryption",
+    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
+    "1.2.840.113549.1.1.12": "sha384WithRSAEncryption",
+    "1.2.840.113549.1.1.13": "sha512WithRSAEncryption",
+    "1.2.840.113549.1.1.14": "sha224WithRSAEncryption",
+    "1.2.840.113549.1.1.10": "rsassa-pss",
+    "1.3.101.112": "ed25519",
+    "1.3.101.113": "ed448",
+}
+PUBLIC_KEY_NAMES: dict[str, str] = {
+    "1.2.840.10045.2.1": "ec",
+    "1.2.840.113549.1.1.1": "rsa",
+    "1.2.840.113549.1.1.10": "rsa-pss",
+    "1.3.101.112": "ed25519",
+    "1.3.101.113": "ed448",
+}
+CURVE_NAMES: dict[bytes, str] = {
+    bytes.fromhex("06082a8648ce3d030107"): "P-256",
+    bytes.fromhex("06052b81040022"): "P-384",
+    bytes.fromhex("06052b81040023"): "P-521",
+}
+
+
+class Mismatch(StrEnum):
+    NONE = "none"
+    OID = "oid"  # the two algorithms differ
+    PARAMETERS = "parameters"  # same OID, parameters differ (e.g. NULL present vs absent)
+
+
+class CertificateError(ValueError):
+    """The bytes are not a certificate we can read; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateFacts:
+    der: bytes
+    sha256_fingerprint: str
+    sha1_thumbprint: str  # upper-case hex, as the Azure portal shows it
+    subject: str
+    issuer: str
+    subject_cn: str | None
+    subject_o: str | None
+    issuer_cn: str | None
+    issuer_o: str | None
+    serial_number: str
+    not_before: datetime
+    not_after: datetime
+    is_ca: bool
+    outer_algorithm: AlgorithmIdentifier
+    inner_algorithm: AlgorithmIdentifier
+    mismatch: Mismatch
+    public_key: str  # e.g. "ec P-384", "rsa"
+    layout: CertificateLayout
+    certificate: x509.Certificate
+
+    def signature_algorithm_json(self) -> dict[str, object]:
+        return {
+            "outer": algorithm_json(self.outer_algorithm),
+            "inner": algorithm_json(self.inner_algorithm),
+            "mismatch": str(self.mismatch),
+        }
+
+
+def algorithm_json(algorithm: AlgorithmIdentifier) -> dict[str, object]:
+    return {
+        "oid": algorithm.oid,
+        "name": SIGNATURE_ALGORITHM_NAMES.get(algorithm.oid, algorithm.oid),
+        "parameters": algorithm.parameters.hex() if algorithm.parameters is not None else None,
+    }
+
+
+def compare_algorithms(outer: AlgorithmIdentifier, inner: AlgorithmIdentifier) -> Mismatch:
+    if outer.der == inner.der:
+        return Mismatch.NONE
+    return Mismatch.OID if outer.oid != inner.oid else Mismatch.PARAMETERS
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def extract_facts(der: bytes) -> CertificateFacts:
+    """All facts of one DER certificate. Raises CertificateError with a reason."""
+    try:
+        layout = parse_certificate(der)
+        # Names in certificate order (C=US,…,CN=…) as openssl and Azure show them.
+        subject = parse_name(der, layout.subject)
+        issuer = parse_name(der, layout.issuer)
+    except DerError as exc:
+        raise CertificateError(f"malformed certificate: {exc}") from None
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        serial = cert.serial_number
+        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    except ValueError as exc:
+        raise CertificateError(f"malformed certificate: {exc}") from None
+    curve = CURVE_NAMES.get(layout.spki_algorithm.parameters or b"")
+    key_name = PUBLIC_KEY_NAMES.get(layout.spki_algorithm.oid, layout.spki_algorithm.oid)
+    return CertificateFacts(
+        der=der,
+        sha256_fingerprint=hashlib.sha256(der).hexdigest(),
+        sha1_thumbprint=hashlib.sha1(der, usedforsecurity=False).hexdigest().upper(),
+        subject=subject.text,
+        issuer=issuer.text,
+        subject_cn=subject.common_name,
+        subject_o=subject.organization,
+        issuer_cn=issuer.common_name,
+        issuer_o=issuer.organization,
+        serial_number=format(serial, "x") if serial >= 0 else "-" + format(-serial, "x"),
+        not_before=not_before,
+        not_after=not_after,
+        is_ca=bool(layout.is_ca),
+        outer_algorithm=layout.outer_algorithm,
+        inner_algorithm=layout.inner_algorithm,
+        mismatch=compare_algorithms(layout.outer_algorithm, layout.inner_algorithm),
+        public_key=f"{key_name} {curve}" if curve else key_name,
+        layout=layout,
+        certificate=cert,
+    )
+
+
+def facts_json(facts: CertificateFacts) -> dict[str, object]:
+    """The per-certificate fields of ``ca-watch/scan/v1`` that come from the certificate."""
+    return {
+        "sha256_fingerprint": facts.sha256_fingerprint,
+        "sha1_thumbprint": facts.sha1_thumbprint,
+        "subject": facts.subject,
+        "issuer": facts.issuer,
+        "serial_number": facts.serial_number,
+        "not_before": _iso(facts.not_before),
+        "not_after": _iso(facts.not_after),
+        "is_ca": facts.is_ca,
+        "public_key": facts.public_key,
+        "signature_algorithm": facts.signature_algorithm_json(),
+    }

@@ -1,0 +1,118 @@
+"""One uploaded file -> its ``ca-watch/scan/v1`` result: read, facts, classify, chain.
+
+Pure: bytes, rules and a clock in; a value out. Used by the CLI, the blob function and
+the benchmarks alike, so all three give the same answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.chain import ChainLink, chain_links
+from shared.classify import NEEDS_ACTION, Classification, classify_certificate
+from shared.facts import CertificateError, CertificateFacts, extract_facts, facts_json
+from shared.reader import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    ErrorCode,
+    ReadError,
+    ReadResult,
+    Status,
+    read_certificates,
+)
+from shared.rules import Rules
+
+SCAN_SCHEMA = "ca-watch/scan/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzedCertificate:
+    facts: CertificateFacts
+    classification: Classification
+    chain: ChainLink | None = None
+
+    @property
+    def sha256(self) -> str:
+        return self.facts.sha256_fingerprint
+
+    def to_json(self) -> dict[str, Any]:
+        body = facts_json(self.facts)
+        body["azure_sphere"] = self.classification.azure_sphere_json()
+        body["verdict"] = str(self.classification.verdict)
+        body["reasons"] = list(self.classification.reasons)
+        body["actions"] = list(self.classification.actions)
+        body["chain"] = self.chain.to_json() if self.chain else None
+        return body
+
+
+@dataclass(frozen=True)
+class FileResult:
+    source: str
+    status: Status
+    error: ReadError | None = None
+    certificates: tuple[AnalyzedCertificate, ...] = field(default=())
+    format: str = ""
+
+    @property
+    def needs_action(self) -> bool:
+        """What makes ``ca-watch scan`` exit 1."""
+        return self.status is not Status.ANALYZED or any(
+            cert.classification.verdict in NEEDS_ACTION for cert in self.certificates
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "status": str(self.status),
+            "error": (
+                {"code": str(self.error.code), "message": self.error.message}
+                if self.error
+                else None
+            ),
+            "format": self.format or None,
+            "certificates": [cert.to_json() for cert in self.certificates],
+        }
+
+
+def analyze_read_result(source: str, read: ReadResult, rules: Rules, now: datetime) -> FileResult:
+    if read.error is not None:
+        return FileResult(source, read.status, read.error, (), read.format)
+    facts_list: list[CertificateFacts] = []
+    error: ReadError | None = None
+    for index, der in enumerate(read.certificates, start=1):
+        try:
+            facts_list.append(extract_facts(der))
+        except CertificateError as exc:
+            # Keep the good ones (nothing lost) and say which one failed.
+            error = error or ReadError(
+                ErrorCode.MALFORMED_CERTIFICATE,
+                f"certificate {index} of {len(read.certificates)}: {exc}",
+            )
+    links = chain_links(facts_list) if len(facts_list) > 1 else {}
+    analyzed = tuple(
+        AnalyzedCertificate(
+            facts,
+            classify_certificate(facts, rules, now),
+            links.get(facts.sha256_fingerprint),
+        )
+        for facts in facts_list
+    )
+    status = Status.UNREADABLE if error else Status.ANALYZED
+    return FileResult(source, status, error, analyzed, read.format)
+
+
+def analyze_bytes(
+    source: str,
+    data: bytes,
+    rules: Rules,
+    now: datetime | None = None,
+    max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+) -> FileResult:
+    """The whole analysis of one file; never raises for any content."""
+    now = now or datetime.now(UTC)
+    return analyze_read_result(source, read_certificates(data, max_bytes), rules, now)
+
+
+def scan_document(results: list[FileResult]) -> dict[str, Any]:
+    return {"schema": SCAN_SCHEMA, "results": [result.to_json() for result in results]}
