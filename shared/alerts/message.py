@@ -1,0 +1,326 @@
+"""Render the due alerts of one run into one message: subject, text, HTML and Adaptive Card.
+
+Pure: no I/O. Every value that may come from a certificate (tenant id, thumbprint,
+subject, and the rule texts, which may quote them) is escaped for the form it goes into:
+HTML escaping for the HTML part, Markdown escaping plus Adaptive Card template
+neutralising for the card, control characters removed everywhere (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from itertools import groupby
+from typing import Any
+
+from shared.alerts.model import DueAlert, RenderedMessage
+
+PRODUCT = "CA Rotation Watch"
+CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+CARD_VERSION = "1.4"
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+TEAMS_MAX_BYTES = 28_000
+
+# A certificate subject can be as long as the upload limit allows; one huge value must
+# not push every other item out of a 28 KB card.
+MAX_FIELD_CHARS = 400
+
+# Markdown metacharacters of the subset Adaptive Card TextBlocks and Facts render.
+_MARKDOWN_SPECIALS = frozenset("\\`*_{}[]()#+-.!|<>~")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def clean(value: object, limit: int = MAX_FIELD_CHARS) -> str:
+    """One line of text: control characters (CR, LF, tabs, ...) become a space; long
+    values are cut with an ellipsis."""
+    text = _CONTROL.sub(" ", str(value)).strip()
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def escape_markdown(value: str) -> str:
+    """Escape Markdown metacharacters and break Adaptive Card template syntax ``${...}``."""
+    # The zero-width space keeps "${" from ever reappearing, even if a client drops
+    # the backslash in front of "{".
+    value = value.replace("${", "$\u200b{")
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in value)
+
+
+def teams_payload(card: dict[str, Any]) -> dict[str, Any]:
+    """The body a Teams Workflows webhook expects: a message whose attachment is the card."""
+    return {
+        "type": "message",
+        "attachments": [{"contentType": CARD_CONTENT_TYPE, "contentUrl": None, "content": card}],
+    }
+
+
+def encode_teams_payload(card: dict[str, Any]) -> bytes:
+    """The exact bytes the Teams channel posts (and the size the 28 KB limit applies to)."""
+    return json.dumps(teams_payload(card), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def urgency_key(item: DueAlert) -> tuple[Any, ...]:
+    """Overdue first, then fewest days left; the rest only makes the order stable."""
+    return (item.stage != "overdue", item.days_left, item.due, item.deadline_id, item.certificate)
+
+
+def sort_items(items: Sequence[DueAlert]) -> list[DueAlert]:
+    return sorted(items, key=lambda i: (i.tenant_id, *urgency_key(i)))
+
+
+def _utc(moment: datetime) -> datetime:
+    # Naive datetimes are UTC throughout the app.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    return _utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def days_left_label(item: DueAlert) -> str:
+    if item.days_left < 0:
+        return f"overdue by {_plural(-item.days_left, 'day')}"
+    if item.stage == "overdue":
+        return "overdue"
+    if item.days_left == 0:
+        return "due today"
+    return f"{_plural(item.days_left, 'day')} left"
+
+
+def render_subject(items: Sequence[DueAlert]) -> str:
+    """E.g. "CA Rotation Watch: 3 deadlines for 2 tenants (most urgent: ... overdue by 2 days)"."""
+    if not items:
+        return f"{PRODUCT}: no deadlines due"
+    tenants = len({i.tenant_id for i in items})
+    top = min(items, key=urgency_key)
+    return clean(
+        f"{PRODUCT}: {_plural(len(items), 'deadline')} for {_plural(tenants, 'tenant')} "
+        f"(most urgent: {clean(top.deadline_title, 80)}, {days_left_label(top)})",
+        limit=250,
+    )
+
+
+def _facts(item: DueAlert) -> list[tuple[str, str]]:
+    """The fields every form shows, as (label, unescaped one-line value). The tenant and
+    the deadline title head the item in every form, so they are not repeated here."""
+    return [
+        ("Thumbprint (SHA-1)", clean(item.sha1_thumbprint.upper())),
+        ("Subject", clean(item.subject)),
+        ("Start date", format_time(item.not_before)),
+        ("Expires", format_time(item.not_after)),
+        ("Due", format_time(item.due)),
+        ("Stage", clean(item.stage)),
+        ("Days left", str(item.days_left)),
+    ]
+
+
+def _more_text(count: int) -> str:
+    return f"and {count} more (not listed: the message size limit was reached)"
+
+
+# --- Adaptive Card -------------------------------------------------------------------
+
+
+def _text_block(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, **extra}
+
+
+def _card_tenant_header(tenant_id: str) -> dict[str, Any]:
+    return _text_block(
+        f"Tenant {escape_markdown(clean(tenant_id))}",
+        weight="Bolder",
+        size="Medium",
+        separator=True,
+        spacing="Large",
+    )
+
+
+def _card_item(item: DueAlert) -> dict[str, Any]:
+    urgent = item.stage == "overdue" or item.days_left <= 0
+    items: list[dict[str, Any]] = [
+        _text_block(
+            f"{escape_markdown(clean(item.deadline_title))}: "
+            f"{escape_markdown(days_left_label(item))}",
+            weight="Bolder",
+            color="Attention" if urgent else "Warning",
+        ),
+        {
+            "type": "FactSet",
+            "facts": [
+                {"title": escape_markdown(label), "value": escape_markdown(value)}
+                for label, value in _facts(item)
+            ],
+        },
+    ]
+    if item.message.strip():
+        items.append(_text_block(escape_markdown(clean(item.message, 2000))))
+    for number, action in enumerate(item.actions, 1):
+        # "1\." so the number is not read as a Markdown list marker of its own.
+        items.append(
+            _text_block(f"{number}\\. {escape_markdown(clean(action, 1000))}", spacing="Small")
+        )
+    return {"type": "Container", "spacing": "Medium", "items": items}
+
+
+def _card(
+    subject: str,
+    now: datetime,
+    groups: list[tuple[str, list[DueAlert]]],
+    omitted: int,
+) -> dict[str, Any]:
+    body: list[dict[str, Any]] = [
+        _text_block(escape_markdown(subject), weight="Bolder", size="Large"),
+        _text_block(f"As of {escape_markdown(format_time(now))}", isSubtle=True, spacing="None"),
+    ]
+    for tenant_id, tenant_items in groups:
+        body.append(_card_tenant_header(tenant_id))
+        body.extend(_card_item(item) for item in tenant_items)
+    if omitted:
+        body.append(_text_block(_more_text(omitted), weight="Bolder", separator=True))
+    return {
+        "type": "AdaptiveCard",
+        "$schema": CARD_SCHEMA,
+        "version": CARD_VERSION,
+        "msteams": {"width": "Full"},
+        "body": body,
+    }
+
+
+def _json_len(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _fit_count(subject: str, now: datetime, ordered: list[DueAlert], max_bytes: int) -> int:
+    """How many leading items fit in the Teams payload alongside an "and N more" tail."""
+    # Size of the payload with no item and the widest possible tail; each body element
+    # then adds its own JSON plus one comma.
+    base = len(encode_teams_payload(_card(subject, now, [], len(ordered))))
+    size, count, tenant = base, 0, None
+    for item in ordered:
+        extra = _json_len(_card_item(item)) + 1
+        if item.tenant_id != tenant:
+            extra += _json_len(_card_tenant_header(item.tenant_id)) + 1
+        if size + extra >= max_bytes:
+            break
+        size += extra
+        count += 1
+        tenant = item.tenant_id
+    return count
+
+
+def _group(items: Sequence[DueAlert]) -> list[tuple[str, list[DueAlert]]]:
+    return [(tenant, list(group)) for tenant, group in groupby(items, key=lambda i: i.tenant_id)]
+
+
+# --- text and HTML ---------------------------------------------------------------------
+
+
+def _text(
+    subject: str, now: datetime, groups: list[tuple[str, list[DueAlert]]], omitted: int
+) -> str:
+    lines = [subject, f"As of {format_time(now)}", ""]
+    for tenant_id, tenant_items in groups:
+        lines.append(f"Tenant {clean(tenant_id)}")
+        lines.append("=" * min(len(lines[-1]), 72))
+        for item in tenant_items:
+            lines.append(f"* {clean(item.deadline_title)}: {days_left_label(item)}")
+            lines.extend(f"    {label}: {value}" for label, value in _facts(item))
+            if item.message.strip():
+                lines.append(f"    {clean(item.message, 2000)}")
+            lines.extend(
+                f"    {n}. {clean(action, 1000)}" for n, action in enumerate(item.actions, 1)
+            )
+            lines.append("")
+    if omitted:
+        lines.append(_more_text(omitted))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _h(value: str) -> str:
+    return html.escape(value, quote=True)
+
+
+def _html(
+    subject: str, now: datetime, groups: list[tuple[str, list[DueAlert]]], omitted: int
+) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{_h(subject)}</title></head>",
+        '<body style="font-family:Segoe UI,Helvetica,Arial,sans-serif;font-size:14px">',
+        f"<h2>{_h(subject)}</h2>",
+        f'<p style="color:#666">As of {_h(format_time(now))}</p>',
+    ]
+    for tenant_id, tenant_items in groups:
+        parts.append(f"<h3>Tenant {_h(clean(tenant_id))}</h3>")
+        for item in tenant_items:
+            urgent = item.stage == "overdue" or item.days_left <= 0
+            color = "#a80000" if urgent else "#8a6d00"
+            parts.append(
+                f'<h4 style="color:{color}">{_h(clean(item.deadline_title))}: '
+                f"{_h(days_left_label(item))}</h4>"
+            )
+            parts.append('<table style="border-collapse:collapse">')
+            parts.extend(
+                f'<tr><th style="text-align:left;padding:2px 12px 2px 0">{_h(label)}</th>'
+                f"<td>{_h(value)}</td></tr>"
+                for label, value in _facts(item)
+            )
+            parts.append("</table>")
+            if item.message.strip():
+                parts.append(f"<p>{_h(clean(item.message, 2000))}</p>")
+            if item.actions:
+                parts.append("<ol>")
+                parts.extend(f"<li>{_h(clean(a, 1000))}</li>" for a in item.actions)
+                parts.append("</ol>")
+    if omitted:
+        parts.append(f"<p><strong>{_h(_more_text(omitted))}</strong></p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render_message(
+    items: Sequence[DueAlert],
+    now: datetime,
+    *,
+    max_card_bytes: int = TEAMS_MAX_BYTES,
+) -> RenderedMessage:
+    """One message for one channel and run: items grouped by tenant, most urgent first.
+
+    When the Teams payload (``encode_teams_payload(card)``) would reach ``max_card_bytes``,
+    trailing items are dropped and the message ends with "and N more"; the text and HTML
+    forms list exactly the same items as the card.
+    """
+    ordered = sort_items(items)
+    subject = render_subject(ordered)
+
+    def build(count: int) -> tuple[dict[str, Any], list[tuple[str, list[DueAlert]]], int]:
+        groups = _group(ordered[:count])
+        omitted = len(ordered) - count
+        return _card(subject, now, groups, omitted), groups, omitted
+
+    count = len(ordered)
+    card, groups, omitted = build(count)
+    if len(encode_teams_payload(card)) >= max_card_bytes:
+        count = _fit_count(subject, now, ordered, max_card_bytes)
+        card, groups, omitted = build(count)
+        # The estimate is exact by construction; this loop only guards against drift.
+        while count and len(encode_teams_payload(card)) >= max_card_bytes:
+            count -= 1
+            card, groups, omitted = build(count)
+    return RenderedMessage(
+        subject=subject,
+        text=_text(subject, now, groups, omitted),
+        html=_html(subject, now, groups, omitted),
+        adaptive_card=card,
+        item_count=count,
+        omitted_count=omitted,
+    )

@@ -1,0 +1,246 @@
+"""Rendering one run's due alerts: grouping, escaping and the 28 KB Teams limit."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.alerts.message import (
+    encode_teams_payload,
+    escape_markdown,
+    render_message,
+)
+from shared.alerts.model import DueAlert
+
+NOW = datetime(2020, 8, 4, 9, 0, tzinfo=UTC)
+TENANT_A = "11111111-1111-1111-1111-111111111111"
+TENANT_B = "22222222-2222-2222-2222-222222222222"
+
+INJECTIONS = (
+    "<script>alert(1)</script>",
+    "[click](http://evil)",
+    "**bold**",
+    "${cardData}",
+    '<img src=x onerror="alert(2)">',
+)
+
+
+TH_STYLE = 'style="text-align:left;padding:2px 12px 2px 0"'
+
+
+def alert(
+    tenant: str = TENANT_A,
+    *,
+    n: int = 0,
+    days_left: int = 14,
+    stage: str = "14d",
+    title: str = "Renewed tenant CA activates",
+    subject: str | None = None,
+    deadline_id: str = "incident-2020-07/activation",
+) -> DueAlert:
+    return DueAlert(
+        tenant_id=tenant,
+        certificate=f"{n:064x}",
+        sha1_thumbprint=f"c8d1{n:036x}",
+        subject=subject or f"C=US, O=Microsoft Corporation, CN=Microsoft Azure Sphere {tenant}",
+        not_before=datetime(2020, 7, 1, 12, 30, tzinfo=UTC),
+        not_after=datetime(2022, 7, 1, 12, 30, tzinfo=UTC),
+        deadline_id=deadline_id,
+        deadline_title=title,
+        due=NOW + timedelta(days=days_left),
+        stage=stage,
+        stage_key=stage,
+        days_left=days_left,
+        message="Register the renewed tenant CA before it activates.",
+        actions=(
+            "Run azsphere ca list",
+            "Register the newest certificate with IoT Hub, IoT Central and DPS",
+        ),
+    )
+
+
+def card_texts(node: Any) -> list[str]:
+    """Every string a Teams client would render as Markdown (TextBlock text, Fact title/value)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("type") == "TextBlock":
+            found.append(node["text"])
+        if "title" in node and "value" in node:
+            found += [node["title"], node["value"]]
+        for value in node.values():
+            found += card_texts(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += card_texts(value)
+    return found
+
+
+def unescape_markdown(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text).replace("\u200b", "")
+
+
+def listed_thumbprints(text: str) -> list[str]:
+    return re.findall(r"C8D1[0-9A-F]{36}", text)
+
+
+def test_groups_by_tenant_and_sorts_most_urgent_first() -> None:
+    items = [
+        alert(TENANT_B, n=1, days_left=7, stage="7d"),
+        alert(TENANT_A, n=2, days_left=3, stage="3d"),
+        alert(TENANT_B, n=3, days_left=-2, stage="overdue"),
+        alert(TENANT_A, n=4, days_left=0, stage="0d"),
+        alert(TENANT_B, n=5, days_left=1, stage="1d"),
+    ]
+    message = render_message(items, NOW)
+
+    expected = [f"C8D1{n:036X}" for n in (4, 2, 3, 5, 1)]
+    assert listed_thumbprints(message.text) == expected
+    assert listed_thumbprints(message.html) == expected
+    assert listed_thumbprints(json.dumps(message.adaptive_card)) == expected
+    assert message.text.index(TENANT_A) < message.text.index(TENANT_B)
+    assert message.item_count == 5 and message.omitted_count == 0
+    assert message.subject == (
+        "CA Rotation Watch: 5 deadlines for 2 tenants "
+        "(most urgent: Renewed tenant CA activates, overdue by 2 days)"
+    )
+
+
+def test_singular_subject_and_fields_shown() -> None:
+    message = render_message([alert(days_left=1, stage="1d")], NOW)
+    assert message.subject == (
+        "CA Rotation Watch: 1 deadline for 1 tenant "
+        "(most urgent: Renewed tenant CA activates, 1 day left)"
+    )
+    shown = {
+        "Thumbprint (SHA-1)": "C8D1" + "0" * 36,  # upper case, as Azure shows it
+        "Start date": "2020-07-01 12:30 UTC",  # notBefore, as `azsphere ca list` names it
+        "Due": "2020-08-05 09:00 UTC",
+        "Stage": "1d",
+        "Days left": "1",
+    }
+    for label, value in shown.items():
+        assert f"{label}: {value}" in message.text
+        assert (
+            f"<th {TH_STYLE}>{html.escape(label)}</th><td>{html.escape(value)}</td>" in message.html
+        )
+    for needle in (
+        f"Tenant {TENANT_A}",
+        "Renewed tenant CA activates: 1 day left",
+        "Register the renewed tenant CA before it activates.",
+        "Run azsphere ca list",
+        "Register the newest certificate with IoT Hub, IoT Central and DPS",
+    ):
+        assert needle in message.text
+        assert html.escape(needle) in message.html
+    assert "1. Run azsphere ca list" in message.text
+    assert "<li>Run azsphere ca list</li>" in message.html
+
+
+def test_card_shape() -> None:
+    card = render_message([alert()], NOW).adaptive_card
+    assert card["type"] == "AdaptiveCard"
+    assert card["version"] == "1.4"
+    assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
+    assert card["msteams"] == {"width": "Full"}
+    facts = next(n for n in card["body"] if n["type"] == "Container")["items"][1]
+    assert facts["type"] == "FactSet"
+    titles = [unescape_markdown(f["title"]) for f in facts["facts"]]
+    assert {"Thumbprint (SHA-1)", "Subject", "Start date", "Due", "Stage", "Days left"} <= set(
+        titles
+    )
+    payload = json.loads(encode_teams_payload(card))
+    assert payload["type"] == "message"
+    (attachment,) = payload["attachments"]
+    assert attachment == {
+        "contentType": "application/vnd.microsoft.card.adaptive",
+        "contentUrl": None,
+        "content": card,
+    }
+
+
+@pytest.mark.parametrize("injection", INJECTIONS)
+def test_certificate_values_are_escaped(injection: str) -> None:
+    tenant = f"{TENANT_A}{injection}"
+    subject = f"C=US, CN=Microsoft Azure Sphere {injection}\r\nBcc: victim@example.com"
+    message = render_message([alert(tenant, subject=subject)], NOW)
+
+    # HTML: nothing from the certificate becomes markup (Markdown means nothing there).
+    assert html.escape(injection) in message.html
+    if html.escape(injection) != injection:
+        assert injection not in message.html
+    assert "<script" not in message.html and "<img" not in message.html
+
+    # Card: no Markdown link, emphasis, raw angle bracket or template expression survives.
+    card_json = json.dumps(message.adaptive_card, ensure_ascii=False)
+    assert "${" not in card_json
+    for text in card_texts(message.adaptive_card):
+        assert injection not in text
+        assert not re.search(r"(?<!\\)[\[\]()*_<>{}`]", text), text
+    # ...yet the value is all there for the reader once the escapes are undone.
+    rendered = " ".join(unescape_markdown(t) for t in card_texts(message.adaptive_card))
+    assert injection in rendered
+
+    # Text: plain, but CR/LF from the certificate cannot forge lines or headers.
+    assert "\r" not in message.text and "\nBcc:" not in message.text
+    assert "\r" not in message.subject and "\n" not in message.subject
+
+
+def test_escape_markdown_covers_every_metacharacter() -> None:
+    specials = "\\`*_{}[]()#+-.!|<>~"
+    escaped = escape_markdown(specials)
+    assert escaped == "".join("\\" + c for c in specials)
+    assert escape_markdown("${x}") == "$\u200b\\{x\\}"
+    assert escape_markdown("plain text 42") == "plain text 42"
+
+
+def test_500_items_are_cut_to_fit_28_kb_with_and_n_more() -> None:
+    items = [
+        alert(f"{i % 40:08x}-0000-0000-0000-000000000000", n=i, days_left=i % 15, stage="7d")
+        for i in range(500)
+    ]
+    message = render_message(items, NOW)
+    payload = encode_teams_payload(message.adaptive_card)
+
+    assert len(payload) < 28_000
+    assert 0 < message.item_count < 500
+    assert message.item_count + message.omitted_count == 500
+    tail = message.adaptive_card["body"][-1]
+    assert tail["type"] == "TextBlock"
+    assert tail["text"].startswith(f"and {message.omitted_count} more")
+    assert f"and {message.omitted_count} more" in message.text
+    assert f"and {message.omitted_count} more" in message.html
+    assert message.subject.startswith("CA Rotation Watch: 500 deadlines for 40 tenants")
+
+    # All three forms list exactly the same items, in the same order.
+    listed = listed_thumbprints(json.dumps(message.adaptive_card))
+    assert len(listed) == message.item_count
+    assert listed_thumbprints(message.text) == listed
+    assert listed_thumbprints(message.html) == listed
+
+    # Nearly full: one more item would not have fitted.
+    assert len(payload) > 28_000 - 1_500
+
+
+def test_smaller_limit_and_multibyte_text_measured_in_utf8_bytes() -> None:
+    items = [alert(n=i, subject="CN=Zürich ✓ " + "é" * 200) for i in range(30)]
+    message = render_message(items, NOW, max_card_bytes=8_000)
+    assert len(encode_teams_payload(message.adaptive_card)) < 8_000
+    assert message.omitted_count == 30 - message.item_count > 0
+
+
+def test_everything_fits_without_a_tail() -> None:
+    message = render_message([alert(n=i) for i in range(3)], NOW)
+    assert message.omitted_count == 0
+    assert "more" not in message.adaptive_card["body"][-1].get("text", "")
+    assert "and 0 more" not in message.text
+
+
+def test_one_huge_subject_is_truncated_not_dropping_everything() -> None:
+    message = render_message([alert(subject="CN=" + "A" * 100_000)], NOW)
+    assert message.item_count == 1
+    assert len(encode_teams_payload(message.adaptive_card)) < 28_000
