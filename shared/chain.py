@@ -34,6 +34,11 @@ _RSA_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "1.2.840.113549.1.1.13": hashes.SHA512,
 }
 
+_EDDSA: dict[str, type] = {
+    "1.3.101.112": ed25519.Ed25519PublicKey,
+    "1.3.101.113": ed448.Ed448PublicKey,
+}
+
 
 class VerifiesWith(StrEnum):
     BOTH = "both"  # inner and outer are the same algorithm and the signature holds
@@ -63,8 +68,8 @@ def _verify(
             key.verify(signature, data, ec.ECDSA(_ECDSA_HASHES[alg.oid]()))
         elif isinstance(key, rsa.RSAPublicKey) and alg.oid in _RSA_HASHES:
             key.verify(signature, data, padding.PKCS1v15(), _RSA_HASHES[alg.oid]())
-        elif (isinstance(key, ed25519.Ed25519PublicKey) and alg.oid == "1.3.101.112") or (isinstance(key, ed448.Ed448PublicKey) and alg.oid == "1.3.101.113"):
-            key.verify(signature, data)
+        elif _EDDSA.get(alg.oid) is not None and isinstance(key, _EDDSA[alg.oid]):
+            key.verify(signature, data)  # type: ignore[call-arg]
         else:
             return None
     except (InvalidSignature, ValueError):

@@ -76,7 +76,9 @@ class DueAlert:
     actions: tuple[str, ...] = field(default=())
 
     def ledger_key(self, channel: str) -> LedgerKey:
-        return LedgerKey(self.tenant_id, self.certificate, self.deadline_id, self.stage_key, channel)
+        return LedgerKey(
+            self.tenant_id, self.certificate, self.deadline_id, self.stage_key, channel
+        )
 
 
 @dataclass(frozen=True)
