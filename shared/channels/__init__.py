@@ -1,0 +1,165 @@
+"""Alert channels: Teams (Workflows webhook), ACS Email, SMTP and the local outbox.
+
+Each channel sends one ``RenderedMessage`` and either returns a provider id (or None) or
+raises ``ChannelError``. Channel modules are imported only when chosen, so that a Teams
+only app never loads the ACS SDK at cold start.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from shared.alerts.model import RenderedMessage
+from shared.settings import Settings, SettingsError
+
+REDACTED = "<redacted>"
+
+
+class ChannelError(Exception):
+    """A send failed. ``retryable``: a later attempt may succeed (throttling, 5xx, network).
+
+    ``detail`` is safe to log and store: channels redact webhook query strings and
+    passwords before building it.
+    """
+
+    def __init__(self, detail: str, *, retryable: bool) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retryable = retryable
+
+    def __repr__(self) -> str:
+        return f"ChannelError({self.detail!r}, retryable={self.retryable})"
+
+
+@runtime_checkable
+class Channel(Protocol):
+    name: str
+
+    def send(self, message: RenderedMessage, recipients: tuple[str, ...]) -> str | None:
+        """Deliver ``message``; return the provider's id for it, if any."""
+        ...
+
+
+def redact_url(url: str) -> str:
+    """scheme://host/path with the query string (Workflows' ``sig=``), fragment and any
+    user info removed: the form of a webhook URL that may appear in logs."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        return REDACTED
+    query = REDACTED if parts.query else ""
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))
+
+
+_SECRET_PARAM = re.compile(r"(?i)\b(sig|signature|code|token|key|sv|se|sp)=[^&\s'\"<>]+")
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Remove each secret (as given and URL-encoded) from text, plus anything that looks
+    like a signature query parameter."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            for form in {secret, quote(secret, safe=""), quote(secret, safe="/:=&?")}:
+                text = text.replace(form, REDACTED)
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that must never be logged: its query, each query value, and
+    the password of any user info."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    secrets = [parts.query, parts.password or ""]
+    for pair in parts.query.split("&"):
+        _, _, value = pair.partition("=")
+        secrets.append(value)
+    return [s for s in secrets if s]
+
+
+def _require(value: object, setting: str, channel: str) -> None:
+    if not value:
+        raise SettingsError(f"ALERT_CHANNELS includes {channel}, which needs {setting}")
+
+
+def _has_recipients(settings: Settings) -> bool:
+    return bool(settings.alert_email_to) or any(settings.alert_email_routes.values())
+
+
+def build_channels(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> dict[str, Channel]:
+    """The channels named in ``settings.alert_channels``, by name, in that order.
+
+    Raises ``SettingsError`` naming the missing setting when a chosen channel lacks one.
+    ``clock`` only names outbox files (the CLI's injected time).
+    """
+    channels: dict[str, Channel] = {}
+    for name in settings.alert_channels:
+        if name == "teams":
+            _require(settings.teams_webhook_url, "TEAMS_WEBHOOK_URL", name)
+            assert settings.teams_webhook_url is not None
+            scheme = urlsplit(settings.teams_webhook_url).scheme
+            if scheme not in ("https", "http"):
+                raise SettingsError("TEAMS_WEBHOOK_URL must be an https:// URL")
+            from shared.channels.teams import TeamsChannel
+
+            channels[name] = TeamsChannel(settings.teams_webhook_url)
+        elif name == "acs-email":
+            _require(settings.acs_endpoint, "ACS_ENDPOINT", name)
+            _require(settings.alert_email_from, "ALERT_EMAIL_FROM", name)
+            _require(_has_recipients(settings), "ALERT_EMAIL_TO (or ALERT_EMAIL_ROUTES)", name)
+            assert settings.acs_endpoint and settings.alert_email_from
+            from shared.channels.acs_email import AcsEmailChannel
+
+            channels[name] = AcsEmailChannel(settings.acs_endpoint, settings.alert_email_from)
+        elif name == "smtp":
+            _require(settings.smtp_host, "SMTP_HOST", name)
+            _require(settings.alert_email_from, "ALERT_EMAIL_FROM", name)
+            _require(_has_recipients(settings), "ALERT_EMAIL_TO (or ALERT_EMAIL_ROUTES)", name)
+            if settings.smtp_user and not settings.smtp_password:
+                raise SettingsError("SMTP_USER is set but SMTP_PASSWORD is not")
+            if settings.smtp_user and not settings.smtp_starttls:
+                raise SettingsError(
+                    "SMTP_USER is set but SMTP_STARTTLS is false: credentials are never "
+                    "sent over a connection without TLS"
+                )
+            assert settings.smtp_host and settings.alert_email_from
+            from shared.channels.smtp import SmtpChannel
+
+            channels[name] = SmtpChannel(
+                settings.smtp_host,
+                settings.smtp_port,
+                sender=settings.alert_email_from,
+                user=settings.smtp_user,
+                password=settings.smtp_password,
+                starttls=settings.smtp_starttls,
+            )
+        elif name == "outbox":
+            from shared.channels.outbox import OutboxChannel
+
+            channels[name] = OutboxChannel(settings.alert_outbox_dir, clock=clock)
+        else:
+            raise SettingsError(f"ALERT_CHANNELS: unknown channel {name!r}")
+    return channels
+
+
+__all__ = [
+    "Channel",
+    "ChannelError",
+    "SettingsError",
+    "build_channels",
+    "redact_url",
+    "scrub",
+    "url_secrets",
+]
