@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from shared.der import AlgorithmIdentifier
 from shared.facts import CertificateFacts
@@ -61,7 +62,10 @@ def _verify(
     issuer: CertificateFacts, subject: CertificateFacts, alg: AlgorithmIdentifier
 ) -> bool | None:
     """True/False when checkable under ``alg``; None when the algorithm is not supported."""
-    key = issuer.certificate.public_key()
+    try:
+        key = load_der_public_key(issuer.layout.spki)
+    except (ValueError, UnsupportedAlgorithm):
+        return None
     signature, data = subject.layout.signature, subject.layout.tbs
     try:
         if isinstance(key, ec.EllipticCurvePublicKey) and alg.oid in _ECDSA_HASHES:

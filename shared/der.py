@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 
 TAG_BOOLEAN = 0x01
@@ -22,6 +23,8 @@ TAG_INTEGER = 0x02
 TAG_BIT_STRING = 0x03
 TAG_OCTET_STRING = 0x04
 TAG_OID = 0x06
+TAG_UTC_TIME = 0x17
+TAG_GENERALIZED_TIME = 0x18
 TAG_SEQUENCE = 0x30
 TAG_SET = 0x31
 TAG_CONTEXT_0 = 0xA0  # [0] EXPLICIT, constructed
@@ -151,8 +154,12 @@ class CertificateLayout:
     inner_algorithm: AlgorithmIdentifier  # TBSCertificate.signature
     outer_algorithm: AlgorithmIdentifier  # Certificate.signatureAlgorithm
     signature: bytes  # BIT STRING content without the unused-bits octet
+    serial_number: int
     issuer: Tlv  # the issuer Name SEQUENCE (offsets into the certificate DER)
+    not_before: datetime
+    not_after: datetime
     subject: Tlv
+    spki: bytes  # SubjectPublicKeyInfo DER, loadable with load_der_public_key
     spki_algorithm: AlgorithmIdentifier  # subjectPublicKeyInfo.algorithm
     is_ca: bool | None  # basicConstraints cA; None when the extension is absent
 
@@ -177,9 +184,15 @@ def parse_certificate(data: bytes) -> CertificateLayout:
     # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
     if len(fields) < index + 6:
         raise DerError("TBSCertificate is missing required fields")
-    expect(fields[index], TAG_INTEGER, "serialNumber")
+    serial = expect(fields[index], TAG_INTEGER, "serialNumber")
+    if serial[1] == serial[2]:
+        raise DerError("serialNumber is empty")
     inner = parse_algorithm_identifier(data, fields[index + 1])
     issuer = expect(fields[index + 2], TAG_SEQUENCE, "issuer")
+    validity = expect(fields[index + 3], TAG_SEQUENCE, "validity")
+    times = children(data, validity)
+    if len(times) != 2:
+        raise DerError("validity must hold notBefore and notAfter")
     subject = expect(fields[index + 4], TAG_SEQUENCE, "subject")
     spki = expect(fields[index + 5], TAG_SEQUENCE, "subjectPublicKeyInfo")
     spki_algorithm = parse_algorithm_identifier(data, read_tlv(data, spki[1], spki[2]))
@@ -196,11 +209,38 @@ def parse_certificate(data: bytes) -> CertificateLayout:
         inner_algorithm=inner,
         outer_algorithm=outer,
         signature=data[bits[1] + 1 : bits[2]],
+        serial_number=int.from_bytes(data[serial[1] : serial[2]], "big", signed=True),
         issuer=issuer,
+        not_before=parse_time(data, times[0]),
+        not_after=parse_time(data, times[1]),
         subject=subject,
+        spki=element_bytes(data, spki),
         spki_algorithm=spki_algorithm,
         is_ca=is_ca,
     )
+
+
+def parse_time(data: bytes, tlv: Tlv) -> datetime:
+    """UTCTime (YYMMDDHHMMSSZ, RFC 5280 years 1950-2049) or GeneralizedTime
+    (YYYYMMDDHHMMSSZ), the only forms RFC 5280 allows."""
+    text = data[tlv[1] : tlv[2]]
+    try:
+        if tlv[0] == TAG_UTC_TIME and len(text) == 13 and text[-1:] == b"Z":
+            year = int(text[:2])
+            year += 1900 if year >= 50 else 2000
+            rest = text[2:12]
+        elif tlv[0] == TAG_GENERALIZED_TIME and len(text) == 15 and text[-1:] == b"Z":
+            year, rest = int(text[:4]), text[4:14]
+        else:
+            raise DerError(f"validity time {text!r} is not UTCTime or GeneralizedTime in UTC")
+        if not rest.isdigit():
+            raise ValueError
+        return datetime(
+            year, int(rest[0:2]), int(rest[2:4]), int(rest[4:6]), int(rest[6:8]),
+            int(rest[8:10]), tzinfo=UTC,
+        )  # fmt: skip
+    except ValueError:
+        raise DerError(f"validity time {text!r} is not a valid date") from None
 
 
 def _basic_constraints(data: bytes, ext: Tlv, current: bool | None) -> bool | None:

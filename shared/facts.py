@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from cryptography import x509
-
 from shared.der import (
     AlgorithmIdentifier,
     CertificateLayout,
@@ -78,7 +76,6 @@ class CertificateFacts:
     mismatch: Mismatch
     public_key: str  # e.g. "ec P-384", "rsa"
     layout: CertificateLayout
-    certificate: x509.Certificate
 
     def signature_algorithm_json(self) -> dict[str, object]:
         return {
@@ -115,12 +112,9 @@ def extract_facts(der: bytes) -> CertificateFacts:
         issuer = parse_name(der, layout.issuer)
     except DerError as exc:
         raise CertificateError(f"malformed certificate: {exc}") from None
-    try:
-        cert = x509.load_der_x509_certificate(der)
-        serial = cert.serial_number
-        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-    except ValueError as exc:
-        raise CertificateError(f"malformed certificate: {exc}") from None
+    # Everything comes from our own DER walk: cryptography refuses to load certificates
+    # like the ones this product exists for (e.g. ECDSA with NULL parameters).
+    serial = layout.serial_number
     curve = CURVE_NAMES.get(layout.spki_algorithm.parameters or b"")
     key_name = PUBLIC_KEY_NAMES.get(layout.spki_algorithm.oid, layout.spki_algorithm.oid)
     return CertificateFacts(
@@ -134,15 +128,14 @@ def extract_facts(der: bytes) -> CertificateFacts:
         issuer_cn=issuer.common_name,
         issuer_o=issuer.organization,
         serial_number=format(serial, "x") if serial >= 0 else "-" + format(-serial, "x"),
-        not_before=not_before,
-        not_after=not_after,
+        not_before=layout.not_before,
+        not_after=layout.not_after,
         is_ca=bool(layout.is_ca),
         outer_algorithm=layout.outer_algorithm,
         inner_algorithm=layout.inner_algorithm,
         mismatch=compare_algorithms(layout.outer_algorithm, layout.inner_algorithm),
         public_key=f"{key_name} {curve}" if curve else key_name,
         layout=layout,
-        certificate=cert,
     )
 
 
