@@ -1,0 +1,267 @@
+// The function app on Flex Consumption (FC1): Python, a user-assigned identity for every
+// connection (host storage, CertStorage, Application Insights, Key Vault references, ACS),
+// no keys or connection strings with secrets anywhere.
+param name string
+param planName string
+param location string
+param tags object = {}
+param identityId string
+param identityClientId string
+param storageAccountName string
+param deploymentContainerName string
+param applicationInsightsConnectionString string
+@allowed([
+  '3.11'
+  '3.12'
+])
+@description('Python version; the test suite runs on 3.11.')
+param pythonVersion string = '3.11'
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+// App settings the code reads (shared/settings.py APP_SETTING_NAMES).
+param certContainerName string
+param resultsContainerName string
+param maxUploadBytes string
+param rulesFile string
+param alertSchedule string
+param alertChannels string
+param alertOutboxDir string
+param teamsSecretUri string
+param acsEndpoint string
+param alertEmailFrom string
+param alertEmailTo string
+param alertEmailRoutes string
+param smtpHost string
+param smtpPort string
+param smtpUser string
+param smtpSecretUri string
+param smtpStartTls string
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  //checkov:skip=CKV_AZURE_225:Zone redundancy for Flex Consumption depends on the region; enable it where offered (properties.zoneRedundant) for production.
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'api'
+  })
+  //checkov:skip=CKV_AZURE_17:Event Grid delivers to the blobs_extension webhook without a client certificate; the webhook is authorised by the blobs_extension system key instead.
+  kind: 'functionapp,linux'
+  //checkov:skip=CKV_AZURE_222:Event Grid delivers blob events to the app's public webhook endpoint; closing public access needs VNet integration and a private Event Grid path (documented in docs/deploy.md).
+  //checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero per function; always-ready instances would bill around the clock for an hourly timer and bursty uploads.
+  //checkov:skip=CKV_AZURE_213:App Service health check is not available on Flex Consumption; host health shows in Application Insights.
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      httpLoggingEnabled: true
+      detailedErrorLoggingEnabled: true
+      requestTracingEnabled: true
+      // Every app setting in one list, so the offline test can compare it with
+      // shared/settings.py. Flex Consumption takes no FUNCTIONS_WORKER_RUNTIME (runtime below).
+      appSettings: [
+        // Functions host storage, identity-based.
+        {
+          name: 'AzureWebJobsStorage__blobServiceUri'
+          value: storage.properties.primaryEndpoints.blob
+        }
+        {
+          name: 'AzureWebJobsStorage__queueServiceUri'
+          value: storage.properties.primaryEndpoints.queue
+        }
+        {
+          name: 'AzureWebJobsStorage__tableServiceUri'
+          value: storage.properties.primaryEndpoints.table
+        }
+        {
+          name: 'AzureWebJobsStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'AzureWebJobsStorage__clientId'
+          value: identityClientId
+        }
+        // The app's own connection (blob trigger + tables), identity-based.
+        {
+          name: 'CertStorage__blobServiceUri'
+          value: storage.properties.primaryEndpoints.blob
+        }
+        {
+          name: 'CertStorage__queueServiceUri'
+          value: storage.properties.primaryEndpoints.queue
+        }
+        {
+          name: 'CertStorage__tableServiceUri'
+          value: storage.properties.primaryEndpoints.table
+        }
+        {
+          name: 'CertStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'CertStorage__clientId'
+          value: identityClientId
+        }
+        // Telemetry with Entra auth (local auth is off on the component).
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: applicationInsightsConnectionString
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+          value: 'ClientId=${identityClientId};Authorization=AAD'
+        }
+        // DefaultAzureCredential in the app (ACS Email) picks the user-assigned identity.
+        {
+          name: 'AZURE_CLIENT_ID'
+          value: identityClientId
+        }
+        {
+          name: 'CERT_CONTAINER'
+          value: certContainerName
+        }
+        {
+          name: 'RESULTS_CONTAINER'
+          value: resultsContainerName
+        }
+        {
+          name: 'MAX_UPLOAD_BYTES'
+          value: maxUploadBytes
+        }
+        {
+          name: 'RULES_FILE'
+          value: rulesFile
+        }
+        {
+          name: 'ALERT_SCHEDULE'
+          value: alertSchedule
+        }
+        {
+          name: 'ALERT_CHANNELS'
+          value: alertChannels
+        }
+        {
+          name: 'ALERT_OUTBOX_DIR'
+          value: alertOutboxDir
+        }
+        {
+          name: 'TEAMS_WEBHOOK_URL'
+          value: empty(teamsSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${teamsSecretUri})'
+        }
+        {
+          name: 'ACS_ENDPOINT'
+          value: acsEndpoint
+        }
+        {
+          name: 'ALERT_EMAIL_FROM'
+          value: alertEmailFrom
+        }
+        {
+          name: 'ALERT_EMAIL_TO'
+          value: alertEmailTo
+        }
+        {
+          name: 'ALERT_EMAIL_ROUTES'
+          value: alertEmailRoutes
+        }
+        {
+          name: 'SMTP_HOST'
+          value: smtpHost
+        }
+        {
+          name: 'SMTP_PORT'
+          value: smtpPort
+        }
+        {
+          name: 'SMTP_USER'
+          value: smtpUser
+        }
+        {
+          name: 'SMTP_PASSWORD'
+          value: empty(smtpSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${smtpSecretUri})'
+        }
+        {
+          name: 'SMTP_STARTTLS'
+          value: smtpStartTls
+        }
+      ]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: pythonVersion
+      }
+    }
+  }
+}
+
+// No basic-auth publishing: azd deploys with an Entra token.
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+output name string = functionApp.name
+output defaultHostName string = functionApp.properties.defaultHostName

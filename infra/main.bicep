@@ -1,0 +1,238 @@
+// CA Rotation Watch: everything `azd up` provisions. Subscription scope: creates the resource
+// group, then the modules under app/. The Event Grid subscription is created after deploy by
+// scripts/azd/postdeploy.* (it needs the deployed function's blobs_extension key).
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; names and tags every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Region for the resource group and regional resources (must offer Flex Consumption).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Object id of the developer running azd (AZURE_PRINCIPAL_ID); empty = no developer roles.')
+param principalId string = ''
+
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param principalType string = 'User'
+
+param resourceGroupName string = ''
+
+@description('Overrides the Key Vault name (a purge-protected vault name stays reserved after `azd down`).')
+param keyVaultName string = ''
+
+@description('Python version of the Flex Consumption app; the test suite runs on 3.11.')
+param pythonVersion string = '3.11'
+
+@description('Where ACS stores data at rest, e.g. "United States", "Europe".')
+param emailDataLocation string = 'United States'
+
+param storageSkuName string = 'Standard_LRS'
+
+// --- app settings (DESIGN §3; shared/settings.py) -----------------------------------------
+param certContainerName string = 'certificates'
+param resultsContainerName string = 'results'
+param tableNames array = [
+  'certificates'
+  'uploads'
+  'ledger'
+  'alertindex'
+  'acks'
+]
+param maxUploadBytes string = '1048576'
+@description('TOML rules file inside the deployed package; empty = the built-in rules (shared/default_rules.toml).')
+param rulesFile string = ''
+@description('Timer NCRONTAB (six fields, UTC).')
+param alertSchedule string = '0 0 * * * *'
+@description('Comma list of teams, acs-email, smtp, outbox; empty = derived from what is configured.')
+param alertChannels string = ''
+@description('The outbox channel writes here; the deployed package is read-only, so /tmp.')
+param alertOutboxDir string = '/tmp/ca-watch-outbox'
+@secure()
+@description('Teams Workflows webhook URL; stored in Key Vault, the app gets a Key Vault reference.')
+param teamsWebhookUrl string = ''
+@description('Sender address; empty = DoNotReply@ the Azure-managed domain.')
+param alertEmailFrom string = ''
+@description('Comma list of recipients for every tenant.')
+param alertEmailTo string = ''
+@description('JSON object tenant-id -> "a@x,b@y" recipients; tenants not listed go to alertEmailTo.')
+param alertEmailRoutes string = ''
+param smtpHost string = ''
+param smtpPort string = '587'
+param smtpUser string = ''
+@secure()
+param smtpPassword string = ''
+param smtpStartTls string = 'true'
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var functionAppName = 'func-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
+
+// ALERT_CHANNELS: what the operator set, else every channel that has its settings, else outbox.
+var teamsChannel = empty(teamsWebhookUrl) ? [] : [
+  'teams'
+]
+var emailChannel = empty(alertEmailTo) && empty(alertEmailRoutes) ? [] : [
+  'acs-email'
+]
+var smtpChannel = empty(smtpHost) ? [] : [
+  'smtp'
+]
+var configuredChannels = concat(teamsChannel, emailChannel, smtpChannel)
+var effectiveChannels = !empty(alertChannels) ? alertChannels : (empty(configuredChannels) ? 'outbox' : join(configuredChannels, ','))
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module appIdentity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-func-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    deploymentContainerName: deploymentContainerName
+    certContainerName: certContainerName
+    resultsContainerName: resultsContainerName
+    tableNames: tableNames
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module keyVault 'app/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: !empty(keyVaultName) ? keyVaultName : 'kv-${resourceToken}'
+    location: location
+    tags: tags
+    teamsWebhookUrl: teamsWebhookUrl
+    smtpPassword: smtpPassword
+  }
+}
+
+module communication 'app/communication.bicep' = {
+  name: 'communication'
+  scope: rg
+  params: {
+    communicationServiceName: 'acs-${resourceToken}'
+    emailServiceName: 'ecs-${resourceToken}'
+    tags: tags
+    dataLocation: emailDataLocation
+  }
+}
+
+module eventGrid 'app/eventgrid.bicep' = {
+  name: 'eventgrid'
+  scope: rg
+  params: {
+    name: 'evgt-${resourceToken}'
+    location: storage.outputs.location
+    tags: tags
+    storageAccountId: storage.outputs.id
+  }
+}
+
+module functionApp 'app/function.bicep' = {
+  name: 'function'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: appIdentity.outputs.id
+    identityClientId: appIdentity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    pythonVersion: pythonVersion
+    certContainerName: storage.outputs.certContainerName
+    resultsContainerName: storage.outputs.resultsContainerName
+    maxUploadBytes: maxUploadBytes
+    rulesFile: rulesFile
+    alertSchedule: alertSchedule
+    alertChannels: effectiveChannels
+    alertOutboxDir: alertOutboxDir
+    teamsSecretUri: keyVault.outputs.teamsSecretUri
+    acsEndpoint: communication.outputs.endpoint
+    alertEmailFrom: !empty(alertEmailFrom) ? alertEmailFrom : communication.outputs.senderAddress
+    alertEmailTo: alertEmailTo
+    alertEmailRoutes: alertEmailRoutes
+    smtpHost: smtpHost
+    smtpPort: smtpPort
+    smtpUser: smtpUser
+    smtpSecretUri: keyVault.outputs.smtpSecretUri
+    smtpStartTls: smtpStartTls
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultName: keyVault.outputs.name
+    communicationServiceName: communication.outputs.name
+    identityPrincipalId: appIdentity.outputs.principalId
+    principalId: principalId
+    principalType: principalType
+  }
+}
+
+// azd writes these into the environment; the hooks and docs/deploy.md use them. (Names differ
+// from the input variables on purpose, so that an output never feeds back into a parameter.)
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_APP_HOSTNAME string = functionApp.outputs.defaultHostName
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_CERT_CONTAINER string = storage.outputs.certContainerName
+output AZURE_STORAGE_RESULTS_CONTAINER string = storage.outputs.resultsContainerName
+output AZURE_EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_ACS_ENDPOINT string = communication.outputs.endpoint
+output AZURE_ACS_SENDER_ADDRESS string = communication.outputs.senderAddress
+output AZURE_ALERT_CHANNELS string = effectiveChannels
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
