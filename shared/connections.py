@@ -1,0 +1,95 @@
+"""Storage clients from the ``CertStorage`` connection, the way the Functions host reads it:
+a connection string (locally ``UseDevelopmentStorage=true``, i.e. Azurite) or, in Azure,
+identity-based ``CertStorage__blobServiceUri`` / ``__tableServiceUri`` with a managed
+identity (``__credential=managedidentity`` and ``__clientId`` for a user-assigned one).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from shared.settings import DEFAULT_CONNECTION, STORAGE_CONNECTION_NAME, SettingsError
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableServiceClient
+    from azure.storage.blob import BlobServiceClient
+
+# Azurite's well-known development account (published in its docs; not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def azurite_connection_string(host: str, blob_port: int, queue_port: int, table_port: int) -> str:
+    base = f"http://{host}"
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint={base}:{blob_port}/{AZURITE_ACCOUNT};"
+        f"QueueEndpoint={base}:{queue_port}/{AZURITE_ACCOUNT};"
+        f"TableEndpoint={base}:{table_port}/{AZURITE_ACCOUNT};"
+    )
+
+
+def _expand(connection: str) -> str:
+    if connection.strip().rstrip(";") == "UseDevelopmentStorage=true":
+        return azurite_connection_string("127.0.0.1", 10000, 10001, 10002)
+    return connection
+
+
+def _credential(env: Mapping[str, str], name: str) -> Any:
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    client_id = env.get(f"{name}__clientId")
+    if env.get(f"{name}__credential", "").lower() == "managedidentity":
+        return (
+            ManagedIdentityCredential(client_id=client_id)
+            if client_id
+            else (ManagedIdentityCredential())
+        )
+    # A developer signed in with `az login` / `azd auth login`.
+    return DefaultAzureCredential(managed_identity_client_id=client_id)
+
+
+def _connection(env: Mapping[str, str], name: str) -> tuple[str | None, str | None]:
+    """(connection string, None) or (None, service-uri prefix) for the named connection."""
+    value = env.get(name)
+    if value:
+        return _expand(value), None
+    if any(key.startswith(f"{name}__") for key in env):
+        return None, name
+    if name == STORAGE_CONNECTION_NAME:
+        return _expand(DEFAULT_CONNECTION), None
+    raise SettingsError(f"storage connection {name!r} is not set")
+
+
+def blob_service(
+    env: Mapping[str, str] | None = None, name: str = STORAGE_CONNECTION_NAME
+) -> BlobServiceClient:
+    from azure.storage.blob import BlobServiceClient
+
+    env = os.environ if env is None else env
+    connection, identity = _connection(env, name)
+    if connection:
+        return BlobServiceClient.from_connection_string(connection)
+    uri = env.get(f"{identity}__blobServiceUri") or env.get(f"{identity}__serviceUri")
+    if not uri:
+        raise SettingsError(f"set {name} or {name}__blobServiceUri")
+    return BlobServiceClient(account_url=uri, credential=_credential(env, name))
+
+
+def table_service(
+    env: Mapping[str, str] | None = None, name: str = STORAGE_CONNECTION_NAME
+) -> TableServiceClient:
+    from azure.data.tables import TableServiceClient
+
+    env = os.environ if env is None else env
+    connection, identity = _connection(env, name)
+    if connection:
+        return TableServiceClient.from_connection_string(connection)
+    uri = env.get(f"{identity}__tableServiceUri")
+    if not uri:
+        raise SettingsError(f"set {name} or {name}__tableServiceUri")
+    return TableServiceClient(endpoint=uri, credential=_credential(env, name))

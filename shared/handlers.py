@@ -1,0 +1,101 @@
+"""What the registered functions do, wired to their adapters (settings, rules, storage).
+
+``function_app.py`` only declares triggers and calls these. The runtime (settings, rules,
+clients) is built once per worker process on first use, not at import, to keep cold start
+small. The clock is injectable so ``ca-watch alerts run --now`` runs this same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from shared import telemetry
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobClient, BlobServiceClient
+
+    from shared.rules import Rules
+    from shared.scan import FileResult
+    from shared.store import TableStore
+
+log = logging.getLogger("ca_watch")
+
+
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+_clock: Callable[[], datetime] = _system_clock
+
+
+def use_clock(clock: Callable[[], datetime] | None) -> None:
+    """Inject the time (the local runner's ``--now``); None restores the system clock."""
+    global _clock
+    _clock = clock or _system_clock
+
+
+def now() -> datetime:
+    return _clock()
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    rules: Rules
+    store: TableStore
+    blobs: BlobServiceClient
+
+
+@cache
+def runtime() -> Runtime:
+    from shared.connections import blob_service, table_service
+    from shared.rules import load_rules
+    from shared.store import TableStore
+
+    telemetry.configure()
+    settings = Settings.from_env()
+    rules = load_rules(settings.rules_file)
+    store = TableStore(table_service(), rules)
+    store.ensure_tables()
+    blobs = blob_service()
+    return Runtime(settings, rules, store, blobs)
+
+
+def reset_runtime() -> None:
+    """Forget the cached runtime (settings changed: tests, the local runner)."""
+    runtime.cache_clear()
+
+
+def ensure_containers(rt: Runtime) -> None:
+    from azure.core.exceptions import ResourceExistsError
+
+    for name in (rt.settings.cert_container, rt.settings.results_container):
+        with contextlib.suppress(ResourceExistsError):
+            rt.blobs.create_container(name)
+
+
+def analyze_upload(client: BlobClient) -> FileResult | None:
+    from shared.pipeline import process_blob
+
+    rt = runtime()
+    return process_blob(
+        client, store=rt.store, results=rt.blobs, settings=rt.settings, rules=rt.rules, now=now()
+    )
+
+
+def send_alerts(past_due: bool = False) -> dict[str, Any]:
+    from shared.alert_runner import run_alerts
+
+    if past_due:
+        # A missed schedule (host down, scale to zero): one run now covers it, because the
+        # planner sends the most urgent stage due at this moment.
+        log.warning("alert timer is past due; running now")
+    rt = runtime()
+    return run_alerts(store=rt.store, settings=rt.settings, rules=rt.rules, now=now())

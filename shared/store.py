@@ -1,0 +1,463 @@
+"""Table storage for analysed uploads (adapter; the only module that knows the tables).
+
+Tables and keys:
+- ``certificates``: PK = first 2 hex of the SHA-256 (spreads load), RK = SHA-256. Every
+  fact, the verdict, first/last seen and the blob names it came from.
+- ``uploads``: PK = a key made from the blob name, RK = the blob's ETag. Status, error and
+  the certificates it held. Older ETags of the same name are superseded and removed.
+- ``tenantcas``: PK = tenant id, RK = SHA-256: the tenant CAs of each tenant, so a
+  replacement can be found in one partition read.
+- ``alertindex``: PK = "open", RK = "<watch_from ISO>|<sha256>": only unresolved,
+  unacknowledged tenant CAs, ordered by the first moment an alert could be due, so the
+  timer reads a key range (``RowKey le now``): O(open), never O(table).
+- ``acks``: PK = tenant id, RK = SHA-256: operator acknowledgements.
+- ``ledger``: the alert ledger, owned by ``shared.ledger``.
+
+Everything is idempotent: the upload row is written last, so a retried delivery redoes
+the same writes; certificate rows merge their sources under ETag concurrency.
+Transient storage errors propagate so that the Functions host retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from shared.alerts.model import TenantCertificate
+from shared.alerts.planner import resolve_replacements
+from shared.classify import Role
+from shared.rules import Rules
+from shared.scan import AnalyzedCertificate, FileResult
+
+TABLES = ("certificates", "uploads", "tenantcas", "alertindex", "acks", "ledger")
+OPEN_PARTITION = "open"
+_MAX_CONFLICT_RETRIES = 20
+# Table keys may not hold these characters; they are percent-encoded.
+_KEY_UNSAFE = {"/": "%2F", "\\": "%5C", "#": "%23", "?": "%3F", "%": "%25"}
+
+
+def table_key(value: str) -> str:
+    out = "".join(_KEY_UNSAFE.get(ch, ch) for ch in value)
+    return "".join(ch if ch >= " " and ch != "\x7f" else f"%{ord(ch):02X}" for ch in out)
+
+
+def upload_partition(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:40]
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    by: str
+    at: datetime
+    note: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"by": self.by, "at": iso(self.at), "note": self.note}
+
+
+def watch_from(cert: TenantCertificate, rules: Rules) -> datetime:
+    """The first moment any alert stage for this tenant CA could be due."""
+    lead = timedelta(days=max(rules.stages, default=0))
+    dues: list[datetime] = []
+    for incident in rules.incidents:
+        if cert.verdict in incident.applies_to:
+            dues.extend(d.due_for(cert.not_after) for d in incident.deadlines)
+    if rules.rotation:
+        dues.extend(d.due_for(cert.not_after) for d in rules.rotation.deadlines)
+    return min(dues) - lead if dues else cert.not_after
+
+
+class TableStore:
+    def __init__(self, service: TableServiceClient, rules: Rules, prefix: str = "") -> None:
+        self.service = service
+        self.rules = rules
+        self.prefix = prefix
+        self._tables: dict[str, TableClient] = {}
+
+    def table(self, name: str) -> TableClient:
+        client = self._tables.get(name)
+        if client is None:
+            client = self.service.get_table_client(self.prefix + name)
+            self._tables[name] = client
+        return client
+
+    def ensure_tables(self) -> None:
+        for name in TABLES:
+            with contextlib.suppress(ResourceExistsError):
+                self.service.create_table(self.prefix + name)
+
+    # --- uploads ---------------------------------------------------------------------
+    def upload_row(self, name: str, etag: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.table("uploads").get_entity(upload_partition(name), table_key(etag)))
+        except ResourceNotFoundError:
+            return None
+
+    def processed_uploads(self) -> set[tuple[str, str]]:
+        """(name, etag) of every recorded upload: what the local runner skips."""
+        return {
+            (row["name"], row["etag"])
+            for row in self.table("uploads").list_entities(select=["name", "etag"])
+        }
+
+    def record_upload(self, name: str, etag: str, result: FileResult, now: datetime) -> bool:
+        """Record one analysed (or refused) blob. False when it was already recorded."""
+        if self.upload_row(name, etag) is not None:
+            return False  # a duplicate delivery of the same event
+        unique: dict[str, AnalyzedCertificate] = {}
+        for cert in result.certificates:
+            unique.setdefault(cert.sha256, cert)
+        for cert in unique.values():
+            self._add_source(cert, name, now)
+        tenants = {
+            cert.classification.tenant_id
+            for cert in unique.values()
+            if cert.classification.role is Role.TENANT_CA and cert.classification.tenant_id
+        }
+        tenants |= self._supersede(name, etag, set(unique))
+        for tenant in sorted(t for t in tenants if t):
+            self.refresh_tenant(tenant)
+        error = result.error
+        self.table("uploads").upsert_entity(
+            {
+                "PartitionKey": upload_partition(name),
+                "RowKey": table_key(etag),
+                "name": name,
+                "etag": etag,
+                "status": str(result.status),
+                "error_code": str(error.code) if error else None,
+                "error_message": error.message if error else None,
+                "format": result.format or None,
+                "certificates": json.dumps(list(unique)),
+                "processed_at": iso(now),
+            },
+            mode=UpdateMode.REPLACE,
+        )
+        return True
+
+    def _supersede(self, name: str, etag: str, keep: set[str]) -> set[str]:
+        """Remove what older content under the same name contributed; the affected tenants."""
+        tenants: set[str] = set()
+        table = self.table("uploads")
+        partition = upload_partition(name)
+        for row in table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}):
+            if row["RowKey"] == table_key(etag):
+                continue
+            for sha in json.loads(row.get("certificates") or "[]"):
+                if sha not in keep:
+                    tenant = self._remove_source(sha, name)
+                    if tenant:
+                        tenants.add(tenant)
+            table.delete_entity(partition, row["RowKey"])
+        return tenants
+
+    # --- certificates ----------------------------------------------------------------
+    def _add_source(self, cert: AnalyzedCertificate, name: str, now: datetime) -> None:
+        table = self.table("certificates")
+        pk, rk = cert.sha256[:2], cert.sha256
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            try:
+                row = table.get_entity(pk, rk)
+            except ResourceNotFoundError:
+                try:
+                    table.create_entity(self._certificate_entity(cert, [name], now, now))
+                    break
+                except ResourceExistsError:
+                    continue  # created concurrently: merge into it
+            sources = json.loads(row.get("sources") or "[]")
+            if name not in sources:
+                sources.append(name)
+            entity = self._certificate_entity(
+                cert, sorted(sources), parse_iso(row["first_seen"]), now
+            )
+            try:
+                table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=row.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                break
+            except (ResourceModifiedError, HttpResponseError) as exc:
+                if getattr(exc, "status_code", None) != 412:
+                    raise
+        else:
+            raise RuntimeError(f"certificate {cert.sha256}: too many concurrent updates")
+        if cert.classification.role is Role.TENANT_CA and cert.classification.tenant_id:
+            facts = cert.facts
+            self.table("tenantcas").upsert_entity(
+                {
+                    "PartitionKey": cert.classification.tenant_id,
+                    "RowKey": cert.sha256,
+                    "sha1_thumbprint": facts.sha1_thumbprint,
+                    "subject": facts.subject,
+                    "not_before": iso(facts.not_before),
+                    "not_after": iso(facts.not_after),
+                    "verdict": str(cert.classification.verdict),
+                },
+                mode=UpdateMode.MERGE,
+            )
+
+    def _certificate_entity(
+        self, cert: AnalyzedCertificate, sources: list[str], first: datetime, last: datetime
+    ) -> dict[str, Any]:
+        body = cert.to_json()
+        return {
+            "PartitionKey": cert.sha256[:2],
+            "RowKey": cert.sha256,
+            "document": json.dumps(body, separators=(",", ":")),
+            "verdict": body["verdict"],
+            "role": body["azure_sphere"]["role"],
+            "tenant_id": body["azure_sphere"]["tenant_id"],
+            "not_before": body["not_before"],
+            "not_after": body["not_after"],
+            "mismatch": body["signature_algorithm"]["mismatch"],
+            "sha1_thumbprint": body["sha1_thumbprint"],
+            "sources": json.dumps(sources),
+            "first_seen": iso(first),
+            "last_seen": iso(last),
+        }
+
+    def _remove_source(self, sha: str, name: str) -> str | None:
+        """Drop one blob name from a certificate; delete the row when no source is left.
+        Returns the tenant id of a tenant CA that was touched."""
+        table = self.table("certificates")
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            try:
+                row = table.get_entity(sha[:2], sha)
+            except ResourceNotFoundError:
+                return None
+            sources = [s for s in json.loads(row.get("sources") or "[]") if s != name]
+            tenant = row.get("tenant_id") if row.get("role") == str(Role.TENANT_CA) else None
+            try:
+                if sources:
+                    row["sources"] = json.dumps(sources)
+                    table.update_entity(
+                        row,
+                        mode=UpdateMode.REPLACE,
+                        etag=row.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                else:
+                    table.delete_entity(
+                        sha[:2],
+                        sha,
+                        etag=row.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    if tenant:
+                        self._delete_quietly("tenantcas", tenant, sha)
+                return tenant
+            except (ResourceModifiedError, HttpResponseError) as exc:
+                if getattr(exc, "status_code", None) != 412:
+                    raise
+        raise RuntimeError(f"certificate {sha}: too many concurrent updates")
+
+    def _delete_quietly(self, table: str, pk: str, rk: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self.table(table).delete_entity(pk, rk)
+
+    # --- tenants, resolution and the alert index -----------------------------------
+    def tenant_certificates(self, tenant_id: str) -> list[TenantCertificate]:
+        acks = self.acknowledgements(tenant_id)
+        rows = self.table("tenantcas").query_entities(
+            "PartitionKey eq @pk", parameters={"pk": tenant_id}
+        )
+        return [
+            TenantCertificate(
+                tenant_id=tenant_id,
+                sha256=row["RowKey"],
+                sha1_thumbprint=row["sha1_thumbprint"],
+                subject=row["subject"],
+                not_before=parse_iso(row["not_before"]),
+                not_after=parse_iso(row["not_after"]),
+                verdict=row["verdict"],
+                resolved_by=None,
+                acknowledged=row["RowKey"] in acks or "*" in acks,
+            )
+            for row in rows
+        ]
+
+    def refresh_tenant(self, tenant_id: str) -> None:
+        """Recompute replacements and acknowledgements of one tenant and rewrite its
+        alert-index rows (only the open ones are indexed)."""
+        certs = self.tenant_certificates(tenant_id)
+        resolved = resolve_replacements(certs, self.rules)
+        index = self.table("alertindex")
+        existing = {
+            row["sha256"]: row["RowKey"]
+            for row in index.query_entities(
+                "PartitionKey eq @pk and tenant_id eq @tenant",
+                parameters={"pk": OPEN_PARTITION, "tenant": tenant_id},
+                select=["RowKey", "sha256"],
+            )
+        }
+        live = {cert.sha256 for cert in certs}
+        for sha, row_key in existing.items():
+            if sha not in live:
+                self._delete_quietly("alertindex", OPEN_PARTITION, row_key)
+        for cert in certs:
+            resolver = resolved.get(cert.sha256)
+            self.table("tenantcas").upsert_entity(
+                {"PartitionKey": tenant_id, "RowKey": cert.sha256, "resolved_by": resolver},
+                mode=UpdateMode.MERGE,
+            )
+            row_key = f"{iso(watch_from(cert, self.rules))}|{cert.sha256}"
+            if resolver or cert.acknowledged:
+                if cert.sha256 in existing:
+                    self._delete_quietly("alertindex", OPEN_PARTITION, existing[cert.sha256])
+                continue
+            if existing.get(cert.sha256) not in (None, row_key):
+                self._delete_quietly("alertindex", OPEN_PARTITION, existing[cert.sha256])
+            index.upsert_entity(
+                {
+                    "PartitionKey": OPEN_PARTITION,
+                    "RowKey": row_key,
+                    "sha256": cert.sha256,
+                    "tenant_id": tenant_id,
+                    "sha1_thumbprint": cert.sha1_thumbprint,
+                    "subject": cert.subject,
+                    "not_before": iso(cert.not_before),
+                    "not_after": iso(cert.not_after),
+                    "verdict": cert.verdict,
+                },
+                mode=UpdateMode.REPLACE,
+            )
+
+    def open_tenant_certificates(self, now: datetime) -> list[TenantCertificate]:
+        """What the alert timer reads: open tenant CAs whose first stage may be due."""
+        rows = self.table("alertindex").query_entities(
+            "PartitionKey eq @pk and RowKey le @upper",
+            parameters={"pk": OPEN_PARTITION, "upper": f"{iso(now)}|~"},
+        )
+        return [
+            TenantCertificate(
+                tenant_id=row["tenant_id"],
+                sha256=row["sha256"],
+                sha1_thumbprint=row["sha1_thumbprint"],
+                subject=row["subject"],
+                not_before=parse_iso(row["not_before"]),
+                not_after=parse_iso(row["not_after"]),
+                verdict=row["verdict"],
+            )
+            for row in rows
+        ]
+
+    # --- acknowledgements --------------------------------------------------------------
+    def acknowledgements(self, tenant_id: str) -> dict[str, Acknowledgement]:
+        rows = self.table("acks").query_entities(
+            "PartitionKey eq @pk", parameters={"pk": tenant_id}
+        )
+        return {
+            row["RowKey"]: Acknowledgement(row["by"], parse_iso(row["at"]), row.get("note"))
+            for row in rows
+        }
+
+    def acknowledge(
+        self, tenant_id: str, sha256: str | None, by: str, note: str | None, now: datetime
+    ) -> None:
+        """Silence one tenant CA (or, with sha256 None, every CA of the tenant)."""
+        self.table("acks").upsert_entity(
+            {
+                "PartitionKey": tenant_id,
+                "RowKey": sha256 or "*",
+                "by": by,
+                "at": iso(now),
+                "note": note,
+            }
+        )
+        self.refresh_tenant(tenant_id)
+
+    def find_tenant_ca(self, reference: str) -> tuple[str, str | None] | None:
+        """(tenant_id, sha256 or None) for a tenant id, a SHA-256 or a SHA-1 thumbprint."""
+        ref = reference.strip().lower().replace(":", "")
+        if len(ref) == 36 and ref.count("-") == 4:
+            return ref, None
+        table = self.table("certificates")
+        if len(ref) == 64:
+            try:
+                row = table.get_entity(ref[:2], ref)
+                return (row["tenant_id"], ref) if row.get("tenant_id") else None
+            except ResourceNotFoundError:
+                return None
+        if len(ref) == 40:
+            for row in table.query_entities(
+                "sha1_thumbprint eq @t",
+                parameters={"t": ref.upper()},
+                select=["RowKey", "tenant_id"],
+            ):
+                return (row["tenant_id"], row["RowKey"]) if row.get("tenant_id") else None
+        return None
+
+    # --- the report --------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        tenants: dict[str, dict[str, dict[str, Any]]] = {}
+        for row in self.table("tenantcas").list_entities():
+            tenants.setdefault(row["PartitionKey"], {})[row["RowKey"]] = dict(row)
+        acks_by_tenant: dict[str, dict[str, Acknowledgement]] = {}
+        for row in self.table("acks").list_entities():
+            acks_by_tenant.setdefault(row["PartitionKey"], {})[row["RowKey"]] = Acknowledgement(
+                row["by"], parse_iso(row["at"]), row.get("note")
+            )
+        certificates = []
+        for row in self.table("certificates").list_entities():
+            body = json.loads(row["document"])
+            body["sources"] = json.loads(row.get("sources") or "[]")
+            body["first_seen"], body["last_seen"] = row["first_seen"], row["last_seen"]
+            tenant = row.get("tenant_id")
+            tenant_row = tenants.get(tenant or "", {}).get(row["RowKey"], {})
+            body["resolved_by"] = tenant_row.get("resolved_by")
+            acks = acks_by_tenant.get(tenant or "", {})
+            ack = acks.get(row["RowKey"]) or (acks.get("*") if tenant_row else None)
+            body["acknowledged"] = ack.to_json() if ack else None
+            certificates.append(body)
+        certificates.sort(key=lambda c: (c["azure_sphere"]["tenant_id"] or "~", c["not_before"]))
+        uploads = [
+            {
+                "name": row["name"],
+                "etag": row["etag"],
+                "status": row["status"],
+                "error": (
+                    {"code": row["error_code"], "message": row["error_message"]}
+                    if row.get("error_code")
+                    else None
+                ),
+                "certificates": json.loads(row.get("certificates") or "[]"),
+                "processed_at": row.get("processed_at"),
+            }
+            for row in self.table("uploads").list_entities()
+        ]
+        uploads.sort(key=lambda u: u["name"])
+        return {"schema": "ca-watch/report/v1", "certificates": certificates, "uploads": uploads}
+
+    def iter_rows(self, table: str) -> Iterator[dict[str, Any]]:
+        yield from (dict(row) for row in self.table(table).list_entities())
+
+    def delete_all(self, tables: Iterable[str] = TABLES) -> None:
+        """Drop the tables (tests and `make run` start clean)."""
+        for name in tables:
+            with contextlib.suppress(ResourceNotFoundError):
+                self.service.delete_table(self.prefix + name)
+        self._tables.clear()
