@@ -414,3 +414,34 @@ def test_local_settings_example_lists_every_setting_with_its_default() -> None:
     assert values["AzureWebJobsStorage"] == values["CertStorage"] == "UseDevelopmentStorage=true"
     assert values["FUNCTIONS_WORKER_RUNTIME"] == "python"
     assert Settings.from_env(values) == Settings()
+
+
+def test_hooks_and_settings_match_the_registered_functions() -> None:
+    """The post-deploy hook subscribes the blob function by name; its bindings' %SETTINGS%
+    and connection must be app settings the template sets."""
+    import function_app
+
+    functions = {
+        f.get_function_name(): json.loads(f.get_function_json())
+        for f in function_app.app.get_functions()
+    }
+    blob = [
+        (name, b)
+        for name, spec in functions.items()
+        for b in spec["bindings"]
+        if b["type"] == "blobTrigger"
+    ]
+    assert len(blob) == 1
+    name, binding = blob[0]
+    assert binding["source"] == "EventGrid"  # the only blob trigger source on Flex
+    for hook in ("postdeploy.sh", "postdeploy.ps1"):
+        assert (
+            f"'{name}'" in (HOOKS / hook).read_text() or f":-{name}}}" in (HOOKS / hook).read_text()
+        ), f"{hook} does not default to {name}"
+    settings = _app_settings()
+    for spec in functions.values():
+        for b in spec["bindings"]:
+            for placeholder in re.findall(r"%([A-Za-z0-9_]+)%", json.dumps(b)):
+                assert placeholder in settings, placeholder
+            if "connection" in b:
+                assert f"{b['connection']}__blobServiceUri" in settings

@@ -18,22 +18,15 @@ $subscriptionName = if ($env:EVENTGRID_SUBSCRIPTION_NAME) { $env:EVENTGRID_SUBSC
 $azSub = @()
 if ($env:AZURE_SUBSCRIPTION_ID) { $azSub = @('--subscription', $env:AZURE_SUBSCRIPTION_ID) }
 
-$functionName = $env:BLOB_FUNCTION_NAME
+# The blob-triggered function of function_app.py (tests/test_infra.py pins the name).
+$functionName = if ($env:BLOB_FUNCTION_NAME) { $env:BLOB_FUNCTION_NAME } else { 'analyze_upload' }
 $key = ''
 for ($attempt = 1; $attempt -le 18; $attempt++) {
-    if (-not $functionName) {
-        $found = az functionapp function list -g $rg -n $app @azSub `
-            --query "[?config.bindings[?type=='blobTrigger']] | [0].name" -o tsv 2>$null
-        if ($LASTEXITCODE -eq 0 -and $found) { $functionName = ($found -split '/')[-1] }
-    }
     $key = az functionapp keys list -g $rg -n $app @azSub --query 'systemKeys.blobs_extension' -o tsv 2>$null
     if ($LASTEXITCODE -ne 0) { $key = '' }
-    if ($functionName -and $key) { break }
-    Write-Host "Waiting for the deployed host to report its blob function and key ($attempt/18)..."
+    if ($key) { break }
+    Write-Host "Waiting for the deployed host to create its blobs_extension key ($attempt/18)..."
     Start-Sleep -Seconds 10
-}
-if (-not $functionName) {
-    throw "No blob-triggered function found in $app. Set BLOB_FUNCTION_NAME (azd env set) and run 'azd hooks run postdeploy'."
 }
 if (-not $key) {
     throw "The blobs_extension system key of $app does not exist yet (the host creates it when it first loads the blob trigger). Run 'azd hooks run postdeploy' again in a minute."

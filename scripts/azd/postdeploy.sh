@@ -26,29 +26,18 @@ if [[ -n "${AZURE_SUBSCRIPTION_ID:-}" ]]; then
   az_sub=(--subscription "${AZURE_SUBSCRIPTION_ID}")
 fi
 
-# The blob-triggered function: BLOB_FUNCTION_NAME if set, else the function whose bindings
-# include a blobTrigger (the host lists functions once it has indexed the deployed code).
-function_name="${BLOB_FUNCTION_NAME:-}"
+# The blob-triggered function of function_app.py (tests/test_infra.py pins the name).
+function_name="${BLOB_FUNCTION_NAME:-analyze_upload}"
 key=""
 for attempt in $(seq 1 18); do
-  if [[ -z "${function_name}" ]]; then
-    function_name="$(az functionapp function list -g "${rg}" -n "${app}" ${az_sub[@]+"${az_sub[@]}"} \
-      --query "[?config.bindings[?type=='blobTrigger']] | [0].name" -o tsv 2>/dev/null || true)"
-    function_name="${function_name##*/}"
-  fi
   key="$(az functionapp keys list -g "${rg}" -n "${app}" ${az_sub[@]+"${az_sub[@]}"} \
     --query "systemKeys.blobs_extension" -o tsv 2>/dev/null || true)"
-  if [[ -n "${function_name}" && -n "${key}" ]]; then
+  if [[ -n "${key}" ]]; then
     break
   fi
-  echo "Waiting for the deployed host to report its blob function and key (${attempt}/18)..."
+  echo "Waiting for the deployed host to create its blobs_extension key (${attempt}/18)..."
   sleep 10
 done
-if [[ -z "${function_name}" ]]; then
-  echo "No blob-triggered function found in ${app}. Set BLOB_FUNCTION_NAME (azd env set) and" >&2
-  echo "run 'azd hooks run postdeploy'." >&2
-  exit 1
-fi
 if [[ -z "${key}" ]]; then
   echo "The blobs_extension system key of ${app} does not exist yet (the host creates it when it" >&2
   echo "first loads the blob trigger). Run 'azd hooks run postdeploy' again in a minute." >&2
