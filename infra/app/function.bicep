@@ -91,9 +91,6 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      httpLoggingEnabled: true
-      detailedErrorLoggingEnabled: true
-      requestTracingEnabled: true
       // Every app setting in one list, so the offline test can compare it with
       // shared/settings.py. Flex Consumption takes no FUNCTIONS_WORKER_RUNTIME (runtime below).
       appSettings: [
