@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 TAG_BOOLEAN = 0x01
 TAG_INTEGER = 0x02
@@ -50,20 +51,26 @@ def read_tlv(data: bytes, offset: int, limit: int) -> Tlv:
         raise DerError(f"unsupported high tag number at offset {offset}")
     length = data[offset + 1]
     pos = offset + 2
-    if length >= 0x80:
-        count = length & 0x7F
-        if count == 0:
-            raise DerError(f"indefinite length at offset {offset} (BER, not DER)")
-        if count > 4:
-            raise DerError(f"length of {count} bytes at offset {offset} is too large")
-        if pos + count > limit:
-            raise DerError(f"truncated: length at offset {offset} runs past the end")
-        if data[pos] == 0:
-            raise DerError(f"non-minimal length encoding at offset {offset}")
-        length = int.from_bytes(data[pos : pos + count], "big")
-        if length < 0x80:
-            raise DerError(f"non-minimal length encoding at offset {offset}")
-        pos += count
+    if length < 0x80:  # short form, the common case: no further checks needed
+        end = pos + length
+        if end > limit:
+            raise DerError(
+                f"truncated: element at offset {offset} claims {length} bytes, {limit - pos} remain"
+            )
+        return tag, pos, end
+    count = length & 0x7F
+    if count == 0:
+        raise DerError(f"indefinite length at offset {offset} (BER, not DER)")
+    if count > 4:
+        raise DerError(f"length of {count} bytes at offset {offset} is too large")
+    if pos + count > limit:
+        raise DerError(f"truncated: length at offset {offset} runs past the end")
+    if data[pos] == 0:
+        raise DerError(f"non-minimal length encoding at offset {offset}")
+    length = int.from_bytes(data[pos : pos + count], "big")
+    if length < 0x80:
+        raise DerError(f"non-minimal length encoding at offset {offset}")
+    pos += count
     end = pos + length
     if end > limit:
         raise DerError(
@@ -77,7 +84,14 @@ def children(data: bytes, parent: Tlv) -> list[Tlv]:
     items: list[Tlv] = []
     pos, end = parent[1], parent[2]
     while pos < end:
-        item = read_tlv(data, pos, end)
+        # read_tlv inlined for the short form (most elements): this loop is the hot path.
+        if pos + 2 <= end and data[pos + 1] < 0x80 and data[pos] & 0x1F != 0x1F:
+            item_end = pos + 2 + data[pos + 1]
+            if item_end <= end:
+                items.append((data[pos], pos + 2, item_end))
+                pos = item_end
+                continue
+        item = read_tlv(data, pos, end)  # long form, or an error with its message
         items.append(item)
         pos = item[2]
     return items
@@ -146,9 +160,9 @@ def element_bytes(data: bytes, tlv: Tlv) -> bytes:
     return data[tlv[1] - _header_length(data, tlv) : tlv[2]]
 
 
-@dataclass(frozen=True, slots=True)
-class CertificateLayout:
-    """The parts of one X.509 certificate that we read ourselves."""
+class CertificateLayout(NamedTuple):
+    """The parts of one X.509 certificate that we read ourselves. A NamedTuple, not a
+    frozen dataclass: as immutable, and built in a fifth of the time on the hot path."""
 
     tbs: bytes  # TBSCertificate DER, what the issuer signed
     inner_algorithm: AlgorithmIdentifier  # TBSCertificate.signature
@@ -235,10 +249,12 @@ def parse_time(data: bytes, tlv: Tlv) -> datetime:
             raise DerError(f"validity time {text!r} is not UTCTime or GeneralizedTime in UTC")
         if not rest.isdigit():
             raise ValueError
-        return datetime(
-            year, int(rest[0:2]), int(rest[2:4]), int(rest[4:6]), int(rest[6:8]),
-            int(rest[8:10]), tzinfo=UTC,
-        )  # fmt: skip
+        # One int() and divmods: a third of the cost of five int() calls.
+        rest_value, second = divmod(int(rest), 100)
+        rest_value, minute = divmod(rest_value, 100)
+        rest_value, hour = divmod(rest_value, 100)
+        month, day = divmod(rest_value, 100)
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         raise DerError(f"validity time {text!r} is not a valid date") from None
 
@@ -305,8 +321,7 @@ def _escape_rfc4514(value: str) -> str:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class NameParts:
+class NameParts(NamedTuple):
     text: str  # "C=US,ST=…,CN=…" in certificate order, values escaped per RFC 4514
     common_name: str | None  # first CN, unescaped
     organization: str | None  # first O, unescaped
@@ -320,32 +335,44 @@ def parse_name(data: bytes, name: Tlv) -> NameParts:
 @lru_cache(maxsize=4096)  # issuer names repeat across a fleet's certificates
 def _name(der: bytes) -> NameParts:
     """Name ::= SEQUENCE OF RDN; RDN ::= SET OF AttributeTypeAndValue."""
-    data = der
     name = read_tlv(der, 0, len(der))
     rdn_texts: list[str] = []
     common_name = organization = None
-    for rdn in children(data, name):
-        expect(rdn, TAG_SET, "RelativeDistinguishedName")
-        parts: list[str] = []
-        for atv in children(data, rdn):
-            oid_tlv = expect(read_tlv(data, atv[1], atv[2]), TAG_OID, "AttributeType")
-            value_tlv = read_tlv(data, oid_tlv[2], atv[2])
-            if atv[0] != TAG_SEQUENCE or value_tlv[2] != atv[2]:
-                raise DerError("AttributeTypeAndValue must be { type, value }")
-            oid_bytes = data[oid_tlv[1] : oid_tlv[2]]
-            label = _NAME_ATTRIBUTES.get(oid_bytes) or decode_oid(oid_bytes)
-            codec = _STRING_CODECS.get(value_tlv[0])
-            if codec is None:  # not a string type: hex of the content, as cryptography does
-                parts.append(f"{label}=#{data[value_tlv[1] : value_tlv[2]].hex()}")
-                continue
-            try:
-                value = data[value_tlv[1] : value_tlv[2]].decode(codec)
-            except UnicodeDecodeError:
-                raise DerError(f"{label} is not valid {codec}") from None
-            parts.append(f"{label}={_escape_rfc4514(value)}")
-            if label == "CN" and common_name is None:
-                common_name = value
-            elif label == "O" and organization is None:
-                organization = value
-        rdn_texts.append("+".join(parts))
+    for rdn in children(der, name):
+        if rdn[0] != TAG_SET:
+            expect(rdn, TAG_SET, "RelativeDistinguishedName")  # raises with the message
+        text, rdn_cn, rdn_o = _rdn(der[rdn[1] : rdn[2]])
+        rdn_texts.append(text)
+        if common_name is None:
+            common_name = rdn_cn
+        if organization is None:
+            organization = rdn_o
     return NameParts(",".join(rdn_texts), common_name, organization)
+
+
+@lru_cache(maxsize=4096)  # C=US, O=Microsoft Corporation, ...: most RDNs repeat, decode once
+def _rdn(data: bytes) -> tuple[str, str | None, str | None]:
+    """One RDN's SET content -> (its RFC 4514 text, first CN, first O)."""
+    parts: list[str] = []
+    common_name = organization = None
+    for atv in children(data, (TAG_SET, 0, len(data))):
+        oid_tlv = expect(read_tlv(data, atv[1], atv[2]), TAG_OID, "AttributeType")
+        value_tlv = read_tlv(data, oid_tlv[2], atv[2])
+        if atv[0] != TAG_SEQUENCE or value_tlv[2] != atv[2]:
+            raise DerError("AttributeTypeAndValue must be { type, value }")
+        oid_bytes = data[oid_tlv[1] : oid_tlv[2]]
+        label = _NAME_ATTRIBUTES.get(oid_bytes) or decode_oid(oid_bytes)
+        codec = _STRING_CODECS.get(value_tlv[0])
+        if codec is None:  # not a string type: hex of the content, as cryptography does
+            parts.append(f"{label}=#{data[value_tlv[1] : value_tlv[2]].hex()}")
+            continue
+        try:
+            value = data[value_tlv[1] : value_tlv[2]].decode(codec)
+        except UnicodeDecodeError:
+            raise DerError(f"{label} is not valid {codec}") from None
+        parts.append(f"{label}={_escape_rfc4514(value)}")
+        if label == "CN" and common_name is None:
+            common_name = value
+        elif label == "O" and organization is None:
+            organization = value
+    return "+".join(parts), common_name, organization
