@@ -33,6 +33,12 @@ def azurite_connection_string(host: str, blob_port: int, queue_port: int, table_
     )
 
 
+def _client_options(env: Mapping[str, str]) -> dict[str, Any]:
+    # Local/test knob: the SDKs' default retries wait about a minute on a dead endpoint.
+    raw = env.get("CA_WATCH_STORAGE_RETRY_TOTAL", "").strip()
+    return {"retry_total": int(raw)} if raw.isdigit() else {}
+
+
 def _expand(connection: str) -> str:
     if connection.strip().rstrip(";") == "UseDevelopmentStorage=true":
         return azurite_connection_string("127.0.0.1", 10000, 10001, 10002)
@@ -73,11 +79,13 @@ def blob_service(
     env = os.environ if env is None else env
     connection, identity = _connection(env, name)
     if connection:
-        return BlobServiceClient.from_connection_string(connection)
+        return BlobServiceClient.from_connection_string(connection, **_client_options(env))
     uri = env.get(f"{identity}__blobServiceUri") or env.get(f"{identity}__serviceUri")
     if not uri:
         raise SettingsError(f"set {name} or {name}__blobServiceUri")
-    return BlobServiceClient(account_url=uri, credential=_credential(env, name))
+    return BlobServiceClient(
+        account_url=uri, credential=_credential(env, name), **_client_options(env)
+    )
 
 
 def table_service(
@@ -88,8 +96,10 @@ def table_service(
     env = os.environ if env is None else env
     connection, identity = _connection(env, name)
     if connection:
-        return TableServiceClient.from_connection_string(connection)
+        return TableServiceClient.from_connection_string(connection, **_client_options(env))
     uri = env.get(f"{identity}__tableServiceUri")
     if not uri:
         raise SettingsError(f"set {name} or {name}__tableServiceUri")
-    return TableServiceClient(endpoint=uri, credential=_credential(env, name))
+    return TableServiceClient(
+        endpoint=uri, credential=_credential(env, name), **_client_options(env)
+    )

@@ -9,6 +9,7 @@ because no certificate builder will write a mismatch on purpose. Pure: no I/O.
 from __future__ import annotations
 
 import uuid
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -141,8 +142,12 @@ def tenant_ca(
 def device_certificate(tenant: Issued, device_id: str | None = None, key_seed: int = 3) -> Issued:
     device_id = device_id or (uuid.uuid4().hex * 4)
     start = tenant.certificate.not_valid_before_utc + timedelta(days=1)
+    with warnings.catch_warnings():
+        # Real device ids are 128 hex digits, over X.520's 64-character CN bound.
+        warnings.simplefilter("ignore")
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id, _validate=False)])
     return _build(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)]),
+        name,
         tenant,
         _key(key_seed),
         start,
@@ -208,3 +213,35 @@ def pem(der: bytes, label: str = "CERTIFICATE") -> bytes:
 
     body = "\n".join(textwrap.wrap(base64.b64encode(der).decode("ascii"), 64))
     return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n".encode("ascii")
+
+
+# --- The demo's sample set (``make run``) -------------------------------------------
+TENANT_OID = "a1b2c3d4-0000-4000-8000-000000000001"  # affected, OID mismatch
+TENANT_PARAMS = "a1b2c3d4-0000-4000-8000-000000000002"  # affected, parameters mismatch
+TENANT_DEVICES = "a1b2c3d4-0000-4000-8000-000000000003"  # fine, with a device chain
+
+
+def incident_sample_files() -> dict[str, bytes]:
+    """Generated files shaped like the 2020 incident, by blob name."""
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    pca = azure_sphere_pca()
+    affected_oid = tenant_ca(TENANT_OID, datetime(2020, 7, 1, 12, 0, tzinfo=UTC), key_seed=11)
+    affected_params = tenant_ca(
+        TENANT_PARAMS, datetime(2020, 7, 20, 8, 30, tzinfo=UTC), key_seed=12
+    )
+    fine = tenant_ca(TENANT_DEVICES, datetime(2020, 3, 2, 10, 0, tzinfo=UTC), key_seed=13)
+    device = device_certificate(fine, key_seed=14)
+    chain = pkcs7.serialize_certificates([fine.certificate, device.certificate], Encoding.DER)
+    return {
+        f"tenant-{TENANT_OID}/CAcertificate.cer": mismatched(affected_oid, pca, "oid-outer"),
+        f"tenant-{TENANT_PARAMS}/ca.pem": pem(mismatched(affected_params, pca, "null-outer")),
+        f"tenant-{TENANT_DEVICES}/CAcertificateChain.p7b": chain,
+        "misc/notes.txt": b"These are not the certificates you are looking for.\n",
+    }
+
+
+def renewed_tenant_file(tenant_id: str = TENANT_OID) -> tuple[str, bytes]:
+    """The renewed tenant CA Microsoft issued on 2020-08-05 (no mismatch)."""
+    renewed = tenant_ca(tenant_id, datetime(2020, 8, 5, 0, 0, tzinfo=UTC), key_seed=21)
+    return f"tenant-{tenant_id}/CAcertificate-renewed.cer", renewed.der

@@ -55,6 +55,11 @@ def table_key(value: str) -> str:
     return "".join(ch if ch >= " " and ch != "\x7f" else f"%{ord(ch):02X}" for ch in out)
 
 
+def normalize_etag(etag: str) -> str:
+    """The SDKs quote ETags in some answers and not in others; compare them bare."""
+    return etag.strip().strip('"')
+
+
 def upload_partition(name: str) -> str:
     return hashlib.sha256(name.encode("utf-8")).hexdigest()[:40]
 
@@ -110,6 +115,7 @@ class TableStore:
 
     # --- uploads ---------------------------------------------------------------------
     def upload_row(self, name: str, etag: str) -> dict[str, Any] | None:
+        etag = normalize_etag(etag)
         try:
             return dict(self.table("uploads").get_entity(upload_partition(name), table_key(etag)))
         except ResourceNotFoundError:
@@ -124,6 +130,7 @@ class TableStore:
 
     def record_upload(self, name: str, etag: str, result: FileResult, now: datetime) -> bool:
         """Record one analysed (or refused) blob. False when it was already recorded."""
+        etag = normalize_etag(etag)
         if self.upload_row(name, etag) is not None:
             return False  # a duplicate delivery of the same event
         unique: dict[str, AnalyzedCertificate] = {}

@@ -1,0 +1,289 @@
+"""The local runner: ``ca-watch upload | process | report`` against Azurite (or any storage
+account the settings name), driving the *same* registered function objects as Azure.
+
+``process`` builds the blob function's argument the way the Python worker does for the
+SDK-type binding: ``BlobClientConverter.decode`` of a ``model_binding_data`` datum whose
+JSON content names the connection, container and blob. So the code under test is the
+code that runs in Azure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from shared.cli import EXIT_ACTION, EXIT_OK, Progress, UsageError, iter_files, parse_when
+from shared.settings import STORAGE_CONNECTION_NAME
+
+
+def _default_connection() -> None:
+    # The host reads the connection from the environment; locally default to Azurite.
+    if not any(k == STORAGE_CONNECTION_NAME or k.startswith(STORAGE_CONNECTION_NAME + "__")
+               for k in os.environ):  # fmt: skip
+        os.environ[STORAGE_CONNECTION_NAME] = "UseDevelopmentStorage=true"
+
+
+@cache
+def registered_functions() -> dict[str, Any]:
+    """The functions of ``function_app.app`` by name. Cached: ``get_functions()`` indexes
+    the app and refuses to run twice in one process."""
+    import logging
+
+    # azure-functions warns at registration that auth levels do not apply to non-HTTP
+    # triggers: true, expected, and noise on a terminal.
+    logging.disable(logging.WARNING)
+    try:
+        import function_app
+
+        return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def registered_function(name: str) -> Callable[..., Any]:
+    """The user function behind a registered trigger of ``function_app.app``."""
+    try:
+        return registered_functions()[name].get_user_function()
+    except KeyError:
+        raise LookupError(f"function_app has no function named {name!r}") from None
+
+
+def blob_trigger_argument(container: str, blob_name: str) -> Any:
+    """The ``BlobClient`` the worker passes to the blob function (SDK-type binding)."""
+    from azurefunctions.extensions.base import Datum
+    from azurefunctions.extensions.bindings.blob import BlobClient, BlobClientConverter
+
+    content = json.dumps(
+        {"Connection": STORAGE_CONNECTION_NAME, "ContainerName": container, "BlobName": blob_name}
+    )
+    model_binding_data = SimpleNamespace(
+        version="1.0",
+        source="AzureStorageBlobs",
+        content_type="application/json",
+        content=content,
+    )
+    return BlobClientConverter.decode(
+        Datum(value=model_binding_data, type="model_binding_data"),
+        trigger_metadata=None,
+        pytype=BlobClient,
+    )
+
+
+def _storage_hint(exc: Exception) -> UsageError:
+    return UsageError(
+        f"cannot reach storage ({type(exc).__name__}). Locally, start Azurite first "
+        "(`make run` does, or `npx azurite --location .azurite`), or set CertStorage."
+    )
+
+
+def _runtime() -> Any:
+    from azure.core.exceptions import ServiceRequestError
+
+    from shared import handlers
+
+    _default_connection()
+    try:
+        rt = handlers.runtime()
+        handlers.ensure_containers(rt)
+    except ServiceRequestError as exc:
+        raise _storage_hint(exc) from None
+    return rt
+
+
+# --- upload ------------------------------------------------------------------------
+def command_upload(args: argparse.Namespace) -> int:
+    rt = _runtime()
+    container = rt.blobs.get_container_client(rt.settings.cert_container)
+    uploaded = 0
+    for root in args.paths:
+        base = Path(root)
+        files = iter_files([root])
+        progress = Progress(len(files), "uploaded")
+        for done, path in enumerate(files, start=1):
+            name = path.relative_to(base).as_posix() if base.is_dir() else path.name
+            if args.prefix:
+                name = f"{args.prefix.strip('/')}/{name}"
+            with path.open("rb") as stream:
+                container.upload_blob(name, stream, overwrite=True)
+            uploaded += 1
+            if not args.quiet:
+                print(f"uploaded {name}")
+            progress.update(done)
+    print(f"{uploaded} file(s) uploaded to container {rt.settings.cert_container!r}")
+    return EXIT_OK
+
+
+# --- process -----------------------------------------------------------------------
+def pending_blobs(rt: Any) -> list[tuple[str, str]]:
+    """(name, etag) of every blob not yet recorded at its current ETag."""
+    from shared.store import normalize_etag
+
+    done = rt.store.processed_uploads()
+    container = rt.blobs.get_container_client(rt.settings.cert_container)
+    return [
+        (blob.name, blob.etag)
+        for blob in container.list_blobs()
+        if (blob.name, normalize_etag(blob.etag)) not in done
+    ]
+
+
+def process_pending(rt: Any, *, quiet: bool = True) -> tuple[int, int]:
+    """Deliver each pending blob to the registered blob function, as the host would.
+    Returns (delivered, failed); a failure is retried on the next pass, as the host does."""
+    from azure.core.exceptions import ServiceRequestError
+
+    analyze_upload = registered_function("analyze_upload")
+    pending = pending_blobs(rt)
+    progress = Progress(len(pending), "processed")
+    failed = 0
+    for done, (name, _etag) in enumerate(pending, start=1):
+        try:
+            analyze_upload(blob_trigger_argument(rt.settings.cert_container, name))
+        except ServiceRequestError as exc:
+            # Storage is unreachable: every further delivery would fail the same way.
+            # Stop the pass; what is left stays pending for the next one.
+            print(f"ca-watch: storage unreachable at {name}: {exc}", file=sys.stderr)
+            return done - 1 - failed, len(pending) - (done - 1 - failed)
+        except Exception as exc:  # the host would retry this event: so do we, next pass
+            failed += 1
+            print(f"ca-watch: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        else:
+            if not quiet:
+                print(f"processed {name}")
+        progress.update(done)
+    return len(pending) - failed, failed
+
+
+def command_process(args: argparse.Namespace) -> int:
+    from azure.core.exceptions import ServiceRequestError
+
+    from shared import handlers
+
+    rt = _runtime()
+    if args.now:
+        moment = parse_when(args.now)
+        handlers.use_clock(lambda: moment)
+    try:
+        while True:
+            try:
+                delivered, failed = process_pending(rt, quiet=args.quiet)
+            except ServiceRequestError as exc:
+                if not args.watch:
+                    raise _storage_hint(exc) from None
+                delivered, failed = 0, 0
+                print("ca-watch: storage unreachable; retrying", file=sys.stderr)
+            if delivered or failed or not args.watch:
+                print(f"{delivered} blob(s) processed, {failed} failed (retried on the next pass)")
+            if not args.watch:
+                return EXIT_ACTION if failed else EXIT_OK
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        handlers.use_clock(None)
+
+
+# --- report ------------------------------------------------------------------------
+def render_report(report: dict[str, Any], stream: Any) -> None:
+    certs = report["certificates"]
+    stream.write(f"{len(certs)} certificate(s), {len(report['uploads'])} upload(s)\n\n")
+    header = ("VERDICT", "ROLE", "TENANT", "START (notBefore)", "SHA-1", "STATE")
+    rows = []
+    for cert in certs:
+        state = "open"
+        if cert.get("resolved_by"):
+            state = f"replaced by {cert['resolved_by'][:12]}…"
+        elif cert.get("acknowledged"):
+            state = f"acknowledged by {cert['acknowledged']['by']}"
+        rows.append((
+            cert["verdict"], cert["azure_sphere"]["role"] or "-",
+            cert["azure_sphere"]["tenant_id"] or "-", cert["not_before"],
+            cert["sha1_thumbprint"],
+            state if cert["azure_sphere"]["role"] == "tenant-ca" else "-",
+        ))  # fmt: skip
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    stream.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "\n")
+    for row in rows:
+        stream.write(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
+    stream.write("\nUPLOADS\n")
+    for upload in report["uploads"]:
+        error = upload["error"]
+        detail = (
+            f"{error['code']}: {error['message']}"
+            if error
+            else (f"{len(upload['certificates'])} certificate(s)")
+        )
+        stream.write(f"  {upload['status']:<10}  {upload['name']}  {detail}\n")
+
+
+def command_report(args: argparse.Namespace) -> int:
+    rt = _runtime()
+    report = rt.store.report()
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render_report(report, sys.stdout)
+    needs_action = any(
+        c["verdict"] != "ok" and not c.get("resolved_by") and not c.get("acknowledged")
+        for c in report["certificates"]
+    ) or any(u["status"] != "analyzed" for u in report["uploads"])
+    return EXIT_ACTION if needs_action else EXIT_OK
+
+
+def add_commands(commands: Any) -> None:
+    upload = commands.add_parser(
+        "upload",
+        help="upload certificate files to the certificates container",
+        description="Upload files (directories walked) to CERT_CONTAINER, keeping relative paths.",
+    )
+    upload.add_argument("paths", nargs="+", metavar="PATH")
+    upload.add_argument("--prefix", help="a folder to put the blobs under")
+    upload.add_argument("--quiet", "-q", action="store_true", help="only print the summary")
+    upload.set_defaults(handler=command_upload)
+
+    process = commands.add_parser(
+        "process",
+        help="deliver every unprocessed blob to the blob function (the local Event Grid)",
+        description=(
+            "Deliver each blob not yet recorded at its current ETag to the registered "
+            "analyze_upload function, exactly as the Functions host does."
+        ),
+    )
+    mode = process.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="one pass, then exit (default)")
+    mode.add_argument("--watch", action="store_true", help="keep polling until Ctrl-C")
+    process.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    process.add_argument("--now", metavar="ISO", help="the clock the function sees")
+    process.add_argument("--quiet", "-q", action="store_true")
+    process.set_defaults(handler=command_process)
+
+    report = commands.add_parser(
+        "report",
+        help="what the tables hold: every certificate and upload",
+        description="Print the certificates and uploads tables (ca-watch/report/v1 with --json).",
+    )
+    report.add_argument("--json", action="store_true", help="print ca-watch/report/v1 JSON")
+    report.set_defaults(handler=command_report)
+
+    try:
+        from shared.alerts_cli import add_alert_commands
+    except ImportError:
+        return
+    add_alert_commands(commands)
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - convenience
+    from shared.cli import main as cli_main
+
+    return cli_main(argv)

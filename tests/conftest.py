@@ -1,0 +1,44 @@
+"""Shared fixtures: a real Azurite per test worker, and the app's runtime pointed at it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared import handlers
+from shared.azurite import Azurite
+
+DATA = Path(__file__).parent / "data"
+REAL_CERTS = DATA / "azure-sphere-public"
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite for this test worker (xdist workers each start their own)."""
+    server = Azurite(tmp_path_factory.mktemp("azurite")).start()
+    yield server
+    server.wipe()
+
+
+@pytest.fixture
+def app_runtime(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[handlers.Runtime]:
+    """The function app's runtime on clean tables and fresh containers."""
+    monkeypatch.setenv("CertStorage", azurite.connection_string)
+    monkeypatch.setenv("CERT_CONTAINER", f"certs{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("RESULTS_CONTAINER", f"results{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("ALERT_OUTBOX_DIR", str(tmp_path / "outbox"))
+    monkeypatch.delenv("RULES_FILE", raising=False)
+    handlers.reset_runtime()
+    handlers.use_clock(None)
+    runtime = handlers.runtime()
+    runtime.store.delete_all()
+    runtime.store.ensure_tables()
+    handlers.ensure_containers(runtime)
+    yield runtime
+    handlers.use_clock(None)
+    handlers.reset_runtime()

@@ -1,0 +1,313 @@
+"""The upload-to-table pipeline against a real Azurite, through the registered functions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobClient
+
+from shared import handlers, samples
+from shared.azurite import Azurite
+from shared.local_runner import (
+    blob_trigger_argument,
+    process_pending,
+    registered_function,
+    registered_functions,
+)
+from shared.store import upload_partition
+
+REAL_CERTS = Path(__file__).parent / "data" / "azure-sphere-public"
+
+PROJECT = Path(__file__).resolve().parent.parent
+NOW = datetime(2020, 7, 30, 9, 0, tzinfo=UTC)
+
+
+def sha256_hex(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+def upload(rt: handlers.Runtime, files: dict[str, bytes]) -> None:
+    container = rt.blobs.get_container_client(rt.settings.cert_container)
+    for name, data in files.items():
+        container.upload_blob(name, data, overwrite=True)
+
+
+def mixed_tree() -> dict[str, bytes]:
+    files = {p.name: p.read_bytes() for p in REAL_CERTS.iterdir() if p.suffix in (".pem", ".der")}
+    files.update(samples.incident_sample_files())
+    files["keys/device-key.pem"] = (
+        b"-----BEGIN EC PRIVATE KEY-----\n"
+        b"MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oZFVdK4gvqT/oAoGCCqGSM49\n"
+        b"-----END EC PRIVATE KEY-----\n"
+    )
+    return files
+
+
+def comparable(report: dict) -> dict:
+    """The report without the processing timestamps."""
+    for cert in report["certificates"]:
+        cert.pop("last_seen", None)
+        cert.pop("first_seen", None)
+    for row in report["uploads"]:
+        row.pop("processed_at", None)
+    return report
+
+
+def test_functions_are_registered_as_designed() -> None:
+    functions = {
+        name: json.loads(f.get_function_json()) for name, f in registered_functions().items()
+    }
+    blob = functions["analyze_upload"]["bindings"][0]
+    assert blob == {
+        "direction": "IN",
+        "type": "blobTrigger",
+        "name": "client",
+        "path": "%CERT_CONTAINER%/{name}",
+        "connection": "CertStorage",
+        "source": "EventGrid",
+    }
+    timer = functions["send_alerts"]["bindings"][0]
+    assert timer["schedule"] == "%ALERT_SCHEDULE%"
+    assert timer["runOnStartup"] is False and timer["useMonitor"] is True
+
+
+def test_mixed_tree_gives_a_row_per_certificate_and_upload_and_is_idempotent(app_runtime) -> None:
+    handlers.use_clock(lambda: NOW)
+    files = mixed_tree()
+    upload(app_runtime, files)
+    delivered, failed = process_pending(app_runtime)
+    assert (delivered, failed) == (len(files), 0)
+    report = app_runtime.store.report()
+    uploads = {u["name"]: u for u in report["uploads"]}
+    assert set(uploads) == set(files)
+    assert uploads["misc/notes.txt"]["status"] == "unreadable"
+    assert uploads["misc/notes.txt"]["error"]["code"] == "not-a-certificate"
+    assert uploads["keys/device-key.pem"]["status"] == "rejected"
+    assert uploads["keys/device-key.pem"]["error"]["code"] == "private-key-material"
+    assert "MHcCAQEEIBkg4LVWM9" not in json.dumps(report)
+    assert (
+        len(uploads[f"tenant-{samples.TENANT_DEVICES}/CAcertificateChain.p7b"]["certificates"]) == 2
+    )
+
+    by_tenant: dict[str, list[dict]] = {}
+    for cert in report["certificates"]:
+        by_tenant.setdefault(cert["azure_sphere"]["tenant_id"], []).append(cert)
+    (oid,) = by_tenant[samples.TENANT_OID]
+    assert (oid["verdict"], oid["signature_algorithm"]["mismatch"]) == ("affected", "oid")
+    (params,) = by_tenant[samples.TENANT_PARAMS]
+    assert (params["verdict"], params["signature_algorithm"]["mismatch"]) == (
+        "affected",
+        "parameters",
+    )
+    assert {c["azure_sphere"]["role"] for c in by_tenant[samples.TENANT_DEVICES]} == {
+        "tenant-ca",
+        "device",
+    }
+    assert len(report["certificates"]) == 3 + 2 + 2  # real, affected, chain
+    assert all(c["sources"] for c in report["certificates"])
+
+    # The result blob sits next to the upload, for Storage Explorer users.
+    result_blob = app_runtime.blobs.get_blob_client(
+        app_runtime.settings.results_container,
+        f"tenant-{samples.TENANT_OID}/CAcertificate.cer.json",
+    )
+    document = json.loads(result_blob.download_blob().readall())
+    assert document["schema"] == "ca-watch/scan/v1"
+    assert document["results"][0]["certificates"][0]["verdict"] == "affected"
+
+    before = comparable(app_runtime.store.report())
+    assert process_pending(app_runtime) == (0, 0)  # nothing pending at the same ETags
+    assert comparable(app_runtime.store.report()) == before
+
+
+def test_duplicate_delivery_leaves_the_same_rows(app_runtime) -> None:
+    upload(app_runtime, {"a.pem": samples.tenant_ca("b7d8c6e2-1111-4222-8333-944445555666").pem})
+    analyze = registered_function("analyze_upload")
+    analyze(blob_trigger_argument(app_runtime.settings.cert_container, "a.pem"))
+    first = comparable(app_runtime.store.report())
+    for _ in range(2):
+        analyze(blob_trigger_argument(app_runtime.settings.cert_container, "a.pem"))
+    assert comparable(app_runtime.store.report()) == first
+    # Re-uploading the same bytes gives a new ETag: recorded again, still one row.
+    upload(app_runtime, {"a.pem": samples.tenant_ca("b7d8c6e2-1111-4222-8333-944445555666").pem})
+    process_pending(app_runtime)
+    report = app_runtime.store.report()
+    assert len(report["certificates"]) == 1 and len(report["uploads"]) == 1
+    assert report["certificates"][0]["sources"] == ["a.pem"]
+
+
+def test_same_certificate_in_two_uploads_is_one_row_with_both_sources(app_runtime) -> None:
+    cert = samples.tenant_ca("c0ffee00-1111-4222-8333-944445555666")
+    upload(app_runtime, {"one.pem": cert.pem, "two/copy.cer": cert.der})
+    process_pending(app_runtime)
+    report = app_runtime.store.report()
+    assert len(report["certificates"]) == 1
+    assert report["certificates"][0]["sources"] == ["one.pem", "two/copy.cer"]
+
+
+def test_changed_content_under_the_same_name_replaces_its_contribution(app_runtime) -> None:
+    old = samples.tenant_ca("d00d0000-1111-4222-8333-944445555666", key_seed=31)
+    new = samples.tenant_ca(
+        "d00d0000-1111-4222-8333-944445555666", datetime(2021, 3, 1, tzinfo=UTC), key_seed=32
+    )
+    shared_cert = samples.tenant_ca("eeee0000-1111-4222-8333-944445555666", key_seed=33)
+    upload(app_runtime, {"ca.pem": old.pem + shared_cert.pem, "other.pem": shared_cert.pem})
+    process_pending(app_runtime)
+    upload(app_runtime, {"ca.pem": new.pem})
+    process_pending(app_runtime)
+    report = app_runtime.store.report()
+    shas = {c["sha256_fingerprint"]: c for c in report["certificates"]}
+    old_sha = sha256_hex(old.der)
+    assert old_sha not in shas  # its only source was replaced
+    assert shas[sha256_hex(new.der)]["sources"] == ["ca.pem"]
+    assert shas[sha256_hex(shared_cert.der)]["sources"] == ["other.pem"]
+    names = [u["name"] for u in report["uploads"]]
+    assert sorted(names) == ["ca.pem", "other.pem"]
+    # The superseded upload row is gone from its partition.
+    rows = list(
+        app_runtime.store.table("uploads").query_entities(
+            "PartitionKey eq @pk", parameters={"pk": upload_partition("ca.pem")}
+        )
+    )
+    assert len(rows) == 1
+
+
+def test_over_size_blob_is_rejected_without_download(app_runtime, monkeypatch) -> None:
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "100")
+    handlers.reset_runtime()
+    rt = handlers.runtime()
+    upload(rt, {"big.pem": samples.tenant_ca().pem})
+
+    def refuse(*_args, **_kwargs):  # a spy: the test fails if the blob is downloaded
+        raise AssertionError("an over-size blob was downloaded")
+
+    monkeypatch.setattr(BlobClient, "download_blob", refuse)
+    assert process_pending(rt) == (1, 0)
+    (row,) = rt.store.report()["uploads"]
+    assert row["status"] == "rejected" and row["error"]["code"] == "too-large"
+
+
+def test_every_bad_input_is_recorded_with_its_code(app_runtime) -> None:
+    cert = samples.tenant_ca()
+    files = {
+        "empty.cer": b"",
+        "garbage.bin": bytes(range(1, 200)),
+        "truncated.cer": cert.der[:-40],
+        "half.pem": cert.pem[:200],
+        "csr.pem": b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"
+        b"-----END CERTIFICATE REQUEST-----\n",
+    }
+    upload(app_runtime, files)
+    assert process_pending(app_runtime) == (len(files), 0)
+    codes = {
+        u["name"]: (u["status"], u["error"]["code"]) for u in app_runtime.store.report()["uploads"]
+    }
+    assert codes == {
+        "empty.cer": ("unreadable", "empty"),
+        "garbage.bin": ("unreadable", "not-a-certificate"),
+        "truncated.cer": ("unreadable", "truncated"),
+        "half.pem": ("unreadable", "truncated"),
+        "csr.pem": ("unreadable", "certificate-request"),
+    }
+
+
+def test_five_hundred_blobs_each_recorded_once(app_runtime) -> None:
+    pca = samples.azure_sphere_pca()
+    files = {
+        f"fleet/{i:03d}.pem": samples.pem(
+            samples.device_certificate(
+                samples.tenant_ca("f1ee7000-1111-4222-8333-944445555666", issuer=pca)
+            ).der
+        )
+        for i in range(500)
+    }
+    upload(app_runtime, files)
+    assert process_pending(app_runtime) == (500, 0)
+    report = app_runtime.store.report()
+    assert len(report["uploads"]) == 500
+    assert all(u["status"] == "analyzed" for u in report["uploads"])
+    assert len({c["sha256_fingerprint"] for c in report["certificates"]}) == len(
+        report["certificates"]
+    )
+
+
+@pytest.mark.xdist_group("azurite-restart")
+def test_azurite_stopped_mid_run_then_restarted(tmp_path, monkeypatch) -> None:
+    server = Azurite(tmp_path / "azurite").start()
+    try:
+        monkeypatch.setenv("CertStorage", server.connection_string)
+        monkeypatch.setenv("CERT_CONTAINER", "certificates")
+        handlers.reset_runtime()
+        rt = handlers.runtime()
+        handlers.ensure_containers(rt)
+        files = {
+            f"batch/{i:02d}.pem": samples.tenant_ca(
+                f"ab000000-1111-4222-8333-9444455556{i:02d}"
+            ).pem
+            for i in range(30)
+        }
+        upload(rt, files)
+
+        monkeypatch.setenv("CA_WATCH_STORAGE_RETRY_TOTAL", "0")
+        handlers.reset_runtime()
+        rt = handlers.runtime()
+        calls = {"n": 0}
+        original = type(rt.store).record_upload
+
+        def stop_on_the_eleventh(store, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 11:
+                server.stop()  # storage goes away mid-run, between download and table write
+            return original(store, *args, **kwargs)
+
+        monkeypatch.setattr(type(rt.store), "record_upload", stop_on_the_eleventh)
+        delivered, failed = process_pending(rt)
+        assert delivered == 10 and failed == 20
+
+        server.start()  # same ports, same data folder
+        monkeypatch.setattr(type(rt.store), "record_upload", original)
+        delivered, failed = process_pending(rt)
+        assert (delivered, failed) == (20, 0)
+        assert process_pending(rt) == (0, 0)
+        report = rt.store.report()
+        assert sorted(u["name"] for u in report["uploads"]) == sorted(files)
+        assert all(len(c["sources"]) == 1 for c in report["certificates"])
+        assert len(report["certificates"]) == 30
+    finally:
+        server.wipe()
+        handlers.reset_runtime()
+
+
+def test_cli_upload_process_report_round_trip(app_runtime, tmp_path) -> None:
+    tree = tmp_path / "tree"
+    for name, data in mixed_tree().items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_bytes(data)
+    env = dict(os.environ)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shared.cli", *args], cwd=PROJECT, env=env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    assert cli("upload", "-q", str(tree)).returncode == 0
+    first = cli("process", "--once")
+    assert first.returncode == 0, first.stderr
+    assert f"{len(mixed_tree())} blob(s) processed" in first.stdout
+    report = cli("report", "--json")
+    assert report.returncode == 1  # affected certificates and bad files need action
+    document = json.loads(report.stdout)
+    assert document["schema"] == "ca-watch/report/v1"
+    assert {u["name"] for u in document["uploads"]} == set(mixed_tree())
+    again = cli("process", "--once")
+    assert "0 blob(s) processed" in again.stdout
+    assert comparable(json.loads(cli("report", "--json").stdout)) == comparable(document)
+    assert "Traceback" not in report.stderr + again.stderr
