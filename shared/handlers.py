@@ -90,6 +90,11 @@ def analyze_upload(client: BlobClient) -> FileResult | None:
     )
 
 
+# The document of the last alert pass in this process: the registered timer function
+# returns None (a timer has no output binding), so ``ca-watch alerts run`` reads it here.
+last_alert_result: dict[str, Any] | None = None
+
+
 def send_alerts(past_due: bool = False) -> dict[str, Any]:
     from shared.alert_runner import run_alerts
 
@@ -97,5 +102,9 @@ def send_alerts(past_due: bool = False) -> dict[str, Any]:
         # A missed schedule (host down, scale to zero): one run now covers it, because the
         # planner sends the most urgent stage due at this moment.
         log.warning("alert timer is past due; running now")
+    global last_alert_result
     rt = runtime()
-    return run_alerts(store=rt.store, settings=rt.settings, rules=rt.rules, now=now())
+    last_alert_result = None
+    result = run_alerts(store=rt.store, settings=rt.settings, rules=rt.rules, now=now())
+    last_alert_result = result
+    return result
