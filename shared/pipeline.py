@@ -78,7 +78,7 @@ def process_blob(
             overwrite=True,
             content_settings=_json_content(),
         )
-        recorded = store.record_upload(name, etag, result, now)
+        recorded = store.record_upload(name, etag, result, now, checked=True)
     if recorded:
         telemetry.uploads_counter.add(1, {"status": str(result.status)})
         for cert in result.certificates:

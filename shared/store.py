@@ -128,10 +128,13 @@ class TableStore:
             for row in self.table("uploads").list_entities(select=["name", "etag"])
         }
 
-    def record_upload(self, name: str, etag: str, result: FileResult, now: datetime) -> bool:
-        """Record one analysed (or refused) blob. False when it was already recorded."""
+    def record_upload(
+        self, name: str, etag: str, result: FileResult, now: datetime, *, checked: bool = False
+    ) -> bool:
+        """Record one analysed (or refused) blob. False when it was already recorded
+        (``checked``: the caller has just looked, so skip the second look-up)."""
         etag = normalize_etag(etag)
-        if self.upload_row(name, etag) is not None:
+        if not checked and self.upload_row(name, etag) is not None:
             return False  # a duplicate delivery of the same event
         unique: dict[str, AnalyzedCertificate] = {}
         for cert in result.certificates:

@@ -1,0 +1,37 @@
+"""`make bench`: every figure the issues ask for, as ratios against baselines measured in
+the same run. Medians throughout: the machines are shared and noisy."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main() -> int:
+    results: dict[str, dict] = {}
+    print("== Analyzer (issue 2) ==")
+    import bench_analyzer
+
+    results["analyzer"] = bench_analyzer.run()
+    print("\n== Pipeline (issue 3) ==")
+    import bench_pipeline
+
+    results["pipeline"] = bench_pipeline.run()
+    try:
+        import bench_alerts
+    except ImportError:
+        print("\n(alert benchmark not present)")
+    else:
+        print("\n== Alerts (issue 4) ==")
+        results["alerts"] = bench_alerts.run()
+    out = Path(__file__).resolve().parent.parent / ".bench.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nAll figures: {out.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
