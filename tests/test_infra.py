@@ -419,11 +419,10 @@ def test_local_settings_example_lists_every_setting_with_its_default() -> None:
 def test_hooks_and_settings_match_the_registered_functions() -> None:
     """The post-deploy hook subscribes the blob function by name; its bindings' %SETTINGS%
     and connection must be app settings the template sets."""
-    import function_app
+    from shared.local_runner import registered_functions  # get_functions() runs once only
 
     functions = {
-        f.get_function_name(): json.loads(f.get_function_json())
-        for f in function_app.app.get_functions()
+        name: json.loads(f.get_function_json()) for name, f in registered_functions().items()
     }
     blob = [
         (name, b)
