@@ -75,20 +75,12 @@ def _runtime() -> Any:
 
 def timer_function() -> Any:
     """The user function behind the registered ``send_alerts`` timer trigger."""
-    import function_app
+    from shared.local_runner import registered_function  # one cached get_functions()
 
-    app = function_app.app
     try:
-        functions = app.get_functions()
-    except ValueError:
-        # get_functions() records the names it returns and refuses to list them a second
-        # time in one process ("does not have a unique function name"): forget them.
-        app.functions_bindings = None
-        functions = app.get_functions()
-    for function in functions:
-        if function.get_function_name() == TIMER_FUNCTION:
-            return function.get_user_function()
-    raise UsageError(f"function_app has no function named {TIMER_FUNCTION!r}")
+        return registered_function(TIMER_FUNCTION)
+    except LookupError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def command_alerts_run(args: argparse.Namespace) -> int:
