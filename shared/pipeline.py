@@ -20,7 +20,7 @@ from shared.reader import too_large
 from shared.rules import Rules
 from shared.scan import FileResult, analyze_bytes, analyze_read_result, scan_document
 from shared.settings import Settings
-from shared.store import TableStore
+from shared.store import TableStore, normalize_etag, submit
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient, BlobServiceClient
@@ -43,13 +43,16 @@ def process_blob(
 ) -> FileResult | None:
     """Analyse and record one blob. None when it was already recorded or is gone."""
     name = blob.blob_name
+    # The blob's properties and the name's upload rows are independent round trips.
+    previous_rows = submit(store.upload_rows, name)
     try:
         props = blob.get_blob_properties()
     except ResourceNotFoundError:
         log.info("blob %s is gone before it was analysed; nothing to record", name)
         return None
-    etag = props.etag
-    if store.upload_row(name, etag) is not None:
+    etag = normalize_etag(props.etag)
+    previous = previous_rows.result()
+    if any(row["etag"] == etag for row in previous):
         log.info("blob %s (ETag %s) is already recorded; duplicate delivery ignored", name, etag)
         return None
     with telemetry.span("ca_watch.read", blob=name, size=props.size):
@@ -73,12 +76,15 @@ def process_blob(
     with telemetry.span("ca_watch.store", blob=name, certificates=len(result.certificates)):
         document = scan_document([result])
         document["etag"] = etag
-        results.get_blob_client(settings.results_container, result_blob_name(name)).upload_blob(
+        result_written = submit(
+            results.get_blob_client(settings.results_container, result_blob_name(name)).upload_blob,
             json.dumps(document, indent=2).encode("utf-8"),
             overwrite=True,
             content_settings=_json_content(),
         )
-        recorded = store.record_upload(name, etag, result, now, checked=True)
+        recorded = store.record_upload(
+            name, etag, result, now, previous=previous, before_commit=result_written
+        )
     if recorded:
         telemetry.uploads_counter.add(1, {"status": str(result.status)})
         for cert in result.certificates:

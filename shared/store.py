@@ -23,7 +23,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +43,24 @@ from shared.alerts.planner import resolve_replacements
 from shared.classify import Role
 from shared.rules import Rules
 from shared.scan import AnalyzedCertificate, FileResult
+
+_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ca-watch-store")
+
+
+def submit(task: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+    return _POOL.submit(task, *args, **kwargs)
+
+
+def run_all(tasks: Iterable[Callable[[], object]]) -> None:
+    """Run independent storage calls side by side (each is a network round trip);
+    re-raise the first failure so the host retries the event."""
+    pending = list(tasks)
+    if len(pending) == 1:
+        pending[0]()
+        return
+    for future in [_POOL.submit(task) for task in pending]:
+        future.result()
+
 
 TABLES = ("certificates", "uploads", "tenantcas", "alertindex", "acks", "ledger")
 OPEN_PARTITION = "open"
@@ -114,6 +133,16 @@ class TableStore:
                 self.service.create_table(self.prefix + name)
 
     # --- uploads ---------------------------------------------------------------------
+    def upload_rows(self, name: str) -> list[dict[str, Any]]:
+        """Every recorded version (ETag) of one blob name: one partition read that answers
+        both "is this ETag done?" and "what older content does it supersede?"."""
+        return [
+            dict(row)
+            for row in self.table("uploads").query_entities(
+                "PartitionKey eq @pk", parameters={"pk": upload_partition(name)}
+            )
+        ]
+
     def upload_row(self, name: str, etag: str) -> dict[str, Any] | None:
         etag = normalize_etag(etag)
         try:
@@ -129,27 +158,40 @@ class TableStore:
         }
 
     def record_upload(
-        self, name: str, etag: str, result: FileResult, now: datetime, *, checked: bool = False
+        self,
+        name: str,
+        etag: str,
+        result: FileResult,
+        now: datetime,
+        *,
+        previous: list[dict[str, Any]] | None = None,
+        before_commit: Future[Any] | None = None,
     ) -> bool:
-        """Record one analysed (or refused) blob. False when it was already recorded
-        (``checked``: the caller has just looked, so skip the second look-up)."""
+        """Record one analysed (or refused) blob. False when it was already recorded.
+        ``previous``: the name's upload rows, when the caller has just read them;
+        ``before_commit``: other work (the result blob) that must succeed first."""
         etag = normalize_etag(etag)
-        if not checked and self.upload_row(name, etag) is not None:
+        if previous is None:
+            previous = self.upload_rows(name)
+        if any(row["RowKey"] == table_key(etag) for row in previous):
             return False  # a duplicate delivery of the same event
         unique: dict[str, AnalyzedCertificate] = {}
         for cert in result.certificates:
             unique.setdefault(cert.sha256, cert)
-        for cert in unique.values():
-            self._add_source(cert, name, now)
+        # Certificate rows are independent of each other: write them side by side.
+        run_all(lambda cert=cert: self._add_source(cert, name, now) for cert in unique.values())
         tenants = {
             cert.classification.tenant_id
             for cert in unique.values()
             if cert.classification.role is Role.TENANT_CA and cert.classification.tenant_id
         }
-        tenants |= self._supersede(name, etag, set(unique))
-        for tenant in sorted(t for t in tenants if t):
-            self.refresh_tenant(tenant)
+        tenants |= self._supersede(name, etag, set(unique), previous)
+        run_all(lambda tenant=tenant: self.refresh_tenant(tenant) for tenant in sorted(tenants))
+        if before_commit is not None:
+            before_commit.result()
         error = result.error
+        # Written last: a crash before this line leaves the upload pending, and the
+        # redelivered event redoes the same (idempotent) writes above.
         self.table("uploads").upsert_entity(
             {
                 "PartitionKey": upload_partition(name),
@@ -167,12 +209,12 @@ class TableStore:
         )
         return True
 
-    def _supersede(self, name: str, etag: str, keep: set[str]) -> set[str]:
+    def _supersede(
+        self, name: str, etag: str, keep: set[str], previous: list[dict[str, Any]]
+    ) -> set[str]:
         """Remove what older content under the same name contributed; the affected tenants."""
         tenants: set[str] = set()
-        table = self.table("uploads")
-        partition = upload_partition(name)
-        for row in table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}):
+        for row in previous:
             if row["RowKey"] == table_key(etag):
                 continue
             for sha in json.loads(row.get("certificates") or "[]"):
@@ -180,20 +222,42 @@ class TableStore:
                     tenant = self._remove_source(sha, name)
                     if tenant:
                         tenants.add(tenant)
-            table.delete_entity(partition, row["RowKey"])
+            self._delete_quietly("uploads", row["PartitionKey"], row["RowKey"])
         return tenants
 
     # --- certificates ----------------------------------------------------------------
     def _add_source(self, cert: AnalyzedCertificate, name: str, now: datetime) -> None:
         table = self.table("certificates")
-        pk, rk = cert.sha256[:2], cert.sha256
+        try:  # most certificates are new: one request on the common path
+            table.create_entity(self._certificate_entity(cert, [name], now, now))
+        except ResourceExistsError:
+            self._merge_source(cert, name, now)
+        if cert.classification.role is Role.TENANT_CA and cert.classification.tenant_id:
+            facts = cert.facts
+            self.table("tenantcas").upsert_entity(
+                {
+                    "PartitionKey": cert.classification.tenant_id,
+                    "RowKey": cert.sha256,
+                    "sha1_thumbprint": facts.sha1_thumbprint,
+                    "subject": facts.subject,
+                    "not_before": iso(facts.not_before),
+                    "not_after": iso(facts.not_after),
+                    "verdict": str(cert.classification.verdict),
+                },
+                mode=UpdateMode.MERGE,
+            )
+
+    def _merge_source(self, cert: AnalyzedCertificate, name: str, now: datetime) -> None:
+        """Add a source to an existing row under ETag concurrency (another upload of the
+        same certificate may be merging at the same moment)."""
+        table = self.table("certificates")
         for _ in range(_MAX_CONFLICT_RETRIES):
             try:
-                row = table.get_entity(pk, rk)
+                row = table.get_entity(cert.sha256[:2], cert.sha256)
             except ResourceNotFoundError:
                 try:
                     table.create_entity(self._certificate_entity(cert, [name], now, now))
-                    break
+                    return
                 except ResourceExistsError:
                     continue  # created concurrently: merge into it
             sources = json.loads(row.get("sources") or "[]")
@@ -209,26 +273,11 @@ class TableStore:
                     etag=row.metadata["etag"],
                     match_condition=MatchConditions.IfNotModified,
                 )
-                break
+                return
             except (ResourceModifiedError, HttpResponseError) as exc:
                 if getattr(exc, "status_code", None) != 412:
                     raise
-        else:
-            raise RuntimeError(f"certificate {cert.sha256}: too many concurrent updates")
-        if cert.classification.role is Role.TENANT_CA and cert.classification.tenant_id:
-            facts = cert.facts
-            self.table("tenantcas").upsert_entity(
-                {
-                    "PartitionKey": cert.classification.tenant_id,
-                    "RowKey": cert.sha256,
-                    "sha1_thumbprint": facts.sha1_thumbprint,
-                    "subject": facts.subject,
-                    "not_before": iso(facts.not_before),
-                    "not_after": iso(facts.not_after),
-                    "verdict": str(cert.classification.verdict),
-                },
-                mode=UpdateMode.MERGE,
-            )
+        raise RuntimeError(f"certificate {cert.sha256}: too many concurrent updates")
 
     def _certificate_entity(
         self, cert: AnalyzedCertificate, sources: list[str], first: datetime, last: datetime
