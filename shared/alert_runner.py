@@ -25,6 +25,7 @@ from shared.alerts.message import (
     CARD_SCHEMA,
     CARD_VERSION,
     PRODUCT,
+    TEAMS_MAX_BYTES,
     clean,
     escape_markdown,
     format_time,
@@ -48,6 +49,11 @@ OPERATOR_ROW = "operator"  # RowKey of self-health ledger rows: they have no cer
 FAILING_ATTEMPTS = 3
 UPLOAD_WINDOW = timedelta(hours=24)
 MAX_LISTED_UPLOADS = 20
+# The size at which a message ends with "and N more". 28 KB is Teams' limit (DESIGN §4);
+# mail relays and ACS accept megabytes, and cutting an email at 28 KB would leave a large
+# backlog trickling out a dozen items per run.
+CHANNEL_MAX_BYTES = {"teams": TEAMS_MAX_BYTES}
+MAIL_MAX_BYTES = 1_000_000
 
 # Item outcomes on one channel (the alerts/v1 vocabulary).
 SENT, FAILED, PLANNED, ALREADY_SENT = "sent", "failed", "planned", "already-sent"
@@ -82,8 +88,8 @@ def run_alerts(
 
     ``dry_run`` (``alerts plan``) reports what would be sent and claims nothing.
     ``max_messages``: messages per channel and recipient group in one run (None: as many
-    as it takes). Items cut from the last one by the 28 KB limit are released to the next
-    run; with the default 1, a channel gets one message per run, as DESIGN §4 asks.
+    as it takes). Items cut from the last one by the size limit (28 KB on Teams) are
+    released to the next run; with the default 1, a channel gets one message per run.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -209,7 +215,8 @@ def _send_group(
     remaining = sort_items(alerts)
     sent_messages = 0
     while remaining and (state.max_messages is None or sent_messages < state.max_messages):
-        message = render_message(remaining, state.now)
+        limit = CHANNEL_MAX_BYTES.get(name, MAIL_MAX_BYTES)
+        message = render_message(remaining, state.now, max_card_bytes=limit)
         listed, rest = remaining[: message.item_count], remaining[message.item_count :]
         if not listed:
             break  # cannot happen (values are clipped); never loop forever on it

@@ -241,12 +241,14 @@ class Webhook:
     def __init__(self, statuses: list[int], default: int = 202) -> None:
         self.statuses, self.default = statuses, default
         self.requests: list[dict[str, Any]] = []
+        self.sizes: list[int] = []  # bytes on the wire, what Teams' 28 KB limit applies to
         webhook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 webhook.requests.append(json.loads(raw))
+                webhook.sizes.append(len(raw))
                 status = webhook.statuses.pop(0) if webhook.statuses else webhook.default
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -340,26 +342,41 @@ def test_stale_claim_is_taken_over_live_claim_is_not(store: TableStore) -> None:
     assert row["claimed_by"] == "run-c" and row["status"] == "claimed"
 
 
-def test_items_cut_by_the_size_limit_go_in_the_next_run(
-    store: TableStore, settings: Settings, outbox_dir: Path
+def test_items_cut_by_the_teams_size_limit_go_in_the_next_run(
+    store: TableStore, settings: Settings, webhook: Webhook, outbox_dir: Path
 ) -> None:
-    certs = [index_row(store, tenant(), f"{n:064x}") for n in range(30)]
-    due = len(certs) * 2
-    first = run(store, settings, T_AUG4)
-    (message,) = outbox(outbox_dir)
-    assert (
-        0 < message["item_count"] < due and message["omitted_count"] == due - message["item_count"]
-    )
-    states = list(outcomes(first).values())
-    assert states.count("sent") == message["item_count"]
-    assert states.count("planned") == message["omitted_count"]
-    assert len(ledger_rows(store)) == message["item_count"]  # released: no row left behind
+    for n in range(30):
+        index_row(store, tenant(), f"{n:064x}")
+    due = 30 * 2
+    channels = {"teams": webhook.channel(), "outbox": OutboxChannel(outbox_dir)}
+    first = run(store, settings, T_AUG4, channels=channels)
+    teams_message = next(m for m in first["messages"] if m["channel"] == "teams")
+    listed, omitted = teams_message["items"], teams_message["omitted"]
+    assert 0 < listed < due and listed + omitted == due
+    card = json.dumps(webhook.requests[0])
+    assert f"and {omitted} more" in card and webhook.sizes[0] < 28_000
+    states = [i["channels"]["teams"] for i in first["items"]]
+    assert states.count("sent") == listed and states.count("planned") == omitted
+    teams_rows = [r for r in ledger_rows(store) if r["channel"] == "teams"]
+    assert len(teams_rows) == listed  # the cut items were released: no row left behind
+    # Mail-sized channels are not cut at 28 KB: the outbox got everything at once.
+    (record,) = outbox(outbox_dir)
+    assert record["item_count"] == due and record["omitted_count"] == 0
 
     for _ in range(10):
-        if "planned" not in outcomes(run(store, settings, T_AUG4)).values():
+        states = [
+            i["channels"]["teams"] for i in run(store, settings, T_AUG4, channels=channels)["items"]
+        ]
+        if "planned" not in states:
             break
-    assert sum(r["item_count"] for r in outbox(outbox_dir)) == due  # each item exactly once
-    assert len(ledger_rows(store)) == due and {r["status"] for r in ledger_rows(store)} == {"sent"}
+    sent_per_card = [
+        sum(1 for b in r["attachments"][0]["content"]["body"] if b["type"] == "Container")
+        for r in webhook.requests
+    ]
+    assert sum(sent_per_card) == due  # each item in exactly one card
+    teams_rows = [r for r in ledger_rows(store) if r["channel"] == "teams"]
+    assert len(teams_rows) == due and {r["status"] for r in teams_rows} == {"sent"}
+    assert len(outbox(outbox_dir)) == 1
 
 
 def index_row(
