@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -89,23 +89,18 @@ def _paint(text: str, key: str, enabled: bool) -> str:
     return f"\033[{code}m{text}\033[0m" if enabled and code else text
 
 
+def _error_row(result: Any) -> tuple[str, ...]:
+    error = result.error
+    return (result.source, str(result.status), "-", "-", "-", "-", f"{error.code}: {error.message}")
+
+
 def render_scan_table(results: Sequence[Any], stream: TextIO) -> None:
     colour = _colour(stream)
     header = ("FILE", "VERDICT", "ROLE", "TENANT", "START (notBefore)", "MISMATCH", "SHA-1")
     rows: list[tuple[str, ...]] = []
     for result in results:
         if result.error is not None and not result.certificates:
-            rows.append(
-                (
-                    result.source,
-                    str(result.status),
-                    "-",
-                    "-",
-                    "-",
-                    "-",
-                    f"{result.error.code}: {result.error.message}",
-                )
-            )
+            rows.append(_error_row(result))
             continue
         for cert in result.certificates:
             facts, cls = cert.facts, cert.classification
@@ -121,17 +116,7 @@ def render_scan_table(results: Sequence[Any], stream: TextIO) -> None:
                 )
             )
         if result.error is not None:
-            rows.append(
-                (
-                    result.source,
-                    str(result.status),
-                    "-",
-                    "-",
-                    "-",
-                    "-",
-                    f"{result.error.code}: {result.error.message}",
-                )
-            )
+            rows.append(_error_row(result))
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
     ]
@@ -255,11 +240,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ca-watch: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         raise
-
-
-def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 if __name__ == "__main__":

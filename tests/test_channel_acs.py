@@ -9,19 +9,17 @@ of ``POST /emails:send`` and the mapping of errors to retryable or not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from alert_samples import rendered
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 
-from shared.alerts.message import render_message
-from shared.alerts.model import DueAlert, RenderedMessage
+from shared.alerts.model import RenderedMessage
 from shared.channels import ChannelError, build_channels
 from shared.channels.acs_email import AcsEmailChannel, default_client
 from shared.settings import Settings, SettingsError
 
-NOW = datetime(2020, 8, 4, 9, tzinfo=UTC)
 ENDPOINT = "https://ca-watch.europe.communication.azure.com"
 SENDER = "DoNotReply@0000.azurecomm.net"
 
@@ -60,23 +58,7 @@ def http_error(status: int) -> HttpResponseError:
 
 
 def message() -> RenderedMessage:
-    item = DueAlert(
-        tenant_id="9d7e79eb-0000-0000-0000-000000000000",
-        certificate="ab" * 32,
-        sha1_thumbprint="C8D1" + "0" * 36,
-        subject="CN=Microsoft Azure Sphere <b>x</b>",
-        not_before=datetime(2020, 7, 1, tzinfo=UTC),
-        not_after=datetime(2022, 7, 1, tzinfo=UTC),
-        deadline_id="incident-2020-07/activation",
-        deadline_title="Renewed tenant CA activates",
-        due=NOW + timedelta(days=14),
-        stage="14d",
-        stage_key="14d",
-        days_left=14,
-        message="Register the renewed tenant CA.",
-        actions=("Run azsphere ca list",),
-    )
-    return render_message([item], NOW)
+    return rendered(1, "CN=Microsoft Azure Sphere <b>x</b>")
 
 
 def test_message_shape_and_operation_id() -> None:

@@ -6,41 +6,20 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alert_samples import NOW, rendered
 
-from shared.alerts.message import render_message, teams_payload
-from shared.alerts.model import DueAlert, RenderedMessage
+from shared.alerts.message import teams_payload
+from shared.alerts.model import RenderedMessage
 from shared.channels import Channel, ChannelError, build_channels
 from shared.channels.outbox import OutboxChannel
 from shared.settings import Settings
 
-NOW = datetime(2020, 8, 4, 9, tzinfo=UTC)
-
 
 def message(n: int = 1) -> RenderedMessage:
-    items = [
-        DueAlert(
-            tenant_id="9d7e79eb-0000-0000-0000-000000000000",
-            certificate=f"{i:064x}",
-            sha1_thumbprint=f"{i:040X}",
-            subject="CN=Microsoft Azure Sphere Zürich <b>",
-            not_before=datetime(2020, 7, 1, tzinfo=UTC),
-            not_after=datetime(2022, 7, 1, tzinfo=UTC),
-            deadline_id="incident-2020-07/activation",
-            deadline_title="Renewed tenant CA activates",
-            due=NOW + timedelta(days=14),
-            stage="14d",
-            stage_key="14d",
-            days_left=14,
-            message="Register the renewed tenant CA.",
-            actions=("Run azsphere ca list",),
-        )
-        for i in range(n)
-    ]
-    return render_message(items, NOW)
+    return rendered(n, "CN=Microsoft Azure Sphere Zürich <b>")
 
 
 def test_writes_one_readable_set_of_files_per_message(tmp_path: Path) -> None:

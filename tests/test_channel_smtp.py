@@ -21,18 +21,17 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from alert_samples import rendered
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shared.alerts.message import render_message
-from shared.alerts.model import DueAlert, RenderedMessage
+from shared.alerts.model import RenderedMessage
 from shared.channels import ChannelError, build_channels
 from shared.channels.smtp import SmtpChannel
 from shared.settings import Settings, SettingsError
 
-NOW = datetime(2020, 8, 4, 9, tzinfo=UTC)
 SENDER = "ca-watch@example.com"
 USER = "alerts"
 PASSWORD = "Pa55-w0rd-never-logged"
@@ -158,23 +157,9 @@ def tls_server(tls: Tls) -> Iterator[tuple[LoopbackController, Handler]]:
 
 
 def message() -> RenderedMessage:
-    item = DueAlert(
-        tenant_id="9d7e79eb-0000-0000-0000-000000000000",
-        certificate="ab" * 32,
-        sha1_thumbprint="C8D1" + "0" * 36,
-        subject=f"CN=Microsoft Azure Sphere {HOSTILE_CN}",
-        not_before=datetime(2020, 7, 1, tzinfo=UTC),
-        not_after=datetime(2022, 7, 1, tzinfo=UTC),
-        deadline_id="incident-2020-07/activation",
-        deadline_title="Renewed tenant CA activates",
-        due=NOW + timedelta(days=14),
-        stage="14d",
-        stage_key="14d",
-        days_left=14,
-        message="Register the renewed tenant CA.",
-        actions=("Run azsphere ca list",),
+    return rendered(
+        1, f"CN=Microsoft Azure Sphere {HOSTILE_CN}".replace("{", "{{").replace("}", "}}")
     )
-    return render_message([item], NOW)
 
 
 def test_plain_relay_receives_text_and_html(

@@ -10,19 +10,18 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from alert_samples import NOW, rendered
 
-from shared.alerts.message import render_message
-from shared.alerts.model import DueAlert, RenderedMessage
+from shared.alerts.model import RenderedMessage
 from shared.channels import ChannelError, build_channels
 from shared.channels.teams import TeamsChannel, retry_after_seconds
 from shared.settings import Settings, SettingsError
 
-NOW = datetime(2020, 8, 4, 9, tzinfo=UTC)
 SIG = "s3cr3t-Sig-Value_0123456789abcdef"
 
 
@@ -112,26 +111,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def message(count: int = 2) -> RenderedMessage:
-    items = [
-        DueAlert(
-            tenant_id=f"{i:08x}-0000-0000-0000-000000000000",
-            certificate=f"{i:064x}",
-            sha1_thumbprint=f"{i:040X}",
-            subject=f"CN=Microsoft Azure Sphere <b>{i}</b>",
-            not_before=datetime(2020, 7, 1, tzinfo=UTC),
-            not_after=datetime(2022, 7, 1, tzinfo=UTC),
-            deadline_id="incident-2020-07/activation",
-            deadline_title="Renewed tenant CA activates",
-            due=NOW + timedelta(days=14),
-            stage="14d",
-            stage_key="14d",
-            days_left=14,
-            message="Register the renewed tenant CA.",
-            actions=("Run azsphere ca list",),
-        )
-        for i in range(count)
-    ]
-    return render_message(items, NOW)
+    return rendered(count, "CN=Microsoft Azure Sphere <b>{i}</b>")
 
 
 class Sleeps(list[float]):
