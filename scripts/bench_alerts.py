@@ -1,0 +1,189 @@
+"""Benchmark: one alert pass over 1,000 and over 100,000 tenant CA rows, 1% needing action.
+
+Against a fresh Azurite: the alert index is written directly (transactions of 100) with
+99% of the tenant CAs far from any deadline (watch_from in the future, so the pass never
+reads them) and 1% affected by the 2020 incident (two deadlines due each). For each size
+it reports the median of several passes of
+
+- ``first``: everything due is claimed, sent to the outbox and marked (ledger emptied
+  before each repetition), and
+- ``steady``: the same moment again: every item is already sent, nothing new.
+
+and the large/1k ratios (issue 4 asks for 100k/1k <= 1.5; see SIZES for why 20k).
+Run: ``.venv/bin/python scripts/bench_alerts.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from shared.alert_runner import run_alerts  # noqa: E402
+from shared.alerts.model import TenantCertificate  # noqa: E402
+from shared.azurite import Azurite  # noqa: E402
+from shared.connections import table_service  # noqa: E402
+from shared.rules import load_rules  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+from shared.store import OPEN_PARTITION, TableStore, iso, watch_from  # noqa: E402
+
+# Issue 4 asks for 100,000 rows, but Azurite slows down as its one "open" partition grows
+# (writing 100k rows did not finish in 4 minutes here, against ~15 s for 20k), so the
+# default large size is 20,000; pass sizes=(1_000, 100_000) to run() to try the full size.
+SIZES = (1_000, 20_000)
+DUE_FRACTION = 0.01
+REPEATS = 3
+TARGET_RATIO = 1.5
+NOW = datetime(2020, 8, 4, 9, tzinfo=UTC)  # DESIGN §4: 1d and 14d due for affected CAs
+
+
+def _certificate(index: int, due: bool) -> TenantCertificate:
+    tenant = str(uuid.UUID(int=index + 1))
+    if due:  # inside the 2020 window, no replacement on record
+        start = datetime(2020, 7, 1, tzinfo=UTC)
+        verdict = "affected"
+    else:  # a healthy CA issued 2029: its first stage is years after NOW
+        start = datetime(2029, 1, 1, tzinfo=UTC) + timedelta(minutes=index)
+        verdict = "ok"
+    return TenantCertificate(
+        tenant_id=tenant,
+        sha256=f"{index:064x}",
+        sha1_thumbprint=f"{index:040X}",
+        subject=f"C=US, O=Microsoft Corporation, CN=Microsoft Azure Sphere {tenant}",
+        not_before=start,
+        not_after=start + timedelta(days=730),
+        verdict=verdict,
+    )
+
+
+def populate(store: TableStore, size: int) -> float:
+    """Write ``size`` alert-index rows, every 100th one due; seconds taken."""
+    started = time.perf_counter()
+    index = store.table("alertindex")
+    every = round(1 / DUE_FRACTION)
+    batch: list[Any] = []
+    for n in range(size):
+        cert = _certificate(n, due=n % every == 0)
+        entity = {
+            "PartitionKey": OPEN_PARTITION,
+            "RowKey": f"{iso(watch_from(cert, store.rules))}|{cert.sha256}",
+            "sha256": cert.sha256,
+            "tenant_id": cert.tenant_id,
+            "sha1_thumbprint": cert.sha1_thumbprint,
+            "subject": cert.subject,
+            "not_before": iso(cert.not_before),
+            "not_after": iso(cert.not_after),
+            "verdict": cert.verdict,
+        }
+        batch.append(("create", entity))  # fresh tables: create is cheaper for Azurite
+        if len(batch) == 100:
+            index.submit_transaction(batch)
+            batch = []
+    if batch:
+        index.submit_transaction(batch)
+    return time.perf_counter() - started
+
+
+def _timed(store: TableStore, settings: Settings) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    # max_messages=None: the first pass sends every due item (several outbox messages of
+    # at most 28 KB), so the steady pass that follows really has nothing new.
+    document = run_alerts(
+        store=store, settings=settings, rules=store.rules, now=NOW, max_messages=None
+    )
+    return time.perf_counter() - started, document
+
+
+def measure(store: TableStore, size: int, outbox: Path) -> dict[str, Any]:
+    settings = Settings(alert_channels=("outbox",), alert_outbox_dir=str(outbox))
+    first: list[float] = []
+    steady: list[float] = []
+    due = sent = 0
+    for _ in range(REPEATS):
+        store.delete_all(["ledger"])
+        store.ensure_tables()
+        shutil.rmtree(outbox, ignore_errors=True)
+        seconds, document = _timed(store, settings)
+        first.append(seconds)
+        due = document["summary"]["due"]
+        sent = document["summary"].get("sent", 0)
+        assert sent == due, f"first pass sent {sent} of {due}"
+        seconds, document = _timed(store, settings)
+        steady.append(seconds)
+        assert document["messages"] == [], "the steady pass sent something"
+    return {
+        "rows": size,
+        "due_items": due,
+        "sent_first_pass": sent,
+        "outbox_messages": len(list(outbox.glob("*.json"))),
+        "first_pass_s": statistics.median(first),
+        "steady_pass_s": statistics.median(steady),
+        "first_runs_s": first,
+        "steady_runs_s": steady,
+    }
+
+
+def run(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
+    rules = load_rules()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
+    azurite = Azurite(workdir / "azurite").start()
+    try:
+        service = table_service({"CertStorage": azurite.connection_string})
+        results: dict[int, dict[str, Any]] = {}
+        for size in sizes:
+            store = TableStore(service, rules, prefix=f"b{size}")
+            store.ensure_tables()
+            populated = populate(store, size)
+            results[size] = measure(store, size, workdir / f"outbox-{size}")
+            results[size]["populate_s"] = populated
+    finally:
+        azurite.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    small, large = results[min(sizes)], results[max(sizes)]
+    ratio_first = large["first_pass_s"] / small["first_pass_s"]
+    ratio_steady = large["steady_pass_s"] / small["steady_pass_s"]
+    return {
+        "benchmark": "alert pass",
+        "now": iso(NOW),
+        "due_fraction": DUE_FRACTION,
+        "repeats": REPEATS,
+        "sizes": {str(k): v for k, v in results.items()},
+        "ratio_first": ratio_first,
+        "ratio_steady": ratio_steady,
+        "target_ratio": TARGET_RATIO,
+        "target_met": ratio_first <= TARGET_RATIO and ratio_steady <= TARGET_RATIO,
+    }
+
+
+def main() -> int:
+    result = run()
+    for size, figures in result["sizes"].items():
+        print(
+            f"{int(size):>7} rows, {figures['due_items']:>5} due: "
+            f"first pass {figures['first_pass_s'] * 1000:8.1f} ms, "
+            f"steady pass {figures['steady_pass_s'] * 1000:8.1f} ms "
+            f"(populated in {figures['populate_s']:.1f} s)"
+        )
+    verdict = "met" if result["target_met"] else "NOT met"
+    print(
+        f"{max(SIZES) // 1000}k/1k ratio: first {result['ratio_first']:.2f}, "
+        f"steady {result['ratio_steady']:.2f} "
+        f"(target <= {TARGET_RATIO}: {verdict})"
+    )
+    print(json.dumps(result, indent=2), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
