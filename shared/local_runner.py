@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -135,31 +136,53 @@ def pending_blobs(rt: Any) -> list[tuple[str, str]]:
     ]
 
 
-def process_pending(rt: Any, *, quiet: bool = True) -> tuple[int, int]:
-    """Deliver each pending blob to the registered blob function, as the host would.
-    Returns (delivered, failed); a failure is retried on the next pass, as the host does."""
+DEFAULT_WORKERS = 8  # like host.json's blobs.maxDegreeOfParallelism
+
+
+def process_pending(rt: Any, *, quiet: bool = True, workers: int = 1) -> tuple[int, int]:
+    """Deliver each pending blob to the registered blob function, as the host would, with
+    up to ``workers`` deliveries at once. Returns (delivered, not delivered); what was not
+    delivered stays pending and is retried on the next pass, as the host does."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from azure.core.exceptions import ServiceRequestError
 
     analyze_upload = registered_function("analyze_upload")
     pending = pending_blobs(rt)
     progress = Progress(len(pending), "processed")
-    failed = 0
-    for done, (name, _etag) in enumerate(pending, start=1):
+    unreachable = threading.Event()
+    lock = threading.Lock()
+    counts = {"delivered": 0, "done": 0}
+
+    def deliver(name: str) -> None:
+        if unreachable.is_set():
+            return  # storage is down: leave the rest pending for the next pass
         try:
             analyze_upload(blob_trigger_argument(rt.settings.cert_container, name))
         except ServiceRequestError as exc:
-            # Storage is unreachable: every further delivery would fail the same way.
-            # Stop the pass; what is left stays pending for the next one.
-            print(f"ca-watch: storage unreachable at {name}: {exc}", file=sys.stderr)
-            return done - 1 - failed, len(pending) - (done - 1 - failed)
+            # Every further delivery would fail the same way: stop the pass.
+            if not unreachable.is_set():
+                print(f"ca-watch: storage unreachable at {name}: {exc}", file=sys.stderr)
+            unreachable.set()
+            return
         except Exception as exc:  # the host would retry this event: so do we, next pass
-            failed += 1
             print(f"ca-watch: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         else:
+            with lock:
+                counts["delivered"] += 1
             if not quiet:
                 print(f"processed {name}")
-        progress.update(done)
-    return len(pending) - failed, failed
+        with lock:
+            counts["done"] += 1
+            progress.update(counts["done"])
+
+    if workers <= 1:
+        for name, _etag in pending:
+            deliver(name)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+            list(pool.map(deliver, [name for name, _etag in pending]))
+    return counts["delivered"], len(pending) - counts["delivered"]
 
 
 def command_process(args: argparse.Namespace) -> int:
@@ -174,14 +197,14 @@ def command_process(args: argparse.Namespace) -> int:
     try:
         while True:
             try:
-                delivered, failed = process_pending(rt, quiet=args.quiet)
+                delivered, failed = process_pending(rt, quiet=args.quiet, workers=args.parallel)
             except ServiceRequestError as exc:
                 if not args.watch:
                     raise _storage_hint(exc) from None
                 delivered, failed = 0, 0
                 print("ca-watch: storage unreachable; retrying", file=sys.stderr)
             if delivered or failed or not args.watch:
-                print(f"{delivered} blob(s) processed, {failed} failed (retried on the next pass)")
+                print(f"{delivered} blob(s) processed, {failed} not (retried on the next pass)")
             if not args.watch:
                 return EXIT_ACTION if failed else EXIT_OK
             time.sleep(args.interval)
@@ -264,6 +287,13 @@ def add_commands(commands: Any) -> None:
     mode.add_argument("--once", action="store_true", help="one pass, then exit (default)")
     mode.add_argument("--watch", action="store_true", help="keep polling until Ctrl-C")
     process.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    process.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"deliveries at once, as the host's parallelism (default {DEFAULT_WORKERS})",
+    )
     process.add_argument("--now", metavar="ISO", help="the clock the function sees")
     process.add_argument("--quiet", "-q", action="store_true")
     process.set_defaults(handler=command_process)

@@ -311,3 +311,21 @@ def test_cli_upload_process_report_round_trip(app_runtime, tmp_path) -> None:
     assert "0 blob(s) processed" in again.stdout
     assert comparable(json.loads(cli("report", "--json").stdout)) == comparable(document)
     assert "Traceback" not in report.stderr + again.stderr
+
+
+def test_concurrent_deliveries_merge_sources_of_a_shared_certificate(app_runtime) -> None:
+    """Eight deliveries at once, as the host runs them: every upload carries the same tenant
+    CA, so its row is merged concurrently (ETag conflicts) and must end with every source."""
+    pca = samples.azure_sphere_pca()
+    shared_ca = samples.tenant_ca("5ca1ab1e-1111-4222-8333-944445555666", issuer=pca)
+    files = {
+        f"sites/{i:02d}.pem": shared_ca.pem + samples.device_certificate(shared_ca).pem
+        for i in range(40)
+    }
+    upload(app_runtime, files)
+    assert process_pending(app_runtime, workers=8) == (40, 0)
+    report = app_runtime.store.report()
+    (ca_row,) = [c for c in report["certificates"] if c["azure_sphere"]["role"] == "tenant-ca"]
+    assert ca_row["sources"] == sorted(files)
+    assert len(report["certificates"]) == 41 and len(report["uploads"]) == 40
+    assert process_pending(app_runtime, workers=8) == (0, 0)
