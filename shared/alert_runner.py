@@ -32,7 +32,13 @@ from shared.alerts.message import (
     render_message,
     sort_items,
 )
-from shared.alerts.model import DueAlert, LedgerKey, LedgerStatus, RenderedMessage
+from shared.alerts.model import (
+    DueAlert,
+    LedgerKey,
+    LedgerStatus,
+    RenderedMessage,
+    TenantCertificate,
+)
 from shared.alerts.planner import AlertPlanner, Decision, decide
 from shared.channels import Channel, ChannelError, build_channels
 from shared.ledger import Ledger
@@ -94,7 +100,11 @@ def run_alerts(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     planner = AlertPlanner(rules)
-    due = planner.due_alerts(now, store.open_tenant_certificates(now))
+    if not dry_run:
+        store.align_schedule()  # a no-op unless the rules changed since the last pass
+    # A plan shows every open deadline (sent ones too); a run reads only what is due.
+    certificates = store.open_tenant_certificates(now, all_open=dry_run)
+    due = planner.due_alerts(now, certificates)
     if channels is None and not dry_run:
         channels = build_channels(settings, clock=lambda: now)
     names = tuple(channels) if channels is not None else tuple(settings.alert_channels)
@@ -120,6 +130,8 @@ def run_alerts(
             if to_send[name]:
                 _run_channel(state, name, channel, to_send[name])
     health = _self_health(state, store, names, channels, dry_run)
+    if not dry_run:
+        _reschedule(state, store, planner, certificates, due, names)
 
     items = [
         {
@@ -162,6 +174,47 @@ def run_alerts(
         document["summary"]["failed_sends"],
     )
     return document
+
+
+def _reschedule(
+    state: _Pass,
+    store: TableStore,
+    planner: AlertPlanner,
+    certificates: Sequence[TenantCertificate],
+    due: Sequence[DueAlert],
+    names: Sequence[str],
+) -> None:
+    """Put each certificate read by this pass back in the index at the moment it next
+    needs a look: its next stage, or sooner when a send of this pass is still owed
+    (failed: at its backoff; cut or not claimed: at once; another run's claim: when that
+    claim goes stale). Steady passes then read only what has become due."""
+    owed: dict[str, datetime] = {}
+    for alert in due:
+        for name in names:
+            key = alert.ledger_key(name)
+            outcome = state.outcomes[key]
+            if outcome == SENT:
+                continue
+            entry = state.ledger.entry(key)
+            if entry is None or outcome == PLANNED:
+                at = state.now
+            elif entry.status is LedgerStatus.FAILED:
+                at = entry.next_attempt_at or state.now
+            elif entry.status is LedgerStatus.CLAIMED:
+                at = (entry.claimed_at or state.now) + planner.claim_timeout
+            else:
+                continue  # sent
+            owed[alert.certificate] = min(at, owed.get(alert.certificate, at))
+    moves = []
+    for cert in certificates:
+        check = planner.next_check(cert, state.now)
+        if cert.sha256 in owed:
+            check = owed[cert.sha256] if check is None else min(check, owed[cert.sha256])
+        moves.append((cert, check))
+    try:
+        store.reschedule(moves)
+    except Exception:  # an optimisation only: unmoved rows are simply read again
+        log.exception("rescheduling the alert index failed; rows stay where they were")
 
 
 def any_failed(document: Mapping[str, Any]) -> bool:

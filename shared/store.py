@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,7 +36,12 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import (
+    TableClient,
+    TableServiceClient,
+    TableTransactionError,
+    UpdateMode,
+)
 
 from shared.alerts.model import TenantCertificate
 from shared.alerts.planner import resolve_replacements
@@ -64,6 +69,8 @@ def run_all(tasks: Iterable[Callable[[], object]]) -> None:
 
 TABLES = ("certificates", "uploads", "tenantcas", "alertindex", "acks", "ledger")
 OPEN_PARTITION = "open"
+NEVER = "9999-12-31T23:59:59Z"  # an index time later than any run
+SCHEDULE_PARTITION = "schedule"  # one row: the digest of the rules the index was timed by
 _MAX_CONFLICT_RETRIES = 20
 # Table keys may not hold these characters; they are percent-encoded.
 _KEY_UNSAFE = {"/": "%2F", "\\": "%5C", "#": "%23", "?": "%3F", "%": "%25"}
@@ -111,6 +118,20 @@ def watch_from(cert: TenantCertificate, rules: Rules) -> datetime:
     if rules.rotation:
         dues.extend(d.due_for(cert.not_after) for d in rules.rotation.deadlines)
     return min(dues) - lead if dues else cert.not_after
+
+
+def _index_entity(cert: TenantCertificate, row_key: str) -> dict[str, Any]:
+    return {
+        "PartitionKey": OPEN_PARTITION,
+        "RowKey": row_key,
+        "sha256": cert.sha256,
+        "tenant_id": cert.tenant_id,
+        "sha1_thumbprint": cert.sha1_thumbprint,
+        "subject": cert.subject,
+        "not_before": iso(cert.not_before),
+        "not_after": iso(cert.not_after),
+        "verdict": cert.verdict,
+    }
 
 
 class TableStore:
@@ -365,54 +386,58 @@ class TableStore:
         certs = self.tenant_certificates(tenant_id)
         resolved = resolve_replacements(certs, self.rules)
         index = self.table("alertindex")
-        existing = {
-            row["sha256"]: row["RowKey"]
-            for row in index.query_entities(
-                "PartitionKey eq @pk and tenant_id eq @tenant",
-                parameters={"pk": OPEN_PARTITION, "tenant": tenant_id},
-                select=["RowKey", "sha256"],
-            )
-        }
+        existing: dict[str, list[str]] = {}
+        for row in index.query_entities(
+            "PartitionKey eq @pk and tenant_id eq @tenant",
+            parameters={"pk": OPEN_PARTITION, "tenant": tenant_id},
+            select=["RowKey", "sha256"],
+        ):
+            existing.setdefault(row["sha256"], []).append(row["RowKey"])
         live = {cert.sha256 for cert in certs}
-        for sha, row_key in existing.items():
+        for sha, keys in existing.items():
             if sha not in live:
-                self._delete_quietly("alertindex", OPEN_PARTITION, row_key)
+                for key in keys:
+                    self._delete_quietly("alertindex", OPEN_PARTITION, key)
         for cert in certs:
             resolver = resolved.get(cert.sha256)
             self.table("tenantcas").upsert_entity(
                 {"PartitionKey": tenant_id, "RowKey": cert.sha256, "resolved_by": resolver},
                 mode=UpdateMode.MERGE,
             )
-            row_key = f"{iso(watch_from(cert, self.rules))}|{cert.sha256}"
-            if resolver or cert.acknowledged:
-                if cert.sha256 in existing:
-                    self._delete_quietly("alertindex", OPEN_PARTITION, existing[cert.sha256])
-                continue
-            if existing.get(cert.sha256) not in (None, row_key):
-                self._delete_quietly("alertindex", OPEN_PARTITION, existing[cert.sha256])
-            index.upsert_entity(
-                {
-                    "PartitionKey": OPEN_PARTITION,
-                    "RowKey": row_key,
-                    "sha256": cert.sha256,
-                    "tenant_id": tenant_id,
-                    "sha1_thumbprint": cert.sha1_thumbprint,
-                    "subject": cert.subject,
-                    "not_before": iso(cert.not_before),
-                    "not_after": iso(cert.not_after),
-                    "verdict": cert.verdict,
-                },
-                mode=UpdateMode.REPLACE,
+            keys = existing.get(cert.sha256, [])
+            # Open, and looked at from its first possible stage (the timer moves it on).
+            row_key = (
+                None
+                if resolver or cert.acknowledged
+                else (f"{iso(watch_from(cert, self.rules))}|{cert.sha256}")
             )
+            for key in keys:
+                if key != row_key:
+                    self._delete_quietly("alertindex", OPEN_PARTITION, key)
+            if row_key is not None and row_key not in keys:
+                index.upsert_entity(_index_entity(cert, row_key), mode=UpdateMode.REPLACE)
 
-    def open_tenant_certificates(self, now: datetime) -> list[TenantCertificate]:
-        """What the alert timer reads: open tenant CAs whose first stage may be due."""
+    def open_tenant_certificates(
+        self, now: datetime, *, all_open: bool = False
+    ) -> list[TenantCertificate]:
+        """What the alert timer reads: open tenant CAs due for a look at ``now`` (a key
+        range of the index); ``all_open``: every open one (``alerts plan``)."""
+        upper = f"{NEVER}|~" if all_open else f"{iso(now)}|~"
         rows = self.table("alertindex").query_entities(
             "PartitionKey eq @pk and RowKey le @upper",
-            parameters={"pk": OPEN_PARTITION, "upper": f"{iso(now)}|~"},
+            parameters={"pk": OPEN_PARTITION, "upper": upper},
         )
-        return [
-            TenantCertificate(
+        # Two runs rescheduling at once may leave a certificate under two keys: read it
+        # once, and let the next reschedule remove the extra row.
+        by_sha: dict[str, TenantCertificate] = {}
+        for row in rows:
+            known = by_sha.get(row["sha256"])
+            if known is not None:
+                by_sha[row["sha256"]] = replace(
+                    known, index_keys=(*known.index_keys, row["RowKey"])
+                )
+                continue
+            by_sha[row["sha256"]] = TenantCertificate(
                 tenant_id=row["tenant_id"],
                 sha256=row["sha256"],
                 sha1_thumbprint=row["sha1_thumbprint"],
@@ -420,9 +445,57 @@ class TableStore:
                 not_before=parse_iso(row["not_before"]),
                 not_after=parse_iso(row["not_after"]),
                 verdict=row["verdict"],
+                index_keys=(row["RowKey"],),
             )
-            for row in rows
-        ]
+        return list(by_sha.values())
+
+    def reschedule(self, moves: Iterable[tuple[TenantCertificate, datetime | None]]) -> None:
+        """Move open tenant CAs' index rows to the moment each next needs a look (None:
+        not again unless its tenant changes). All rows share one partition, so the moves
+        go 50 to a transaction (an upsert and a delete each); a batch that fails (a
+        concurrent run moved a row first) is redone row by row. Upsert before delete:
+        a crash in between leaves two rows, costing one extra read, never an alert."""
+        operations: list[tuple[str, dict[str, Any]]] = []
+        for cert, check_at in moves:
+            new_key = f"{iso(check_at) if check_at else NEVER}|{cert.sha256}"
+            if not cert.index_keys or cert.index_keys == (new_key,):
+                continue
+            if new_key not in cert.index_keys:
+                operations.append(("upsert", _index_entity(cert, new_key)))
+            operations.extend(
+                ("delete", {"PartitionKey": OPEN_PARTITION, "RowKey": key})
+                for key in cert.index_keys
+                if key != new_key
+            )
+        index = self.table("alertindex")
+        for start in range(0, len(operations), 99):
+            batch = operations[start : start + 99]
+            try:
+                index.submit_transaction(batch)
+            except (TableTransactionError, HttpResponseError):
+                for kind, entity in batch:
+                    if kind == "upsert":
+                        index.upsert_entity(entity, mode=UpdateMode.REPLACE)
+                    else:
+                        self._delete_quietly("alertindex", OPEN_PARTITION, entity["RowKey"])
+
+    def align_schedule(self) -> bool:
+        """After the rules change, put every open row back at its first possible stage:
+        rows the timer had moved on were scheduled under the old rules. A full read of the
+        open partition, done only when the rules' digest differs. True when it realigned."""
+        digest = hashlib.sha256(repr(self.rules).encode("utf-8")).hexdigest()
+        index = self.table("alertindex")
+        try:
+            if index.get_entity(SCHEDULE_PARTITION, "rules")["digest"] == digest:
+                return False
+        except ResourceNotFoundError:
+            pass
+        everyone = self.open_tenant_certificates(datetime.max.replace(tzinfo=UTC), all_open=True)
+        self.reschedule((cert, watch_from(cert, self.rules)) for cert in everyone)
+        index.upsert_entity(
+            {"PartitionKey": SCHEDULE_PARTITION, "RowKey": "rules", "digest": digest}
+        )
+        return True
 
     # --- acknowledgements --------------------------------------------------------------
     def acknowledgements(self, tenant_id: str) -> dict[str, Acknowledgement]:

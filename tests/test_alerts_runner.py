@@ -167,8 +167,11 @@ def test_design_example_stage_by_stage(
     assert "azsphere ca list" in message["text"]
 
     again = run(store, settings, T_AUG4)
-    assert set(outcomes(again).values()) == {"already-sent"}
-    assert again["messages"] == [] and len(outbox(outbox_dir)) == 1
+    # The index moved the certificate to its next stage (Aug 5, 00:00): the same run
+    # again reads nothing, while a plan still lists both as sent.
+    assert outcomes(again) == {} and again["messages"] == [] and len(outbox(outbox_dir)) == 1
+    plan = run(store, settings, T_AUG4, dry_run=True)
+    assert set(outcomes(plan).values()) == {"already-sent"} and len(outcomes(plan)) == 2
 
     # The activation day: 0d; the renewal milestone is past and says nothing more.
     assert outcomes(run(store, settings, T_AUG18)) == {(affected, ACTIVATION, "0d"): "sent"}
@@ -177,7 +180,7 @@ def test_design_example_stage_by_stage(
     assert outcomes(overdue) == {(affected, ACTIVATION, "overdue@2020-08-19"): "sent"}
     assert overdue["items"][0]["stage"] == "overdue"
     later = run(store, settings, datetime(2020, 8, 25, 12, tzinfo=UTC))
-    assert outcomes(later) == {(affected, ACTIVATION, "overdue@2020-08-19"): "already-sent"}
+    assert outcomes(later) == {} and later["messages"] == []  # next look: Aug 26
     next_week = run(store, settings, datetime(2020, 8, 26, 1, tzinfo=UTC))
     assert outcomes(next_week) == {(affected, ACTIVATION, "overdue@2020-08-26"): "sent"}
 
@@ -294,7 +297,7 @@ def test_failed_send_is_retried_after_backoff_and_never_doubled(
     assert {r["next_attempt_at"] for r in rows} == {iso(T_AUG4 + timedelta(minutes=5))}
 
     waiting = run(store, settings, T_AUG4 + timedelta(minutes=1), channels=teams)
-    assert set(outcomes(waiting, "teams").values()) == {"failed"}
+    assert outcomes(waiting, "teams") == {}  # rescheduled to its backoff: not even read
     assert waiting["messages"] == [] and len(webhook.requests) == 1  # backing off: no send
 
     retry = run(store, settings, T_AUG4 + timedelta(minutes=6), channels=teams)
@@ -305,7 +308,7 @@ def test_failed_send_is_retried_after_backoff_and_never_doubled(
     assert affected.replace("-", "\\\\-") in json.dumps(card)  # Markdown-escaped dashes
 
     done = run(store, settings, T_AUG4 + timedelta(minutes=30), channels=teams)
-    assert set(outcomes(done, "teams").values()) == {"already-sent"}
+    assert outcomes(done, "teams") == {}  # sent: nothing to look at before the next stage
     assert len(webhook.requests) == 2
     assert {r["status"] for r in ledger_rows(store)} == {"sent"}
 
@@ -571,9 +574,10 @@ def test_channel_failing_repeatedly_raises_one_operator_alert(
     channels = {"teams": webhook.channel(), "outbox": OutboxChannel(outbox_dir)}
     moments = [T_AUG4 + timedelta(minutes=m) for m in (0, 6, 17, 18, 60)]
     documents = [run(store, settings, at, channels=channels) for at in moments]
-    assert [len(d["self_health"]) for d in documents] == [0, 0, 1, 1, 1]
+    # At 18 min the failing item is backing off, so that pass does not read it.
+    assert [len(d["self_health"]) for d in documents] == [0, 0, 1, 0, 1]
     assert documents[2]["self_health"][0]["channels"] == {"outbox": "sent"}
-    assert documents[3]["self_health"][0]["channels"] == {"outbox": "already-sent"}
+    assert documents[4]["self_health"][0]["channels"] == {"outbox": "already-sent"}
     operator = [r for r in outbox(outbox_dir) if "operator alert" in r["subject"]]
     assert len(operator) == 1 and "teams" in operator[0]["subject"]
     # Attempts at 0, 6 and 17 min; 18 min is backing off; 60 min retries (a 4th failure)
@@ -624,3 +628,62 @@ def test_alerts_run_exits_1_when_a_send_fails(
     assert cli(["alerts", "run", "--now", "2020-08-04T09:00:00Z"]) == 1
     assert "FAILED" in capsys.readouterr().out
     assert {r["status"] for r in ledger_rows(store)} == {"failed"}
+
+
+# --- the alert index's schedule: steady passes read only what has become due ---------------
+
+
+def index_keys(store: TableStore) -> list[str]:
+    return sorted(
+        row["RowKey"]
+        for row in store.iter_rows("alertindex")
+        if row["PartitionKey"] == OPEN_PARTITION
+    )
+
+
+def test_a_pass_moves_each_certificate_to_its_next_stage(
+    store: TableStore, settings: Settings
+) -> None:
+    sha = record_ca(store, tenant())
+    run(store, settings, T_AUG4)
+    # Sent 1d (renewal, Aug 5) and 14d (activation, Aug 18): next look at renewal's 0d.
+    assert index_keys(store) == [f"2020-08-05T00:00:00Z|{sha}"]
+    assert store.open_tenant_certificates(T_AUG4 + timedelta(hours=14)) == []
+    (cert,) = store.open_tenant_certificates(datetime(2020, 8, 5, tzinfo=UTC))
+    assert cert.sha256 == sha
+    # After the Aug 26 reminder the next look is a week later, to the second.
+    run(store, settings, datetime(2020, 8, 26, 1, tzinfo=UTC))
+    assert index_keys(store) == [f"2020-09-02T00:00:00Z|{sha}"]
+
+
+def test_a_certificate_under_two_keys_is_read_once_and_healed(
+    store: TableStore, settings: Settings
+) -> None:
+    sha = record_ca(store, tenant())
+    (row,) = [r for r in store.iter_rows("alertindex") if r["PartitionKey"] == OPEN_PARTITION]
+    # What two runs rescheduling the same row differently at the same moment leave behind.
+    store.table("alertindex").upsert_entity({**row, "RowKey": f"2020-08-01T00:00:00Z|{sha}"})
+    (cert,) = store.open_tenant_certificates(T_AUG4)
+    assert len(cert.index_keys) == 2
+    document = run(store, settings, T_AUG4)
+    assert sum(1 for i in document["items"] if i["channels"]["outbox"] == "sent") == 2
+    assert index_keys(store) == [f"2020-08-05T00:00:00Z|{sha}"]
+
+
+def test_changed_rules_put_every_open_row_back_at_its_first_stage(
+    store: TableStore, settings: Settings
+) -> None:
+    sha = record_ca(store, tenant())
+    run(store, settings, T_AUG4)
+    assert index_keys(store) == [f"2020-08-05T00:00:00Z|{sha}"]
+    assert store.align_schedule() is False  # same rules: nothing to do
+    changed = TableStore(store.service, replace_stages(RULES, (30, 14, 7, 3, 1, 0)))
+    assert changed.align_schedule() is True
+    first_stage = datetime(2020, 8, 5, tzinfo=UTC) - timedelta(days=30)
+    assert index_keys(store) == [f"{iso(first_stage)}|{sha}"]
+
+
+def replace_stages(rules: Any, stages: tuple[int, ...]) -> Any:
+    from dataclasses import replace
+
+    return replace(rules, stages=stages)

@@ -423,3 +423,56 @@ actions = ["Register the next one."]
     assert resolve_replacements([first, later_bad], rules) == {"1" * 64: None, "2" * 64: None}
     fixed = tenant_ca("2021-02-10T00:00:00Z", verdict="ok", sha="3" * 64)
     assert resolve_replacements([first, later_bad, fixed], rules)["1" * 64] == "3" * 64
+
+
+# --- when the alert index should next offer a certificate -----------------------------------
+
+DUE = at("2020-08-18T00:00:00Z")
+WEEK = timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        ("2020-07-01T00:00:00Z", "2020-08-04T00:00:00Z"),  # before the 14d stage begins
+        ("2020-08-03T23:59:59Z", "2020-08-04T00:00:00Z"),  # one second before it
+        ("2020-08-04T00:00:00Z", "2020-08-11T00:00:00Z"),  # at it: the next is 7d
+        ("2020-08-17T00:00:00Z", "2020-08-18T00:00:00Z"),  # at 1d: next 0d
+        ("2020-08-18T00:00:00Z", "2020-08-19T00:00:00Z"),  # at 0d: overdue begins a day later
+        ("2020-08-19T00:00:00Z", "2020-08-26T00:00:00Z"),  # at the first reminder
+        ("2020-08-25T23:59:59Z", "2020-08-26T00:00:00Z"),
+    ],
+)
+def test_next_stage_change_of_an_overdue_deadline(now: str, expected: str) -> None:
+    assert PLANNER.next_stage_change(DUE, at(now), True, WEEK) == at(expected)
+
+
+def test_a_milestone_changes_no_more_a_day_after_it() -> None:
+    assert PLANNER.next_stage_change(DUE, at("2020-08-18T12:00:00Z"), False, WEEK) == at(
+        "2020-08-19T00:00:00Z"
+    )
+    assert PLANNER.next_stage_change(DUE, at("2020-08-19T00:00:00Z"), False, WEEK) is None
+
+
+def test_next_check_is_the_earliest_change_over_every_deadline() -> None:
+    affected = tenant_ca(not_before="2020-07-01T00:00:00Z")
+    # Renewal-available (Aug 5) at 1d -> its 0d at Aug 5 comes before activation's 7d.
+    assert PLANNER.next_check(affected, at("2020-08-04T09:00:00Z")) == at("2020-08-05T00:00:00Z")
+    fine = tenant_ca("2019-04-27T07:42:26Z", "2021-04-27T10:42:26Z", verdict="ok")
+    # Not affected: only rotation counts; its first stage is notAfter - 90 d - 14 d.
+    first = fine.not_after - timedelta(days=90 + 14)
+    assert PLANNER.next_check(fine, at("2020-08-04T09:00:00Z")) == first
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=200 * 86_400))
+def test_no_stage_begins_between_now_and_next_check(offset: int) -> None:
+    """The property the index relies on: nothing new becomes due before next_check."""
+    cert = tenant_ca(not_before="2020-07-01T00:00:00Z")
+    now = at("2020-07-01T00:00:00Z") + timedelta(seconds=offset)
+    later = PLANNER.next_check(cert, now)
+    before = {(a.deadline_id, a.stage_key) for a in PLANNER.due_alerts(now, [cert])}
+    probe = (later - timedelta(seconds=1)) if later else now + timedelta(days=400)
+    if probe > now:
+        after = {(a.deadline_id, a.stage_key) for a in PLANNER.due_alerts(probe, [cert])}
+        assert after <= before

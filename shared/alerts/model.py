@@ -23,6 +23,8 @@ class TenantCertificate:
     verdict: str  # "affected" | "signature-mismatch" | "ok"
     resolved_by: str | None = None  # sha256 of the newer tenant CA that replaces it
     acknowledged: bool = False
+    # Its alert-index RowKeys when read from the index (normally one; two after a race).
+    index_keys: tuple[str, ...] = ()
 
 
 class LedgerStatus(StrEnum):

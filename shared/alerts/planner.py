@@ -148,6 +148,35 @@ class AlertPlanner:
         reminder = start_overdue + every * ((now - start_overdue) // every)
         return "overdue", f"overdue@{reminder.astimezone(UTC).date().isoformat()}"
 
+    def next_stage_change(
+        self, due: datetime, now: datetime, overdue: bool, every: timedelta
+    ) -> datetime | None:
+        """The first moment after ``now`` at which ``current_stage`` may give a new stage
+        key for this deadline; None when it never will (a milestone that has passed)."""
+        start_overdue = due + ONE_DAY
+        for _name, lead in reversed(self._stages):  # earliest boundary first
+            if due - lead > now:
+                return due - lead
+        if start_overdue > now:
+            return start_overdue
+        if not overdue:
+            return None
+        return start_overdue + every * ((now - start_overdue) // every + 1)
+
+    def next_check(self, cert: TenantCertificate, now: datetime) -> datetime | None:
+        """When the alert index should next offer ``cert``: the earliest moment a new stage
+        of one of its deadlines begins. Between two such moments a pass has nothing new to
+        send for it, so the timer need not read it (steady passes stay O(newly due))."""
+        moments: list[datetime] = []
+        for rule in (*self._fixed, *self._relative):
+            if rule.applies_to is not None and cert.verdict not in rule.applies_to:
+                continue
+            due = rule.deadline.due_for(cert.not_after)
+            moment = self.next_stage_change(due, now, rule.deadline.overdue, rule.overdue_every)
+            if moment is not None:
+                moments.append(moment)
+        return min(moments, default=None)
+
     def due_alerts(
         self, now: datetime, certificates: Iterable[TenantCertificate]
     ) -> list[DueAlert]:
