@@ -92,7 +92,28 @@ def populate(store: TableStore, size: int) -> float:
             batch = []
     if batch:
         index.submit_transaction(batch)
+    store.align_schedule()  # a deployed system has done this once, after its last rules change
     return time.perf_counter() - started
+
+
+def reset_due_rows(store: TableStore) -> None:
+    """Undo what a measured pass did to the index: the due certificates go back to their
+    first stage (the pass moved them on), so each repeat starts from the same state."""
+    index = store.table("alertindex")
+    moved = list(
+        index.query_entities(
+            "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+            parameters={"pk": OPEN_PARTITION, "low": f"{iso(NOW)}|~", "high": "2021"},
+        )
+    )
+    operations: list[Any] = []
+    for row in moved:
+        operations.append(("delete", row))
+        cert = _certificate(int(row["sha256"], 16), due=True)
+        entity = {**dict(row), "RowKey": f"{iso(watch_from(cert, store.rules))}|{cert.sha256}"}
+        operations.append(("upsert", entity))
+    for start in range(0, len(operations), 100):
+        index.submit_transaction(operations[start : start + 100])
 
 
 def _timed(store: TableStore, settings: Settings) -> tuple[float, dict[str, Any]]:
@@ -113,6 +134,7 @@ def measure(store: TableStore, size: int, outbox: Path) -> dict[str, Any]:
     for _ in range(REPEATS):
         store.delete_all(["ledger"])
         store.ensure_tables()
+        reset_due_rows(store)
         shutil.rmtree(outbox, ignore_errors=True)
         seconds, document = _timed(store, settings)
         first.append(seconds)
