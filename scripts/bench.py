@@ -27,6 +27,7 @@ def main() -> int:
     else:
         print("\n== Alerts (issue 4) ==")
         results["alerts"] = bench_alerts.run()
+        bench_alerts.print_summary(results["alerts"])
     out = Path(__file__).resolve().parent.parent / ".bench.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nAll figures: {out.name}")

@@ -188,8 +188,7 @@ def run(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    result = run()
+def print_summary(result: dict[str, Any]) -> None:
     for size, figures in result["sizes"].items():
         print(
             f"{int(size):>7} rows, {figures['due_items']:>5} due: "
@@ -197,12 +196,17 @@ def main() -> int:
             f"steady pass {figures['steady_pass_s'] * 1000:8.1f} ms "
             f"(populated in {figures['populate_s']:.1f} s)"
         )
-    verdict = "met" if result["target_met"] else "NOT met"
+    largest = max(int(size) for size in result["sizes"])
     print(
-        f"{max(SIZES) // 1000}k/1k ratio: first {result['ratio_first']:.2f}, "
-        f"steady {result['ratio_steady']:.2f} "
-        f"(target <= {TARGET_RATIO}: {verdict})"
+        f"{largest // 1000}k/1k ratio: steady pass {result['ratio_steady']:.2f} "
+        f"(target <= {TARGET_RATIO}), first pass {result['ratio_first']:.2f} "
+        "(it sends to every due item, and those grow with the table)"
     )
+
+
+def main() -> int:
+    result = run()
+    print_summary(result)
     print(json.dumps(result, indent=2), file=sys.stderr)
     return 0
 
