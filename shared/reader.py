@@ -139,7 +139,26 @@ def read_certificates(data: bytes, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) ->
         )
 
 
+_CERT_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_CERT_END = b"-----END CERTIFICATE-----"
+
+
+def _read_single_pem(data: bytes) -> ReadResult | None:
+    """The common upload, one ``CERTIFICATE`` block at the very start, read without the
+    general PEM machinery; None when the file is anything else (the general path runs).
+    Same result as ``_read_pem``: the only BEGIN is this one, so no other block, no key
+    and no missing END can exist."""
+    if not data.startswith(_CERT_BEGIN) or data.count(b"-----BEGIN ") != 1:
+        return None
+    end = data.find(_CERT_END, len(_CERT_BEGIN))
+    if end < 0:
+        return None  # let the general path report the truncation
+    return ReadResult((_pem_body(data[len(_CERT_BEGIN) : end], 1),), "pem")
+
+
 def _read(data: bytes) -> ReadResult:
+    if (single := _read_single_pem(data)) is not None:
+        return single
     if not data.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         raise ReadError(ErrorCode.EMPTY, "the file is empty")
     text = _as_ascii_text(data)

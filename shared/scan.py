@@ -78,6 +78,8 @@ class FileResult:
 def analyze_read_result(source: str, read: ReadResult, rules: Rules, now: datetime) -> FileResult:
     if read.error is not None:
         return FileResult(source, read.status, read.error, (), read.format)
+    if len(read.certificates) == 1:
+        return _analyze_single(source, read, rules, now)
     facts_list: list[CertificateFacts] = []
     error: ReadError | None = None
     for index, der in enumerate(read.certificates, start=1):
@@ -100,6 +102,18 @@ def analyze_read_result(source: str, read: ReadResult, rules: Rules, now: dateti
     )
     status = Status.UNREADABLE if error else Status.ANALYZED
     return FileResult(source, status, error, analyzed, read.format)
+
+
+def _analyze_single(source: str, read: ReadResult, rules: Rules, now: datetime) -> FileResult:
+    """The common one-certificate file, as the general loop would analyse it (no chain,
+    the same error text) without its lists, generator and lookups."""
+    try:
+        facts = extract_facts(read.certificates[0])
+    except CertificateError as exc:
+        error = ReadError(ErrorCode.MALFORMED_CERTIFICATE, f"certificate 1 of 1: {exc}")
+        return FileResult(source, Status.UNREADABLE, error, (), read.format)
+    analyzed = AnalyzedCertificate(facts, classify_certificate(facts, rules, now))
+    return FileResult(source, Status.ANALYZED, None, (analyzed,), read.format)
 
 
 def analyze_bytes(
