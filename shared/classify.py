@@ -107,8 +107,16 @@ def classify_certificate(facts: CertificateFacts, rules: Rules, now: datetime) -
     incident_id: str | None = None
 
     if role is Role.TENANT_CA:
+        not_before = facts.not_before
+        # Certificate times are aware and whole seconds: compare directly, as
+        # Incident.contains would after its normalisation (it runs for any other time).
+        exact = not_before.tzinfo is not None and not not_before.microsecond
         for incident in rules.incidents:
-            if incident.contains(facts.not_before):
+            if (
+                incident.window_start <= not_before <= incident.window_end
+                if exact
+                else incident.contains(not_before)
+            ):
                 verdict, incident_id = Verdict.AFFECTED, incident.id
                 reasons.append(f"Tenant CA issued {_day(facts.not_before)}.")
                 reasons.extend(incident.reasons)
