@@ -6,9 +6,9 @@ Pure: facts and rules in, a frozen value out. The incident window is data (``rul
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from shared.facts import SIGNATURE_ALGORITHM_NAMES, CertificateFacts, Mismatch
 from shared.rules import Rules
@@ -37,8 +37,7 @@ class Verdict(StrEnum):
 NEEDS_ACTION = frozenset({Verdict.AFFECTED, Verdict.SIGNATURE_MISMATCH})
 
 
-@dataclass(frozen=True, slots=True)
-class Classification:
+class Classification(NamedTuple):  # immutable and cheap to build, as CertificateFacts
     role: Role | None
     tenant_id: str | None
     verdict: Verdict

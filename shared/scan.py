@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.chain import ChainLink, chain_links
 from shared.classify import NEEDS_ACTION, Classification, classify_certificate
@@ -26,8 +26,7 @@ from shared.rules import Rules
 SCAN_SCHEMA = "ca-watch/scan/v1"
 
 
-@dataclass(frozen=True, slots=True)
-class AnalyzedCertificate:
+class AnalyzedCertificate(NamedTuple):  # immutable and cheap to build, as CertificateFacts
     facts: CertificateFacts
     classification: Classification
     chain: ChainLink | None = None
