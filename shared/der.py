@@ -32,6 +32,7 @@ TAG_CONTEXT_0 = 0xA0  # [0] EXPLICIT, constructed
 TAG_CONTEXT_3 = 0xA3  # [3] EXPLICIT, constructed
 
 OID_BASIC_CONSTRAINTS_CONTENT = b"\x55\x1d\x13"  # 2.5.29.19
+_BASIC_CONSTRAINTS_EXTN_ID = b"\x06\x03" + OID_BASIC_CONSTRAINTS_CONTENT
 
 # (tag, content_start, end): a tuple, not an object, because this runs ~40 times per
 # certificate on the hot path.
@@ -217,7 +218,15 @@ def parse_certificate(data: bytes) -> CertificateLayout:
             continue  # issuerUniqueID / subjectUniqueID
         extensions = expect(read_tlv(data, field[1], field[2]), TAG_SEQUENCE, "Extensions")
         for ext in children(data, extensions):
-            is_ca = _basic_constraints(data, expect(ext, TAG_SEQUENCE, "Extension"), is_ca)
+            if ext[0] != TAG_SEQUENCE:
+                expect(ext, TAG_SEQUENCE, "Extension")  # raises with the message
+            start = ext[1]
+            # Most extensions are not basicConstraints: skip them on their first 5 bytes
+            # (tag, length 3, 2.5.29.19) without a full read; anything else is read fully.
+            if data[start : start + 5] == _BASIC_CONSTRAINTS_EXTN_ID or data[start] != TAG_OID:
+                is_ca = _basic_constraints(data, ext, is_ca)
+            else:
+                expect(read_tlv(data, start, ext[2]), TAG_OID, "extnID")
     return CertificateLayout(
         tbs=element_bytes(data, tbs),
         inner_algorithm=inner,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import NamedTuple
 
 from shared.der import (
@@ -95,6 +96,13 @@ def algorithm_json(algorithm: AlgorithmIdentifier) -> dict[str, object]:
     }
 
 
+@lru_cache(maxsize=64)  # a handful of key types exist; name each once
+def public_key_name(spki_algorithm: AlgorithmIdentifier) -> str:
+    curve = CURVE_NAMES.get(spki_algorithm.parameters or b"")
+    key_name = PUBLIC_KEY_NAMES.get(spki_algorithm.oid, spki_algorithm.oid)
+    return f"{key_name} {curve}" if curve else key_name
+
+
 def compare_algorithms(outer: AlgorithmIdentifier, inner: AlgorithmIdentifier) -> Mismatch:
     if outer.der == inner.der:
         return Mismatch.NONE
@@ -117,8 +125,7 @@ def extract_facts(der: bytes) -> CertificateFacts:
     # Everything comes from our own DER walk: cryptography refuses to load certificates
     # like the ones this product exists for (e.g. ECDSA with NULL parameters).
     serial = layout.serial_number
-    curve = CURVE_NAMES.get(layout.spki_algorithm.parameters or b"")
-    key_name = PUBLIC_KEY_NAMES.get(layout.spki_algorithm.oid, layout.spki_algorithm.oid)
+    outer, inner = layout.outer_algorithm, layout.inner_algorithm
     return CertificateFacts(
         der=der,
         sha256_fingerprint=hashlib.sha256(der).hexdigest(),
@@ -133,10 +140,11 @@ def extract_facts(der: bytes) -> CertificateFacts:
         not_before=layout.not_before,
         not_after=layout.not_after,
         is_ca=bool(layout.is_ca),
-        outer_algorithm=layout.outer_algorithm,
-        inner_algorithm=layout.inner_algorithm,
-        mismatch=compare_algorithms(layout.outer_algorithm, layout.inner_algorithm),
-        public_key=f"{key_name} {curve}" if curve else key_name,
+        outer_algorithm=outer,
+        inner_algorithm=inner,
+        # Identifiers are interned by the DER reader: equal bytes are the same object.
+        mismatch=Mismatch.NONE if outer is inner else compare_algorithms(outer, inner),
+        public_key=public_key_name(layout.spki_algorithm),
         layout=layout,
     )
 

@@ -13,8 +13,8 @@ import base64
 import binascii
 import re
 import warnings
-from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
@@ -78,14 +78,14 @@ class ReadError(Exception):
         return Status.REJECTED if self.code in REJECTING_CODES else Status.UNREADABLE
 
 
-@dataclass(frozen=True)
-class ReadResult:
-    """The certificates of one file, in file order, or why there are none."""
+class ReadResult(NamedTuple):
+    """The certificates of one file, in file order, or why there are none. (Immutable; a
+    NamedTuple because one is built per upload on the hot path.)"""
 
     certificates: tuple[bytes, ...] = ()
     format: str = ""  # "pem", "der", "base64", "pkcs7-der", "pkcs7-pem", "pkcs12", ...
     error: ReadError | None = None
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     @property
     def status(self) -> Status:

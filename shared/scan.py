@@ -6,7 +6,6 @@ the benchmarks alike, so all three give the same answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -45,12 +44,11 @@ class AnalyzedCertificate(NamedTuple):  # immutable and cheap to build, as Certi
         return body
 
 
-@dataclass(frozen=True)
-class FileResult:
+class FileResult(NamedTuple):  # immutable; cheap to build, as CertificateFacts
     source: str
     status: Status
     error: ReadError | None = None
-    certificates: tuple[AnalyzedCertificate, ...] = field(default=())
+    certificates: tuple[AnalyzedCertificate, ...] = ()
     format: str = ""
 
     @property
