@@ -213,3 +213,11 @@ def test_parse_time(encoded: bytes, expected: datetime) -> None:
 def test_parse_time_refuses(encoded: bytes) -> None:
     with pytest.raises(DerError):
         der.parse_time(encoded, read_tlv(encoded, 0, len(encoded)))
+
+
+@pytest.mark.parametrize("text", [b"+00701120000Z", b" 00701120000Z", b"-0200701120000Z"])
+def test_validity_times_refuse_what_int_would_accept(text: bytes) -> None:
+    tag = 0x17 if len(text) == 13 else 0x18
+    data = bytes([tag, len(text)]) + text
+    with pytest.raises(DerError, match="not a valid date"):
+        der.parse_time(data, (tag, 2, len(data)))
