@@ -344,13 +344,14 @@ def parse_name(data: bytes, name: Tlv) -> NameParts:
 @lru_cache(maxsize=4096)  # issuer names repeat across a fleet's certificates
 def _name(der: bytes) -> NameParts:
     """Name ::= SEQUENCE OF RDN; RDN ::= SET OF AttributeTypeAndValue."""
-    name = read_tlv(der, 0, len(der))
+    _tag, pos, end = read_tlv(der, 0, len(der))
     rdn_texts: list[str] = []
     common_name = organization = None
-    for rdn in children(der, name):
-        if rdn[0] != TAG_SET:
-            expect(rdn, TAG_SET, "RelativeDistinguishedName")  # raises with the message
-        text, rdn_cn, rdn_o = _rdn(der[rdn[1] : rdn[2]])
+    while pos < end:  # children() inlined: a subject name is parsed per certificate
+        tag, start, pos = read_tlv(der, pos, end)
+        if tag != TAG_SET:
+            raise DerError(f"RelativeDistinguishedName: expected tag 0x31, found 0x{tag:02x}")
+        text, rdn_cn, rdn_o = _rdn(der[start:pos])
         rdn_texts.append(text)
         if common_name is None:
             common_name = rdn_cn
@@ -364,10 +365,12 @@ def _rdn(data: bytes) -> tuple[str, str | None, str | None]:
     """One RDN's SET content -> (its RFC 4514 text, first CN, first O)."""
     parts: list[str] = []
     common_name = organization = None
-    for atv in children(data, (TAG_SET, 0, len(data))):
-        oid_tlv = expect(read_tlv(data, atv[1], atv[2]), TAG_OID, "AttributeType")
-        value_tlv = read_tlv(data, oid_tlv[2], atv[2])
-        if atv[0] != TAG_SEQUENCE or value_tlv[2] != atv[2]:
+    pos, end = 0, len(data)
+    while pos < end:
+        tag, start, pos = read_tlv(data, pos, end)
+        oid_tlv = expect(read_tlv(data, start, pos), TAG_OID, "AttributeType")
+        value_tlv = read_tlv(data, oid_tlv[2], pos)
+        if tag != TAG_SEQUENCE or value_tlv[2] != pos:
             raise DerError("AttributeTypeAndValue must be { type, value }")
         oid_bytes = data[oid_tlv[1] : oid_tlv[2]]
         label = _NAME_ATTRIBUTES.get(oid_bytes) or decode_oid(oid_bytes)
@@ -384,4 +387,4 @@ def _rdn(data: bytes) -> tuple[str, str | None, str | None]:
             common_name = value
         elif label == "O" and organization is None:
             organization = value
-    return "+".join(parts), common_name, organization
+    return parts[0] if len(parts) == 1 else "+".join(parts), common_name, organization
