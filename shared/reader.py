@@ -159,6 +159,9 @@ def _read_single_pem(data: bytes) -> ReadResult | None:
 def _read(data: bytes) -> ReadResult:
     if (single := _read_single_pem(data)) is not None:
         return single
+    if data[:1] == b"\x30" and data[1:2] != b"\x00":
+        # DER (a SEQUENCE with a length): no text form starts so, not even UTF-16 ("0\0").
+        return _read_der(data)
     if not data.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         raise ReadError(ErrorCode.EMPTY, "the file is empty")
     text = _as_ascii_text(data)
