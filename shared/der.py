@@ -33,6 +33,8 @@ TAG_CONTEXT_3 = 0xA3  # [3] EXPLICIT, constructed
 
 OID_BASIC_CONSTRAINTS_CONTENT = b"\x55\x1d\x13"  # 2.5.29.19
 _BASIC_CONSTRAINTS_EXTN_ID = b"\x06\x03" + OID_BASIC_CONSTRAINTS_CONTENT
+# The tags of serialNumber, issuer, validity, subject and subjectPublicKeyInfo.
+_TBS_TAGS = (TAG_INTEGER, TAG_SEQUENCE, TAG_SEQUENCE, TAG_SEQUENCE, TAG_SEQUENCE)
 
 # (tag, content_start, end): a tuple, not an object, because this runs ~40 times per
 # certificate on the hot path.
@@ -199,17 +201,21 @@ def parse_certificate(data: bytes) -> CertificateLayout:
     # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
     if len(fields) < index + 6:
         raise DerError("TBSCertificate is missing required fields")
-    serial = expect(fields[index], TAG_INTEGER, "serialNumber")
+    serial, signature, issuer, validity, subject, spki = fields[index : index + 6]
+    # One tuple comparison for the five tags (the common case); expect() names the first
+    # wrong one when they differ.
+    if (serial[0], issuer[0], validity[0], subject[0], spki[0]) != _TBS_TAGS:
+        expect(serial, TAG_INTEGER, "serialNumber")
+        expect(issuer, TAG_SEQUENCE, "issuer")
+        expect(validity, TAG_SEQUENCE, "validity")
+        expect(subject, TAG_SEQUENCE, "subject")
+        expect(spki, TAG_SEQUENCE, "subjectPublicKeyInfo")
     if serial[1] == serial[2]:
         raise DerError("serialNumber is empty")
-    inner = parse_algorithm_identifier(data, fields[index + 1])
-    issuer = expect(fields[index + 2], TAG_SEQUENCE, "issuer")
-    validity = expect(fields[index + 3], TAG_SEQUENCE, "validity")
+    inner = parse_algorithm_identifier(data, signature)
     times = children(data, validity)
     if len(times) != 2:
         raise DerError("validity must hold notBefore and notAfter")
-    subject = expect(fields[index + 4], TAG_SEQUENCE, "subject")
-    spki = expect(fields[index + 5], TAG_SEQUENCE, "subjectPublicKeyInfo")
     spki_algorithm = parse_algorithm_identifier(data, read_tlv(data, spki[1], spki[2]))
 
     is_ca: bool | None = None
@@ -348,7 +354,14 @@ def _name(der: bytes) -> NameParts:
     rdn_texts: list[str] = []
     common_name = organization = None
     while pos < end:  # children() inlined: a subject name is parsed per certificate
-        tag, start, pos = read_tlv(der, pos, end)
+        # read_tlv inlined for the short form (every RDN in practice); else it reads the
+        # long form or raises with its message.
+        length = der[pos + 1] if pos + 2 <= end else 0x80
+        if length < 0x80 and pos + 2 + length <= end:
+            tag, start = der[pos], pos + 2
+            pos = start + length
+        else:
+            tag, start, pos = read_tlv(der, pos, end)
         if tag != TAG_SET:
             raise DerError(f"RelativeDistinguishedName: expected tag 0x31, found 0x{tag:02x}")
         text, rdn_cn, rdn_o = _rdn(der[start:pos])
@@ -368,11 +381,18 @@ def _rdn(data: bytes) -> tuple[str, str | None, str | None]:
     pos, end = 0, len(data)
     while pos < end:
         tag, start, pos = read_tlv(data, pos, end)
-        oid_tlv = expect(read_tlv(data, start, pos), TAG_OID, "AttributeType")
-        value_tlv = read_tlv(data, oid_tlv[2], pos)
+        # The type is a short OID in practice: checked inline, read_tlv otherwise.
+        if start + 2 <= pos and data[start] == TAG_OID and data[start + 1] < 0x80:
+            oid_start = start + 2
+            oid_end = oid_start + data[start + 1]
+            if oid_end > pos:
+                read_tlv(data, start, pos)  # raises the truncation with its message
+        else:
+            _, oid_start, oid_end = expect(read_tlv(data, start, pos), TAG_OID, "AttributeType")
+        value_tlv = read_tlv(data, oid_end, pos)
         if tag != TAG_SEQUENCE or value_tlv[2] != pos:
             raise DerError("AttributeTypeAndValue must be { type, value }")
-        oid_bytes = data[oid_tlv[1] : oid_tlv[2]]
+        oid_bytes = data[oid_start:oid_end]
         label = _NAME_ATTRIBUTES.get(oid_bytes) or decode_oid(oid_bytes)
         codec = _STRING_CODECS.get(value_tlv[0])
         if codec is None:  # not a string type: hex of the content, as cryptography does

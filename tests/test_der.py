@@ -221,3 +221,12 @@ def test_validity_times_refuse_what_int_would_accept(text: bytes) -> None:
     data = bytes([tag, len(text)]) + text
     with pytest.raises(DerError, match="not a valid date"):
         der.parse_time(data, (tag, 2, len(data)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=64))
+def test_name_and_rdn_walks_raise_only_der_error(data: bytes) -> None:
+    """The inlined short-form reads in the name walk must fail like read_tlv does."""
+    for walk in (der._name.__wrapped__, der._rdn.__wrapped__):
+        with contextlib.suppress(DerError):
+            walk(b"\x30" + bytes([len(data)]) + data if walk is der._name.__wrapped__ else data)
