@@ -233,19 +233,19 @@ def parse_certificate(data: bytes) -> CertificateLayout:
                 is_ca = _basic_constraints(data, ext, is_ca)
             else:
                 expect(read_tlv(data, start, ext[2]), TAG_OID, "extnID")
-    return CertificateLayout(
-        tbs=element_bytes(data, tbs),
-        inner_algorithm=inner,
-        outer_algorithm=outer,
-        signature=data[bits[1] + 1 : bits[2]],
-        serial_number=int.from_bytes(data[serial[1] : serial[2]], "big", signed=True),
-        issuer=issuer,
-        not_before=parse_time(data, times[0]),
-        not_after=parse_time(data, times[1]),
-        subject=subject,
-        spki=element_bytes(data, spki),
-        spki_algorithm=spki_algorithm,
-        is_ca=is_ca,
+    return CertificateLayout(  # positional, in field order: keywords cost ~0.3 µs more
+        element_bytes(data, tbs),  # tbs
+        inner,  # inner_algorithm
+        outer,  # outer_algorithm
+        data[bits[1] + 1 : bits[2]],  # signature
+        int.from_bytes(data[serial[1] : serial[2]], "big", signed=True),  # serial_number
+        issuer,  # issuer
+        parse_time(data, times[0]),  # not_before
+        parse_time(data, times[1]),  # not_after
+        subject,  # subject
+        element_bytes(data, spki),  # spki
+        spki_algorithm,  # spki_algorithm
+        is_ca,  # is_ca
     )
 
 

@@ -129,26 +129,28 @@ def extract_facts(der: bytes) -> CertificateFacts:
     # like the ones this product exists for (e.g. ECDSA with NULL parameters).
     serial = layout.serial_number
     outer, inner = layout.outer_algorithm, layout.inner_algorithm
+    # Positional, in field order (names in the comments): keyword arguments cost a NamedTuple
+    # ~0.5 µs more, and this runs once per certificate.
     return CertificateFacts(
-        der=der,
-        sha256_fingerprint=hashlib.sha256(der).hexdigest(),
-        sha1_thumbprint=hashlib.sha1(der, usedforsecurity=False).hexdigest().upper(),
-        subject=subject.text,
-        issuer=issuer.text,
-        subject_cn=subject.common_name,
-        subject_o=subject.organization,
-        issuer_cn=issuer.common_name,
-        issuer_o=issuer.organization,
-        serial_number=format(serial, "x") if serial >= 0 else "-" + format(-serial, "x"),
-        not_before=layout.not_before,
-        not_after=layout.not_after,
-        is_ca=bool(layout.is_ca),
-        outer_algorithm=outer,
-        inner_algorithm=inner,
+        der,  # der
+        hashlib.sha256(der).hexdigest(),  # sha256_fingerprint
+        hashlib.sha1(der, usedforsecurity=False).hexdigest().upper(),  # sha1_thumbprint
+        subject.text,  # subject
+        issuer.text,  # issuer
+        subject.common_name,  # subject_cn
+        subject.organization,  # subject_o
+        issuer.common_name,  # issuer_cn
+        issuer.organization,  # issuer_o
+        format(serial, "x") if serial >= 0 else "-" + format(-serial, "x"),  # serial_number
+        layout.not_before,  # not_before
+        layout.not_after,  # not_after
+        bool(layout.is_ca),  # is_ca
+        outer,  # outer_algorithm
+        inner,  # inner_algorithm
         # Identifiers are interned by the DER reader: equal bytes are the same object.
-        mismatch=_NO_MISMATCH if outer is inner else compare_algorithms(outer, inner),
-        public_key=public_key_name(layout.spki_algorithm),
-        layout=layout,
+        _NO_MISMATCH if outer is inner else compare_algorithms(outer, inner),  # mismatch
+        public_key_name(layout.spki_algorithm),  # public_key
+        layout,  # layout
     )
 
 
