@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -120,7 +120,8 @@ def watch_from(cert: TenantCertificate, rules: Rules) -> datetime:
     return min(dues) - lead if dues else cert.not_after
 
 
-def _index_entity(cert: TenantCertificate, row_key: str) -> dict[str, Any]:
+def index_entity(cert: TenantCertificate, row_key: str) -> dict[str, Any]:
+    """The alert-index row of an open tenant CA (what the timer reads back)."""
     return {
         "PartitionKey": OPEN_PARTITION,
         "RowKey": row_key,
@@ -132,6 +133,22 @@ def _index_entity(cert: TenantCertificate, row_key: str) -> dict[str, Any]:
         "not_after": iso(cert.not_after),
         "verdict": cert.verdict,
     }
+
+
+def _tenant_certificate(
+    row: Mapping[str, Any], tenant_id: str, sha256: str, **extra: Any
+) -> TenantCertificate:
+    """A tenant CA from a ``tenantcas`` or ``alertindex`` row (they share these fields)."""
+    return TenantCertificate(
+        tenant_id=tenant_id,
+        sha256=sha256,
+        sha1_thumbprint=row["sha1_thumbprint"],
+        subject=row["subject"],
+        not_before=parse_iso(row["not_before"]),
+        not_after=parse_iso(row["not_after"]),
+        verdict=row["verdict"],
+        **extra,
+    )
 
 
 class TableStore:
@@ -366,15 +383,10 @@ class TableStore:
             "PartitionKey eq @pk", parameters={"pk": tenant_id}
         )
         return [
-            TenantCertificate(
-                tenant_id=tenant_id,
-                sha256=row["RowKey"],
-                sha1_thumbprint=row["sha1_thumbprint"],
-                subject=row["subject"],
-                not_before=parse_iso(row["not_before"]),
-                not_after=parse_iso(row["not_after"]),
-                verdict=row["verdict"],
-                resolved_by=None,
+            _tenant_certificate(
+                row,
+                tenant_id,
+                row["RowKey"],
                 acknowledged=row["RowKey"] in acks or "*" in acks,
             )
             for row in rows
@@ -415,7 +427,7 @@ class TableStore:
                 if key != row_key:
                     self._delete_quietly("alertindex", OPEN_PARTITION, key)
             if row_key is not None and row_key not in keys:
-                index.upsert_entity(_index_entity(cert, row_key), mode=UpdateMode.REPLACE)
+                index.upsert_entity(index_entity(cert, row_key), mode=UpdateMode.REPLACE)
 
     def open_tenant_certificates(
         self, now: datetime, *, all_open: bool = False
@@ -437,15 +449,8 @@ class TableStore:
                     known, index_keys=(*known.index_keys, row["RowKey"])
                 )
                 continue
-            by_sha[row["sha256"]] = TenantCertificate(
-                tenant_id=row["tenant_id"],
-                sha256=row["sha256"],
-                sha1_thumbprint=row["sha1_thumbprint"],
-                subject=row["subject"],
-                not_before=parse_iso(row["not_before"]),
-                not_after=parse_iso(row["not_after"]),
-                verdict=row["verdict"],
-                index_keys=(row["RowKey"],),
+            by_sha[row["sha256"]] = _tenant_certificate(
+                row, row["tenant_id"], row["sha256"], index_keys=(row["RowKey"],)
             )
         return list(by_sha.values())
 
@@ -461,7 +466,7 @@ class TableStore:
             if not cert.index_keys or cert.index_keys == (new_key,):
                 continue
             if new_key not in cert.index_keys:
-                operations.append(("upsert", _index_entity(cert, new_key)))
+                operations.append(("upsert", index_entity(cert, new_key)))
             operations.extend(
                 ("delete", {"PartitionKey": OPEN_PARTITION, "RowKey": key})
                 for key in cert.index_keys
