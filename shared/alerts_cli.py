@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from shared.cli import EXIT_ACTION, EXIT_OK, UsageError, parse_when
+from shared.local_runner import local_runtime
 
 TIMER_FUNCTION = "send_alerts"
 
@@ -60,19 +61,6 @@ def add_alert_commands(subparsers: Any) -> None:
     ack.set_defaults(handler=command_ack)
 
 
-def _runtime() -> Any:
-    from azure.core.exceptions import ServiceRequestError
-
-    from shared import handlers
-
-    try:
-        return handlers.runtime()
-    except ServiceRequestError as exc:
-        raise UsageError(
-            f"cannot reach storage ({type(exc).__name__}): start Azurite or set CertStorage"
-        ) from None
-
-
 def timer_function() -> Any:
     """The user function behind the registered ``send_alerts`` timer trigger."""
     from shared.local_runner import registered_function  # one cached get_functions()
@@ -89,7 +77,7 @@ def command_alerts_run(args: argparse.Namespace) -> int:
     from shared import handlers
 
     now = parse_when(args.now) if args.now else datetime.now(UTC)
-    _runtime()  # a clear error before the timer function runs, if storage is down
+    local_runtime()  # a clear error before the timer function runs, if storage is down
     handlers.use_clock(lambda: now)
     handlers.last_alert_result = None
     try:
@@ -107,7 +95,7 @@ def command_alerts_plan(args: argparse.Namespace) -> int:
     from shared.alert_runner import run_alerts
 
     now = parse_when(args.now)
-    rt = _runtime()
+    rt = local_runtime()
     document = run_alerts(
         store=rt.store, settings=rt.settings, rules=rt.rules, now=now, dry_run=True
     )
@@ -146,7 +134,7 @@ def render_summary(document: dict[str, Any], out: TextIO) -> None:
 
 
 def command_ack(args: argparse.Namespace) -> int:
-    rt = _runtime()
+    rt = local_runtime()
     found = rt.store.find_tenant_ca(args.reference)
     if found is not None and found[1] is None and not rt.store.tenant_certificates(found[0]):
         found = None  # a well-formed tenant id with no tenant CA on record

@@ -85,7 +85,9 @@ def _storage_hint(exc: Exception) -> UsageError:
     )
 
 
-def _runtime() -> Any:
+def local_runtime() -> Any:
+    """The function app's runtime for a CLI command, with a clear error when storage is
+    unreachable (exit 2) instead of a traceback."""
     from azure.core.exceptions import ServiceRequestError
 
     from shared import handlers
@@ -101,7 +103,7 @@ def _runtime() -> Any:
 
 # --- upload ------------------------------------------------------------------------
 def command_upload(args: argparse.Namespace) -> int:
-    rt = _runtime()
+    rt = local_runtime()
     container = rt.blobs.get_container_client(rt.settings.cert_container)
     uploaded = 0
     for root in args.paths:
@@ -190,7 +192,7 @@ def command_process(args: argparse.Namespace) -> int:
 
     from shared import handlers
 
-    rt = _runtime()
+    rt = local_runtime()
     if args.now:
         moment = parse_when(args.now)
         handlers.use_clock(lambda: moment)
@@ -250,7 +252,7 @@ def render_report(report: dict[str, Any], stream: Any) -> None:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    rt = _runtime()
+    rt = local_runtime()
     report = rt.store.report()
     if args.json:
         json.dump(report, sys.stdout, indent=2)
