@@ -46,9 +46,11 @@ param resultsContainerName string = 'results'
 param tableNames array = [
   'certificates'
   'uploads'
-  'ledger'
+  'uploadfailures'
+  'tenantcas'
   'alertindex'
   'acks'
+  'ledger'
 ]
 param maxUploadBytes string = '1048576'
 @description('TOML rules file inside the deployed package; empty = the built-in rules (shared/default_rules.toml).')

@@ -337,12 +337,7 @@ class _Problem:
 
 
 def _failed_uploads(store: TableStore, now: datetime) -> list[dict[str, Any]]:
-    rows = store.table("uploads").query_entities(
-        "status ne @ok and processed_at ge @since and processed_at le @now",
-        parameters={"ok": "analyzed", "since": iso(now - UPLOAD_WINDOW), "now": iso(now)},
-        select=["name", "status", "error_code"],
-    )
-    return sorted((dict(r) for r in rows), key=lambda r: str(r.get("name")))
+    return store.failed_uploads(now - UPLOAD_WINDOW, now)
 
 
 def _problems(state: _Pass, store: TableStore, names: Iterable[str]) -> list[_Problem]:

@@ -11,6 +11,8 @@ Tables and keys:
   unacknowledged tenant CAs, ordered by the first moment an alert could be due, so the
   timer reads a key range (``RowKey le now``): O(open), never O(table).
 - ``acks``: PK = tenant id, RK = SHA-256: operator acknowledgements.
+- ``uploadfailures``: PK = the UTC day, RK = the upload's keys: uploads not analysed, so the
+  timer's self-health check reads one or two days' failures, not the uploads table.
 - ``ledger``: the alert ledger, owned by ``shared.ledger``.
 
 Everything is idempotent: the upload row is written last, so a retried delivery redoes
@@ -67,7 +69,15 @@ def run_all(tasks: Iterable[Callable[[], object]]) -> None:
         future.result()
 
 
-TABLES = ("certificates", "uploads", "tenantcas", "alertindex", "acks", "ledger")
+TABLES = (
+    "certificates",
+    "uploads",
+    "uploadfailures",
+    "tenantcas",
+    "alertindex",
+    "acks",
+    "ledger",
+)
 OPEN_PARTITION = "open"
 NEVER = "9999-12-31T23:59:59Z"  # an index time later than any run
 SCHEDULE_PARTITION = "schedule"  # one row: the digest of the rules the index was timed by
@@ -228,6 +238,17 @@ class TableStore:
         if before_commit is not None:
             before_commit.result()
         error = result.error
+        if error is not None:  # indexed by day for the self-health check, before the commit
+            self.table("uploadfailures").upsert_entity(
+                {
+                    "PartitionKey": now.astimezone(UTC).date().isoformat(),
+                    "RowKey": f"{upload_partition(name)}|{table_key(etag)}",
+                    "name": name,
+                    "status": str(result.status),
+                    "error_code": str(error.code),
+                    "processed_at": iso(now),
+                }
+            )
         # Written last: a crash before this line leaves the upload pending, and the
         # redelivered event redoes the same (idempotent) writes above.
         self.table("uploads").upsert_entity(
@@ -501,6 +522,22 @@ class TableStore:
             {"PartitionKey": SCHEDULE_PARTITION, "RowKey": "rules", "digest": digest}
         )
         return True
+
+    def failed_uploads(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """Uploads refused or unreadable between ``since`` and ``until``: one partition
+        read per UTC day in the span (two for the timer's 24 hours)."""
+        day, last = since.astimezone(UTC).date(), until.astimezone(UTC).date()
+        rows: list[dict[str, Any]] = []
+        while day <= last:
+            rows.extend(
+                dict(row)
+                for row in self.table("uploadfailures").query_entities(
+                    "PartitionKey eq @day and processed_at ge @since and processed_at le @until",
+                    parameters={"day": day.isoformat(), "since": iso(since), "until": iso(until)},
+                )
+            )
+            day += timedelta(days=1)
+        return sorted(rows, key=lambda row: str(row["name"]))
 
     # --- acknowledgements --------------------------------------------------------------
     def acknowledgements(self, tenant_id: str) -> dict[str, Acknowledgement]:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from shared.settings import APP_SETTING_NAMES, Settings
+from shared.store import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
@@ -231,7 +232,7 @@ def test_storage_is_identity_only_and_keeps_every_upload() -> None:
     assert _default("infra/main.bicep", "certContainerName") == defaults.cert_container
     assert _default("infra/main.bicep", "resultsContainerName") == defaults.results_container
     tables = set(_default("infra/main.bicep", "tableNames"))
-    assert tables == {"certificates", "uploads", "ledger", "alertindex", "acks"}
+    assert tables == set(TABLES)  # exactly the tables the store creates and uses
     assert set(_default("infra/app/storage.bicep", "tableNames")) == tables
 
 

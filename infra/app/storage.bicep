@@ -12,9 +12,11 @@ param resultsContainerName string = 'results'
 param tableNames array = [
   'certificates'
   'uploads'
-  'ledger'
+  'uploadfailures'
+  'tenantcas'
   'alertindex'
   'acks'
+  'ledger'
 ]
 @minValue(1)
 @maxValue(365)
