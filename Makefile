@@ -34,6 +34,7 @@ run: $(VENV)/.installed $(AZURITE) ## the local demo: Azurite, sample certificat
 	$(PY) scripts/demo.py
 
 test: deps ## the whole suite (starts and stops its own Azurite, SMTP and HTTP receivers)
+	@bash scripts/ensure-chromium.sh
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 bench: $(VENV)/.installed $(AZURITE) ## the benchmarks the issues ask for, as ratios against baselines
