@@ -104,6 +104,7 @@ def reset_due_rows(store: TableStore) -> None:
         operations.append(("upsert", entity))
     for start in range(0, len(operations), 100):
         index.submit_transaction(operations[start : start + 100])
+    store.lower_next_look(NOW - timedelta(days=30))  # as the uploads that added them would
 
 
 def _timed(store: TableStore, settings: Settings) -> tuple[float, dict[str, Any]]:

@@ -100,10 +100,15 @@ def run_alerts(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     planner = AlertPlanner(rules)
+    gate = None
     if not dry_run:
         store.align_schedule()  # a no-op unless the rules changed since the last pass
-    # A plan shows every open deadline (sent ones too); a run reads only what is due.
-    certificates = store.open_tenant_certificates(now, all_open=dry_run)
+        gate = store.next_look()
+    if gate is not None and now < gate[0]:
+        certificates: list[TenantCertificate] = []  # nothing in the index is due yet
+    else:
+        # A plan shows every open deadline (sent ones too); a run reads only what is due.
+        certificates = store.open_tenant_certificates(now, all_open=dry_run)
     due = planner.due_alerts(now, certificates)
     if channels is None and not dry_run:
         channels = build_channels(settings, clock=lambda: now)
@@ -130,8 +135,8 @@ def run_alerts(
             if to_send[name]:
                 _run_channel(state, name, channel, to_send[name])
     health = _self_health(state, store, names, channels, dry_run)
-    if not dry_run:
-        _reschedule(state, store, planner, certificates, due, names)
+    if not dry_run and (gate is None or now >= gate[0]):
+        _reschedule(state, store, planner, certificates, due, names, gate)
 
     items = [
         {
@@ -183,6 +188,7 @@ def _reschedule(
     certificates: Sequence[TenantCertificate],
     due: Sequence[DueAlert],
     names: Sequence[str],
+    gate: tuple[datetime, str] | None,
 ) -> None:
     """Put each certificate read by this pass back in the index at the moment it next
     needs a look: its next stage, or sooner when a send of this pass is still owed
@@ -213,8 +219,15 @@ def _reschedule(
         moves.append((cert, check))
     try:
         store.reschedule(moves)
+        # The gate: the earliest next look, among the rows just moved and those not read.
+        later = [check for _, check in moves if check is not None]
+        unread = store.first_look_after(state.now)
+        if unread is not None:
+            later.append(unread)
+        store.raise_next_look(min(later, default=None), gate)
     except Exception:  # an optimisation only: unmoved rows are simply read again
         log.exception("rescheduling the alert index failed; rows stay where they were")
+        store.clear_next_look()
 
 
 def any_failed(document: Mapping[str, Any]) -> bool:

@@ -449,6 +449,7 @@ class TableStore:
                     self._delete_quietly("alertindex", OPEN_PARTITION, key)
             if row_key is not None and row_key not in keys:
                 index.upsert_entity(index_entity(cert, row_key), mode=UpdateMode.REPLACE)
+                self.lower_next_look(watch_from(cert, self.rules))
 
     def open_tenant_certificates(
         self, now: datetime, *, all_open: bool = False
@@ -518,10 +519,89 @@ class TableStore:
             pass
         everyone = self.open_tenant_certificates(datetime.max.replace(tzinfo=UTC), all_open=True)
         self.reschedule((cert, watch_from(cert, self.rules)) for cert in everyone)
+        self.clear_next_look()  # the next pass reads the index and sets it afresh
         index.upsert_entity(
             {"PartitionKey": SCHEDULE_PARTITION, "RowKey": "rules", "digest": digest}
         )
         return True
+
+    # --- the gate: when the index next holds something to look at ---------------------
+    # One row says the earliest next-look time in the whole index, so a pass with nothing
+    # due reads one row instead of querying the index. Writers only ever *lower* it (under
+    # ETag); the timer raises it after a pass only if nobody lowered it meanwhile.
+
+    def next_look(self) -> tuple[datetime, str] | None:
+        """(earliest next-look time, the row's ETag), or None when unknown."""
+        try:
+            row = self.table("alertindex").get_entity(SCHEDULE_PARTITION, "next")
+        except ResourceNotFoundError:
+            return None
+        return parse_iso(row["at"]), row.metadata["etag"]
+
+    def lower_next_look(self, at: datetime) -> None:
+        """Make sure the gate opens by ``at`` (a tenant CA was added or reopened)."""
+        index = self.table("alertindex")
+        entity = {"PartitionKey": SCHEDULE_PARTITION, "RowKey": "next", "at": iso(at)}
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            current = self.next_look()
+            try:
+                if current is None:
+                    index.create_entity(entity)
+                elif current[0] > at:
+                    index.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=current[1],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                return
+            except (ResourceExistsError, ResourceModifiedError):
+                continue  # someone else moved it: look again
+            except HttpResponseError as exc:
+                if getattr(exc, "status_code", None) != 412:
+                    raise
+        self.clear_next_look()  # contended: fall back to always reading the index
+
+    def raise_next_look(self, at: datetime | None, seen: tuple[datetime, str] | None) -> None:
+        """After a pass: the gate opens at ``at`` (None: never), unless it changed since the
+        pass read it as ``seen`` (a writer lowered it: keep theirs)."""
+        entity = {
+            "PartitionKey": SCHEDULE_PARTITION,
+            "RowKey": "next",
+            "at": iso(at) if at else NEVER,
+        }
+        index = self.table("alertindex")
+        try:
+            if seen is None:
+                index.create_entity(entity)
+            else:
+                index.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=seen[1],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError):
+            pass
+        except HttpResponseError as exc:
+            if getattr(exc, "status_code", None) != 412:
+                raise
+
+    def clear_next_look(self) -> None:
+        self._delete_quietly("alertindex", SCHEDULE_PARTITION, "next")
+
+    def first_look_after(self, moment: datetime) -> datetime | None:
+        """The earliest next-look time in the index later than ``moment`` (a key seek)."""
+        rows = self.table("alertindex").query_entities(
+            "PartitionKey eq @pk and RowKey gt @after",
+            parameters={"pk": OPEN_PARTITION, "after": f"{iso(moment)}|~"},
+            select=["RowKey"],
+            results_per_page=1,
+        )
+        for row in rows.by_page().__next__():
+            key = row["RowKey"].split("|", 1)[0]
+            return None if key == NEVER else parse_iso(key)
+        return None
 
     def failed_uploads(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         """Uploads refused or unreadable between ``since`` and ``until``: one partition

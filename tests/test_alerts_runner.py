@@ -687,3 +687,41 @@ def replace_stages(rules: Any, stages: tuple[int, ...]) -> Any:
     from dataclasses import replace
 
     return replace(rules, stages=stages)
+
+
+def test_a_quiet_pass_reads_one_row_and_a_new_upload_reopens_the_gate(
+    store: TableStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = record_ca(store, tenant())
+    run(store, settings, T_AUG4)
+    gate = store.next_look()
+    assert gate is not None and gate[0] == datetime(2020, 8, 5, tzinfo=UTC)
+
+    def no_index_read(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a quiet pass read the alert index")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "open_tenant_certificates", no_index_read)
+        quiet = run(store, settings, T_AUG4 + timedelta(hours=1))
+    assert quiet["items"] == [] and quiet["messages"] == []
+
+    # A newly affected tenant CA lowers the gate at once: the next pass sends for it.
+    second_tenant = tenant()
+    record_ca(store, second_tenant)
+    reopened = store.next_look()
+    assert reopened is not None and reopened[0] <= T_AUG4
+    later = run(store, settings, T_AUG4 + timedelta(hours=2))
+    assert {i["tenant_id"] for i in later["items"]} == {second_tenant}
+    assert all(i["channels"]["outbox"] == "sent" for i in later["items"])
+    assert first not in {i["certificate"] for i in later["items"]}
+
+
+def test_a_gate_lowered_during_a_pass_is_not_raised_over(
+    store: TableStore, settings: Settings
+) -> None:
+    record_ca(store, tenant())
+    seen = store.next_look()
+    store.lower_next_look(datetime(2020, 7, 1, tzinfo=UTC))  # an upload, meanwhile
+    store.raise_next_look(datetime(2020, 9, 1, tzinfo=UTC), seen)  # the pass finishing
+    gate = store.next_look()
+    assert gate is not None and gate[0] == datetime(2020, 7, 1, tzinfo=UTC)
