@@ -117,23 +117,22 @@ def run_alerts(
     entries = ledger.read_entries(a.ledger_key(c) for a in due for c in names)
 
     state = _Pass(ledger, settings, now, run_id or uuid.uuid4().hex, max_messages, {}, [], [])
-    to_send: dict[str, list[DueAlert]] = {c: [] for c in names}
-    for alert in due:
-        for name in names:
-            key = alert.ledger_key(name)
-            entry = entries.get(key)
-            if decide(entry, now, planner.claim_timeout) is Decision.ALREADY_SENT:
+    plan = planner.decide_all(now, due, entries, names)
+    for item in plan.items:
+        for name, decision in item.decisions.items():
+            key = item.ledger_key(name)
+            if decision is Decision.ALREADY_SENT:
+                entry = entries.get(key)
                 backing_off = entry is not None and entry.status is LedgerStatus.FAILED
                 state.outcomes[key] = FAILED if backing_off else ALREADY_SENT
             else:
                 state.outcomes[key] = PLANNED  # planned or retry: both mean "send now"
-                to_send[name].append(alert)
 
     if not dry_run:
         assert channels is not None
         for name, channel in channels.items():
-            if to_send[name]:
-                _run_channel(state, name, channel, to_send[name])
+            if to_send := [item.alert for item in plan.to_send(name)]:
+                _run_channel(state, name, channel, to_send)
     health = _self_health(state, store, names, channels, dry_run)
     if not dry_run and (gate is None or now >= gate[0]):
         _reschedule(state, store, planner, certificates, due, names, gate)

@@ -212,10 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_local_commands(commands: Any) -> None:
     """The commands that drive the function app (upload, process, report, alerts, ack)."""
-    try:
-        from shared.local_runner import add_commands
-    except ImportError:  # pragma: no cover - the runner module ships with the app
-        return
+    from shared.local_runner import add_commands  # imported here: it imports this module
+
     add_commands(commands)
 
 

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -308,14 +308,6 @@ def add_commands(commands: Any) -> None:
     report.add_argument("--json", action="store_true", help="print ca-watch/report/v1 JSON")
     report.set_defaults(handler=command_report)
 
-    try:
-        from shared.alerts_cli import add_alert_commands
-    except ImportError:
-        return
+    from shared.alerts_cli import add_alert_commands  # here: alerts_cli imports this module
+
     add_alert_commands(commands)
-
-
-def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - convenience
-    from shared.cli import main as cli_main
-
-    return cli_main(argv)

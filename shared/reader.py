@@ -85,7 +85,6 @@ class ReadResult(NamedTuple):
     certificates: tuple[bytes, ...] = ()
     format: str = ""  # "pem", "der", "base64", "pkcs7-der", "pkcs7-pem", "pkcs12", ...
     error: ReadError | None = None
-    notes: tuple[str, ...] = ()
 
     @property
     def status(self) -> Status:

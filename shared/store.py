@@ -191,13 +191,6 @@ class TableStore:
             )
         ]
 
-    def upload_row(self, name: str, etag: str) -> dict[str, Any] | None:
-        etag = normalize_etag(etag)
-        try:
-            return dict(self.table("uploads").get_entity(upload_partition(name), table_key(etag)))
-        except ResourceNotFoundError:
-            return None
-
     def processed_uploads(self) -> set[tuple[str, str]]:
         """(name, etag) of every recorded upload: what the local runner skips."""
         return {

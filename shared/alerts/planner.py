@@ -216,6 +216,17 @@ class AlertPlanner:
         ledger: Mapping[LedgerKey, LedgerEntry],
         channels: Sequence[str],
     ) -> AlertPlan:
+        return self.decide_all(now, self.due_alerts(now, certificates), ledger, channels)
+
+    def decide_all(
+        self,
+        now: datetime,
+        due: Iterable[DueAlert],
+        ledger: Mapping[LedgerKey, LedgerEntry],
+        channels: Sequence[str],
+    ) -> AlertPlan:
+        """The per-channel decision for alerts already worked out by ``due_alerts`` (the
+        timer reads their ledger rows in between, so it does not plan them twice)."""
         channels = tuple(channels)
         timeout = self.claim_timeout
         items = tuple(
@@ -223,7 +234,7 @@ class AlertPlanner:
                 alert,
                 {c: decide(ledger.get(alert.ledger_key(c)), now, timeout) for c in channels},
             )
-            for alert in self.due_alerts(now, certificates)
+            for alert in due
         )
         return AlertPlan(now, channels, items)
 
