@@ -7,9 +7,12 @@ Tables and keys:
   the certificates it held. Older ETags of the same name are superseded and removed.
 - ``tenantcas``: PK = tenant id, RK = SHA-256: the tenant CAs of each tenant, so a
   replacement can be found in one partition read.
-- ``alertindex``: PK = "open", RK = "<watch_from ISO>|<sha256>": only unresolved,
-  unacknowledged tenant CAs, ordered by the first moment an alert could be due, so the
-  timer reads a key range (``RowKey le now``): O(open), never O(table).
+- ``alertindex``: PK = "open-<shard>" (a hash of the tenant id, 16 shards), RK =
+  "<next look ISO>|<sha256>": only unresolved, unacknowledged tenant CAs, ordered by the
+  next moment each needs a look, so the timer reads one key range per shard
+  (``RowKey le now``): O(due), never O(table). Sharding keeps each partition small (no hot
+  partition; a tenant's refresh reads 1/16 of the index) and a tenant's rows together, so
+  a move is a delete and an insert in one partition.
 - ``acks``: PK = tenant id, RK = SHA-256: operator acknowledgements.
 - ``uploadfailures``: PK = the UTC day, RK = the upload's keys: uploads not analysed, so the
   timer's self-health check reads one or two days' failures, not the uploads table.
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -51,10 +55,23 @@ from shared.classify import Role
 from shared.rules import Rules
 from shared.scan import AnalyzedCertificate, FileResult
 
-_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ca-watch-store")
+_POOL_PREFIX = "ca-watch-store"
+_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix=_POOL_PREFIX)
+
+
+def _in_pool() -> bool:
+    # A pool thread that waited on tasks of the same pool could deadlock it: run inline.
+    return threading.current_thread().name.startswith(_POOL_PREFIX)
 
 
 def submit(task: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+    if _in_pool():
+        done: Future[Any] = Future()
+        try:
+            done.set_result(task(*args, **kwargs))
+        except BaseException as exc:  # handed to the caller through the future, as the pool would
+            done.set_exception(exc)
+        return done
     return _POOL.submit(task, *args, **kwargs)
 
 
@@ -62,8 +79,9 @@ def run_all(tasks: Iterable[Callable[[], object]]) -> None:
     """Run independent storage calls side by side (each is a network round trip);
     re-raise the first failure so the host retries the event."""
     pending = list(tasks)
-    if len(pending) == 1:
-        pending[0]()
+    if len(pending) == 1 or _in_pool():
+        for task in pending:
+            task()
         return
     for future in [_POOL.submit(task) for task in pending]:
         future.result()
@@ -78,7 +96,10 @@ TABLES = (
     "acks",
     "ledger",
 )
-OPEN_PARTITION = "open"
+LEGACY_OPEN_PARTITION = "open"  # the unsharded index of earlier versions (migrated)
+INDEX_SHARDS = 16
+INDEX_PARTITIONS = tuple(f"open-{shard:x}" for shard in range(INDEX_SHARDS))
+INDEX_LAYOUT = "sharded-16"  # part of the schedule digest: a layout change realigns
 NEVER = "9999-12-31T23:59:59Z"  # an index time later than any run
 SCHEDULE_PARTITION = "schedule"  # one row: the digest of the rules the index was timed by
 _MAX_CONFLICT_RETRIES = 20
@@ -98,6 +119,11 @@ def normalize_etag(etag: str) -> str:
 
 def upload_partition(name: str) -> str:
     return hashlib.sha256(name.encode("utf-8")).hexdigest()[:40]
+
+
+def index_partition(tenant_id: str) -> str:
+    """The alert-index shard of a tenant (stable, so its rows never change partition)."""
+    return INDEX_PARTITIONS[hashlib.sha256(tenant_id.encode("utf-8")).digest()[0] % INDEX_SHARDS]
 
 
 def iso(moment: datetime) -> str:
@@ -133,7 +159,7 @@ def watch_from(cert: TenantCertificate, rules: Rules) -> datetime:
 def index_entity(cert: TenantCertificate, row_key: str) -> dict[str, Any]:
     """The alert-index row of an open tenant CA (what the timer reads back)."""
     return {
-        "PartitionKey": OPEN_PARTITION,
+        "PartitionKey": index_partition(cert.tenant_id),
         "RowKey": row_key,
         "sha256": cert.sha256,
         "tenant_id": cert.tenant_id,
@@ -412,10 +438,11 @@ class TableStore:
         certs = self.tenant_certificates(tenant_id)
         resolved = resolve_replacements(certs, self.rules)
         index = self.table("alertindex")
+        shard = index_partition(tenant_id)
         existing: dict[str, list[str]] = {}
         for row in index.query_entities(
             "PartitionKey eq @pk and tenant_id eq @tenant",
-            parameters={"pk": OPEN_PARTITION, "tenant": tenant_id},
+            parameters={"pk": shard, "tenant": tenant_id},
             select=["RowKey", "sha256"],
         ):
             existing.setdefault(row["sha256"], []).append(row["RowKey"])
@@ -423,7 +450,7 @@ class TableStore:
         for sha, keys in existing.items():
             if sha not in live:
                 for key in keys:
-                    self._delete_quietly("alertindex", OPEN_PARTITION, key)
+                    self._delete_quietly("alertindex", shard, key)
         for cert in certs:
             resolver = resolved.get(cert.sha256)
             self.table("tenantcas").upsert_entity(
@@ -439,7 +466,7 @@ class TableStore:
             )
             for key in keys:
                 if key != row_key:
-                    self._delete_quietly("alertindex", OPEN_PARTITION, key)
+                    self._delete_quietly("alertindex", shard, key)
             if row_key is not None and row_key not in keys:
                 index.upsert_entity(index_entity(cert, row_key), mode=UpdateMode.REPLACE)
                 self.lower_next_look(watch_from(cert, self.rules))
@@ -450,9 +477,11 @@ class TableStore:
         """What the alert timer reads: open tenant CAs due for a look at ``now`` (a key
         range of the index); ``all_open``: every open one (``alerts plan``)."""
         upper = f"{NEVER}|~" if all_open else f"{iso(now)}|~"
-        rows = self.table("alertindex").query_entities(
-            "PartitionKey eq @pk and RowKey le @upper",
-            parameters={"pk": OPEN_PARTITION, "upper": upper},
+        rows = self._each_shard(
+            lambda pk: self.table("alertindex").query_entities(
+                "PartitionKey eq @pk and RowKey le @upper",
+                parameters={"pk": pk, "upper": upper},
+            )
         )
         # Two runs rescheduling at once may leave a certificate under two keys: read it
         # once, and let the next reschedule remove the extra row.
@@ -469,47 +498,62 @@ class TableStore:
             )
         return list(by_sha.values())
 
+    def _each_shard(self, read: Callable[[str], Iterable[dict[str, Any]]]) -> list[Any]:
+        """The rows ``read(partition)`` gives for every index shard, read side by side."""
+        pages = [submit(lambda pk=pk: list(read(pk))) for pk in INDEX_PARTITIONS]
+        return [row for page in pages for row in page.result()]
+
     def reschedule(self, moves: Iterable[tuple[TenantCertificate, datetime | None]]) -> None:
         """Move open tenant CAs' index rows to the moment each next needs a look (None:
-        not again unless its tenant changes). All rows share one partition, so the moves
-        go 50 to a transaction (an upsert and a delete each); a batch that fails (a
-        concurrent run moved a row first) is redone row by row. Upsert before delete:
-        a crash in between leaves two rows, costing one extra read, never an alert."""
-        operations: list[tuple[str, dict[str, Any]]] = []
+        not again unless its tenant changes). A row never leaves its shard, so the moves of
+        a shard go up to 49 to a transaction (an upsert and a delete each); a batch that
+        fails (a concurrent run moved a row first) is redone row by row. Upsert before
+        delete: a crash in between leaves two rows, costing one extra read, never an alert."""
+        by_shard: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for cert, check_at in moves:
             new_key = f"{iso(check_at) if check_at else NEVER}|{cert.sha256}"
             if not cert.index_keys or cert.index_keys == (new_key,):
                 continue
+            shard = index_partition(cert.tenant_id)
+            operations = by_shard.setdefault(shard, [])
             if new_key not in cert.index_keys:
                 operations.append(("upsert", index_entity(cert, new_key)))
             operations.extend(
-                ("delete", {"PartitionKey": OPEN_PARTITION, "RowKey": key})
+                ("delete", {"PartitionKey": shard, "RowKey": key})
                 for key in cert.index_keys
                 if key != new_key
             )
+        batches = [
+            operations[start : start + 99]
+            for operations in by_shard.values()
+            for start in range(0, len(operations), 99)
+        ]
+        run_all(lambda batch=batch: self._submit_moves(batch) for batch in batches)
+
+    def _submit_moves(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
         index = self.table("alertindex")
-        for start in range(0, len(operations), 99):
-            batch = operations[start : start + 99]
-            try:
-                index.submit_transaction(batch)
-            except (TableTransactionError, HttpResponseError):
-                for kind, entity in batch:
-                    if kind == "upsert":
-                        index.upsert_entity(entity, mode=UpdateMode.REPLACE)
-                    else:
-                        self._delete_quietly("alertindex", OPEN_PARTITION, entity["RowKey"])
+        try:
+            index.submit_transaction(batch)
+        except (TableTransactionError, HttpResponseError):
+            for kind, entity in batch:
+                if kind == "upsert":
+                    index.upsert_entity(entity, mode=UpdateMode.REPLACE)
+                else:
+                    self._delete_quietly("alertindex", entity["PartitionKey"], entity["RowKey"])
 
     def align_schedule(self) -> bool:
-        """After the rules change, put every open row back at its first possible stage:
-        rows the timer had moved on were scheduled under the old rules. A full read of the
-        open partition, done only when the rules' digest differs. True when it realigned."""
-        digest = hashlib.sha256(repr(self.rules).encode("utf-8")).hexdigest()
+        """After the rules (or the index layout) change, put every open row back at its
+        first possible stage: rows the timer had moved on were scheduled under the old
+        rules. A full read of the index, done only when the digest differs. True when it
+        realigned."""
+        digest = hashlib.sha256(f"{INDEX_LAYOUT}|{self.rules!r}".encode()).hexdigest()
         index = self.table("alertindex")
         try:
             if index.get_entity(SCHEDULE_PARTITION, "rules")["digest"] == digest:
                 return False
         except ResourceNotFoundError:
             pass
+        self._migrate_unsharded_index()
         everyone = self.open_tenant_certificates(datetime.max.replace(tzinfo=UTC), all_open=True)
         self.reschedule((cert, watch_from(cert, self.rules)) for cert in everyone)
         self.clear_next_look()  # the next pass reads the index and sets it afresh
@@ -517,6 +561,18 @@ class TableStore:
             {"PartitionKey": SCHEDULE_PARTITION, "RowKey": "rules", "digest": digest}
         )
         return True
+
+    def _migrate_unsharded_index(self) -> None:
+        """Move the rows of the single-partition index (versions before sharding) into
+        their shards; the realignment that follows puts them at their first stage."""
+        index = self.table("alertindex")
+        legacy = list(
+            index.query_entities("PartitionKey eq @pk", parameters={"pk": LEGACY_OPEN_PARTITION})
+        )
+        for row in legacy:
+            moved = {**dict(row), "PartitionKey": index_partition(row["tenant_id"])}
+            index.upsert_entity(moved, mode=UpdateMode.REPLACE)
+            self._delete_quietly("alertindex", LEGACY_OPEN_PARTITION, row["RowKey"])
 
     # --- the gate: when the index next holds something to look at ---------------------
     # One row says the earliest next-look time in the whole index, so a pass with nothing
@@ -584,17 +640,20 @@ class TableStore:
         self._delete_quietly("alertindex", SCHEDULE_PARTITION, "next")
 
     def first_look_after(self, moment: datetime) -> datetime | None:
-        """The earliest next-look time in the index later than ``moment`` (a key seek)."""
-        rows = self.table("alertindex").query_entities(
-            "PartitionKey eq @pk and RowKey gt @after",
-            parameters={"pk": OPEN_PARTITION, "after": f"{iso(moment)}|~"},
-            select=["RowKey"],
-            results_per_page=1,
-        )
-        for row in rows.by_page().__next__():
-            key = row["RowKey"].split("|", 1)[0]
-            return None if key == NEVER else parse_iso(key)
-        return None
+        """The earliest next-look time in the index later than ``moment`` (a key seek in
+        each shard)."""
+
+        def first_key(pk: str) -> list[str]:
+            rows = self.table("alertindex").query_entities(
+                "PartitionKey eq @pk and RowKey gt @after",
+                parameters={"pk": pk, "after": f"{iso(moment)}|~"},
+                select=["RowKey"],
+                results_per_page=1,
+            )
+            return [row["RowKey"].split("|", 1)[0] for row in next(rows.by_page(), [])]
+
+        earliest = min(self._each_shard(first_key), default=NEVER)
+        return None if earliest == NEVER else parse_iso(earliest)
 
     def failed_uploads(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         """Uploads refused or unreadable between ``since`` and ``until``: one partition

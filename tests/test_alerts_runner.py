@@ -33,7 +33,14 @@ from shared.ledger import Ledger
 from shared.rules import load_rules
 from shared.scan import analyze_bytes
 from shared.settings import APP_SETTING_NAMES, Settings
-from shared.store import OPEN_PARTITION, TableStore, iso, watch_from
+from shared.store import (
+    INDEX_PARTITIONS,
+    LEGACY_OPEN_PARTITION,
+    TableStore,
+    index_partition,
+    iso,
+    watch_from,
+)
 
 RULES = load_rules()
 INCIDENT = "azure-sphere-2020-07"
@@ -410,7 +417,7 @@ def index_row(
     assert any(
         r["sha256"] == sha
         for r in store.table("alertindex").query_entities(
-            "PartitionKey eq @pk", parameters={"pk": OPEN_PARTITION}
+            "PartitionKey eq @pk", parameters={"pk": index_partition(tenant_id)}
         )
     ), watch_from(cert, RULES)
     return sha
@@ -637,7 +644,7 @@ def index_keys(store: TableStore) -> list[str]:
     return sorted(
         row["RowKey"]
         for row in store.iter_rows("alertindex")
-        if row["PartitionKey"] == OPEN_PARTITION
+        if row["PartitionKey"] in INDEX_PARTITIONS
     )
 
 
@@ -660,7 +667,7 @@ def test_a_certificate_under_two_keys_is_read_once_and_healed(
     store: TableStore, settings: Settings
 ) -> None:
     sha = record_ca(store, tenant())
-    (row,) = [r for r in store.iter_rows("alertindex") if r["PartitionKey"] == OPEN_PARTITION]
+    (row,) = [r for r in store.iter_rows("alertindex") if r["PartitionKey"] in INDEX_PARTITIONS]
     # What two runs rescheduling the same row differently at the same moment leave behind.
     store.table("alertindex").upsert_entity({**row, "RowKey": f"2020-08-01T00:00:00Z|{sha}"})
     (cert,) = store.open_tenant_certificates(T_AUG4)
@@ -725,3 +732,49 @@ def test_a_gate_lowered_during_a_pass_is_not_raised_over(
     store.raise_next_look(datetime(2020, 9, 1, tzinfo=UTC), seen)  # the pass finishing
     gate = store.next_look()
     assert gate is not None and gate[0] == datetime(2020, 7, 1, tzinfo=UTC)
+
+
+# --- the index's shards -----------------------------------------------------------------------
+
+
+def test_the_index_shard_of_a_tenant_is_stable_and_the_shards_are_all_used() -> None:
+    tenants = [str(uuid.UUID(int=n)) for n in range(400)]
+    assert {index_partition(t) for t in tenants} == set(INDEX_PARTITIONS)
+    assert index_partition(tenants[7]) == index_partition(str(uuid.UUID(int=7)))
+
+
+def test_tenants_in_different_shards_are_all_read_moved_and_seen_by_the_gate(
+    store: TableStore, settings: Settings
+) -> None:
+    by_shard: dict[str, str] = {}
+    while len(by_shard) < 3:
+        candidate = tenant()
+        by_shard.setdefault(index_partition(candidate), candidate)
+    shas = {record_ca(store, t) for t in by_shard.values()}
+    assert {c.sha256 for c in store.open_tenant_certificates(T_AUG4)} == shas
+    document = run(store, settings, T_AUG4)
+    assert sum(1 for i in document["items"] if i["channels"]["outbox"] == "sent") == 2 * len(shas)
+    # Every shard's row moved on, within its own shard, to the renewal's 0d stage.
+    assert index_keys(store) == sorted(f"2020-08-05T00:00:00Z|{sha}" for sha in shas)
+    for row in store.iter_rows("alertindex"):
+        if row["PartitionKey"] in INDEX_PARTITIONS:
+            assert row["PartitionKey"] == index_partition(row["tenant_id"])
+    assert store.first_look_after(T_AUG4) == datetime(2020, 8, 5, tzinfo=UTC)
+    assert run(store, settings, T_AUG4)["messages"] == []
+
+
+def test_an_unsharded_index_of_an_earlier_version_is_moved_into_its_shards(
+    store: TableStore, settings: Settings
+) -> None:
+    tenant_id = tenant()
+    sha = record_ca(store, tenant_id)
+    (row,) = [r for r in store.iter_rows("alertindex") if r["PartitionKey"] in INDEX_PARTITIONS]
+    index = store.table("alertindex")
+    # What the single-partition layout left: the row in "open", and the old digest.
+    index.upsert_entity({**row, "PartitionKey": LEGACY_OPEN_PARTITION})
+    index.delete_entity(row["PartitionKey"], row["RowKey"])
+    index.upsert_entity({"PartitionKey": "schedule", "RowKey": "rules", "digest": "old"})
+    document = run(store, settings, T_AUG4)
+    assert sum(1 for i in document["items"] if i["channels"]["outbox"] == "sent") == 2
+    assert not [r for r in store.iter_rows("alertindex") if r["PartitionKey"] == "open"]
+    assert index_keys(store) == [f"2020-08-05T00:00:00Z|{sha}"]
