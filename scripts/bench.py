@@ -20,14 +20,11 @@ def main() -> int:
     import bench_pipeline
 
     results["pipeline"] = bench_pipeline.run()
-    try:
-        import bench_alerts
-    except ImportError:
-        print("\n(alert benchmark not present)")
-    else:
-        print("\n== Alerts (issue 4) ==")
-        results["alerts"] = bench_alerts.run()
-        bench_alerts.print_summary(results["alerts"])
+    print("\n== Alerts (issue 4) ==")
+    import bench_alerts
+
+    results["alerts"] = bench_alerts.run()
+    bench_alerts.print_summary(results["alerts"])
     out = Path(__file__).resolve().parent.parent / ".bench.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nAll figures: {out.name}")
