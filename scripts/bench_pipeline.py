@@ -144,7 +144,7 @@ def _contract_minimum(rt: Any) -> Callable[[str], None]:
     now = datetime.now(UTC)
     analysed = analyze_bytes("sample.pem", _sample_device_pem(), rt.rules, now)
     document = json.dumps(scan_document([analysed]), indent=2).encode("utf-8")
-    cert_row = store._certificate_entity(analysed.certificates[0], ["sample.pem"], now, now)
+    cert_row = store.certificate_entity(analysed.certificates[0], ["sample.pem"], now, now)
 
     def requests(name: str) -> None:
         blob = blob_trigger_argument("benchcerts", name)

@@ -307,7 +307,7 @@ class TableStore:
     def _add_source(self, cert: AnalyzedCertificate, name: str, now: datetime) -> None:
         table = self.table("certificates")
         try:  # most certificates are new: one request on the common path
-            table.create_entity(self._certificate_entity(cert, [name], now, now))
+            table.create_entity(self.certificate_entity(cert, [name], now, now))
         except ResourceExistsError:
             self._merge_source(cert, name, now)
         if cert.classification.role is Role.TENANT_CA and cert.classification.tenant_id:
@@ -334,14 +334,14 @@ class TableStore:
                 row = table.get_entity(cert.sha256[:2], cert.sha256)
             except ResourceNotFoundError:
                 try:
-                    table.create_entity(self._certificate_entity(cert, [name], now, now))
+                    table.create_entity(self.certificate_entity(cert, [name], now, now))
                     return
                 except ResourceExistsError:
                     continue  # created concurrently: merge into it
             sources = json.loads(row.get("sources") or "[]")
             if name not in sources:
                 sources.append(name)
-            entity = self._certificate_entity(
+            entity = self.certificate_entity(
                 cert, sorted(sources), parse_iso(row["first_seen"]), now
             )
             try:
@@ -357,7 +357,7 @@ class TableStore:
                     raise
         raise RuntimeError(f"certificate {cert.sha256}: too many concurrent updates")
 
-    def _certificate_entity(
+    def certificate_entity(
         self, cert: AnalyzedCertificate, sources: list[str], first: datetime, last: datetime
     ) -> dict[str, Any]:
         body = cert.to_json()
