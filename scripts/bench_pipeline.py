@@ -146,7 +146,7 @@ def _contract_minimum(rt: Any) -> Callable[[str], None]:
     document = json.dumps(scan_document([analysed]), indent=2).encode("utf-8")
     cert_row = store.certificate_entity(analysed.certificates[0], ["sample.pem"], now, now)
 
-    def requests(name: str) -> None:
+    def required_requests(name: str) -> None:
         blob = blob_trigger_argument("benchcerts", name)
         blob.get_blob_properties()
         blob.download_blob().readall()
@@ -158,7 +158,7 @@ def _contract_minimum(rt: Any) -> Callable[[str], None]:
             partial(uploads.upsert_entity, upload_row, mode=UpdateMode.REPLACE),
         ])  # fmt: skip
 
-    return requests
+    return required_requests
 
 
 def _sample_device_pem() -> bytes:
