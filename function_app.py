@@ -1,10 +1,10 @@
 """CA Rotation Watch: the Azure Functions entry point. Thin by design: triggers and wiring
-only; the work lives in ``shared.handlers`` and the pure core below it."""
+only; the work lives in ``shared.app.handlers`` and the pure core below it."""
 
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from shared import handlers
+from shared.app import handlers
 
 app = func.FunctionApp()
 

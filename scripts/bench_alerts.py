@@ -31,13 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.alert_runner import run_alerts  # noqa: E402
 from shared.alerts.model import TenantCertificate  # noqa: E402
-from shared.azurite import Azurite  # noqa: E402
-from shared.connections import table_service  # noqa: E402
-from shared.rules import load_rules  # noqa: E402
+from shared.alerts.rules import load_rules  # noqa: E402
+from shared.app.alert_pass import run_alerts  # noqa: E402
+from shared.local.azurite import Azurite  # noqa: E402
 from shared.settings import Settings  # noqa: E402
-from shared.store import (  # noqa: E402
+from shared.storage.connections import table_service  # noqa: E402
+from shared.storage.store import (  # noqa: E402
     INDEX_PARTITIONS,
     TableStore,
     index_entity,

@@ -56,9 +56,10 @@ def cold_start() -> dict[str, float]:
 def warm_and_bulk() -> dict[str, float]:
     from azure.core.exceptions import ResourceExistsError
 
-    from shared import handlers, samples
-    from shared.azurite import Azurite
-    from shared.local_runner import blob_trigger_argument, process_pending, registered_function
+    from shared.app import handlers
+    from shared.local import samples
+    from shared.local.azurite import Azurite
+    from shared.local.runner import blob_trigger_argument, process_pending, registered_function
 
     server = Azurite(Path(tempfile.mkdtemp(prefix="bench-azurite-"))).start()
     try:
@@ -129,10 +130,10 @@ def _contract_minimum(rt: Any) -> Callable[[str], None]:
     from azure.core.exceptions import ResourceExistsError
     from azure.data.tables import UpdateMode
 
-    from shared.local_runner import blob_trigger_argument
-    from shared.pipeline import result_blob_name
-    from shared.scan import analyze_bytes, scan_document
-    from shared.store import TableStore, run_all, upload_partition
+    from shared.analysis.scan import analyze_bytes, scan_document
+    from shared.app.pipeline import result_blob_name
+    from shared.local.runner import blob_trigger_argument
+    from shared.storage.store import TableStore, run_all, upload_partition
 
     store = TableStore(rt.store.service, rt.rules, prefix="benchmin")
     for table in ("certificates", "uploads"):
@@ -162,7 +163,7 @@ def _contract_minimum(rt: Any) -> Callable[[str], None]:
 
 
 def _sample_device_pem() -> bytes:
-    from shared import samples
+    from shared.local import samples
 
     return samples.device_certificate(samples.tenant_ca(str(uuid.uuid4()))).pem
 

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shared import handlers, samples  # noqa: E402
-from shared.azurite import Azurite  # noqa: E402
-from shared.cli import main as ca_watch  # noqa: E402
-from shared.local_runner import registered_function  # noqa: E402
+from shared.local.azurite import Azurite  # noqa: E402
+from shared.local.cli import main as ca_watch  # noqa: E402
+from shared.local.runner import registered_function  # noqa: E402
 
 REPLAY = [
     datetime(2020, 7, 30, 9, 0, tzinfo=UTC),

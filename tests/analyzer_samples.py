@@ -1,7 +1,7 @@
 """Shared inputs for the analyzer tests: the real public certificates and generated ones.
 
 Not a test module (no ``test_`` prefix); the analyzer test modules import it. Everything
-is deterministic (fixed keys from ``shared.samples``) so xdist workers agree.
+is deterministic (fixed keys from ``shared.local.samples``) so xdist workers agree.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from shared import samples
-from shared.rules import Rules, load_rules
+from shared.alerts.rules import Rules, load_rules
+from shared.local import samples
 
 DATA = Path(__file__).parent / "data" / "azure-sphere-public"
 GLOVEBOXES_DER = DATA / "gloveboxes-tenant-ca-9d7e79eb-2019.der"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import handlers
-from shared.azurite import Azurite
+from shared.app import handlers
+from shared.local.azurite import Azurite
 
 DATA = Path(__file__).parent / "data"
 REAL_CERTS = DATA / "azure-sphere-public"

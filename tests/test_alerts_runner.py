@@ -20,20 +20,21 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from shared import handlers, samples
-from shared.alert_runner import FAILING_ATTEMPTS, run_alerts
 from shared.alerts.model import LedgerKey, TenantCertificate
-from shared.alerts_cli import add_alert_commands
-from shared.azurite import Azurite
+from shared.alerts.rules import load_rules
+from shared.analysis.scan import analyze_bytes
+from shared.app import handlers
+from shared.app.alert_pass import FAILING_ATTEMPTS, run_alerts
 from shared.channels.outbox import OutboxChannel
 from shared.channels.teams import TeamsChannel
-from shared.cli import UsageError
-from shared.connections import table_service
-from shared.ledger import Ledger
-from shared.rules import load_rules
-from shared.scan import analyze_bytes
+from shared.local import samples
+from shared.local.alerts_cmd import add_alert_commands
+from shared.local.azurite import Azurite
+from shared.local.cli import UsageError
 from shared.settings import APP_SETTING_NAMES, Settings
-from shared.store import (
+from shared.storage.connections import table_service
+from shared.storage.ledger import Ledger
+from shared.storage.store import (
     INDEX_PARTITIONS,
     LEGACY_OPEN_PARTITION,
     TableStore,

@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
-from shared import samples
-from shared.chain import VerifiesWith
-from shared.facts import Mismatch, extract_facts
-from shared.reader import Status
-from shared.scan import SCAN_SCHEMA, FileResult, analyze_bytes, scan_document
+from shared.analysis.chain import VerifiesWith
+from shared.analysis.facts import Mismatch, extract_facts
+from shared.analysis.reader import Status
+from shared.analysis.scan import SCAN_SCHEMA, FileResult, analyze_bytes, scan_document
+from shared.local import samples
 
 
 def _analyze(data: bytes, now: datetime = NOW, source: str = "upload") -> FileResult:

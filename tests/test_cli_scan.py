@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from analyzer_samples import GLOVEBOXES_DER, INSIDE, OUTSIDE, pca, tenant
 
-from shared import samples
+from shared.local import samples
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSI = "\x1b["
@@ -22,7 +22,7 @@ def scan(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     environment = {k: v for k, v in os.environ.items() if k not in ("RULES_FILE", "NO_COLOR")}
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "shared.local.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -176,8 +176,8 @@ class _Terminal(io.StringIO):
 def _table(monkeypatch: pytest.MonkeyPatch, no_color: bool) -> str:
     from analyzer_samples import NOW, rules
 
-    from shared.cli import render_scan_table
-    from shared.scan import analyze_bytes
+    from shared.analysis.scan import analyze_bytes
+    from shared.local.cli import render_scan_table
 
     if no_color:
         monkeypatch.setenv("NO_COLOR", "1")

@@ -12,10 +12,10 @@ from analyzer_samples import AZPS_POP_PEM, GLOVEBOXES_DER, rules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import der, reader
-from shared.der import DerError, parse_certificate, read_tlv
-from shared.reader import ErrorCode, Status, read_certificates
-from shared.scan import analyze_bytes
+from shared.analysis import der, reader
+from shared.analysis.der import DerError, parse_certificate, read_tlv
+from shared.analysis.reader import ErrorCode, Status, read_certificates
+from shared.analysis.scan import analyze_bytes
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 REAL_DER = GLOVEBOXES_DER.read_bytes()

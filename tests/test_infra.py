@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from shared.settings import APP_SETTING_NAMES, Settings
-from shared.store import TABLES
+from shared.storage.store import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
@@ -420,7 +420,7 @@ def test_local_settings_example_lists_every_setting_with_its_default() -> None:
 def test_hooks_and_settings_match_the_registered_functions() -> None:
     """The post-deploy hook subscribes the blob function by name; its bindings' %SETTINGS%
     and connection must be app settings the template sets."""
-    from shared.local_runner import registered_functions  # get_functions() runs once only
+    from shared.local.runner import registered_functions  # get_functions() runs once only
 
     functions = {
         name: json.loads(f.get_function_json()) for name, f in registered_functions().items()

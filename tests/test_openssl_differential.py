@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from analyzer_samples import INSIDE, NOW, OPENSSL, OUTSIDE, pca, rules, tenant
 
-from shared import samples
-from shared.scan import analyze_bytes
+from shared.analysis.scan import analyze_bytes
+from shared.local import samples
 
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="the openssl command is required")
 

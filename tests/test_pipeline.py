@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobClient
 
-from shared import handlers, samples
-from shared.azurite import Azurite
-from shared.local_runner import (
+from shared.app import handlers
+from shared.local import samples
+from shared.local.azurite import Azurite
+from shared.local.runner import (
     blob_trigger_argument,
     process_pending,
     registered_function,
     registered_functions,
 )
-from shared.store import upload_partition
+from shared.storage.store import upload_partition
 
 REAL_CERTS = Path(__file__).parent / "data" / "azure-sphere-public"
 
@@ -294,7 +295,7 @@ def test_cli_upload_process_report_round_trip(app_runtime, tmp_path) -> None:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "shared.cli", *args], cwd=PROJECT, env=env,
+            [sys.executable, "-m", "shared.local.cli", *args], cwd=PROJECT, env=env,
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 

@@ -20,7 +20,7 @@ from shared.alerts.planner import (
     plan,
     resolve_replacements,
 )
-from shared.rules import DEFAULT_RULES_PATH, load_rules
+from shared.alerts.rules import DEFAULT_RULES_PATH, load_rules
 
 RULES = load_rules(DEFAULT_RULES_PATH)
 PLANNER = AlertPlanner(RULES)
@@ -157,7 +157,7 @@ def test_overdue_reminder_cadence_follows_the_rule():
     text = DEFAULT_RULES_PATH.read_text(encoding="utf-8").replace(
         "overdue = true\noverdue_every_days = 7", "overdue = true\noverdue_every_days = 3"
     )
-    from shared.rules import parse_rules
+    from shared.alerts.rules import parse_rules
 
     planner = AlertPlanner(parse_rules(text))
     cert = tenant_ca()
@@ -406,7 +406,7 @@ def test_planning_a_thousand_open_certificates_is_fast():
 
 
 def test_a_certificate_caught_by_a_later_incident_resolves_nothing():
-    from shared.rules import parse_rules
+    from shared.alerts.rules import parse_rules
 
     second = """
 [[incident]]

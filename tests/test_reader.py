@@ -29,10 +29,10 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.x509.oid import NameOID
 
-from shared import samples
-from shared.der import children, element_bytes, read_tlv
-from shared.reader import ErrorCode, ReadResult, Status, read_certificates
-from shared.scan import analyze_bytes, scan_document
+from shared.analysis.der import children, element_bytes, read_tlv
+from shared.analysis.reader import ErrorCode, ReadResult, Status, read_certificates
+from shared.analysis.scan import analyze_bytes, scan_document
+from shared.local import samples
 
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl command is required")
 
@@ -410,7 +410,7 @@ def test_bad_input_has_its_own_code(name: str) -> None:
 
 
 def test_too_large_is_refused_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
-    import shared.reader as reader
+    import shared.analysis.reader as reader
 
     calls: list[int] = []
     real_read = reader._read
@@ -436,7 +436,7 @@ def test_too_large_is_refused_without_decoding(monkeypatch: pytest.MonkeyPatch) 
 def test_library_failure_becomes_an_error_not_an_exception(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import shared.reader as reader
+    import shared.analysis.reader as reader
 
     def broken(_: bytes) -> None:
         raise RuntimeError("library bug")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.rules import (
+from shared.alerts.rules import (
     DEFAULT_RULES_PATH,
     RulesError,
     clear_rules_cache,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
-from shared.connections import AZURITE_ACCOUNT, blob_service, table_service
 from shared.settings import Settings, SettingsError
+from shared.storage.connections import AZURITE_ACCOUNT, blob_service, table_service
 
 
 def test_defaults_when_nothing_is_set() -> None:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from shared.alerts.model import DueAlert, LedgerEntry, LedgerKey, LedgerStatus, TenantCertificate
-from shared.rules import Deadline, Rules
+from shared.alerts.rules import Deadline, Rules
 
 ONE_DAY = timedelta(days=1)
 CLAIM_TIMEOUT = timedelta(minutes=10)  # a claim older than this belongs to a dead run
@@ -299,7 +299,7 @@ def resolve_replacements(
     the incident that caught it (a second certificate from inside the window fixes nothing).
     """
     if rules is None:
-        from shared.rules import load_rules
+        from shared.alerts.rules import load_rules
 
         rules = load_rules()
     by_tenant: dict[str, list[_CertLike]] = {}

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from shared.der import TAG_SEQUENCE, children, element_bytes, expect, read_tlv
+from shared.analysis.der import TAG_SEQUENCE, children, element_bytes, expect, read_tlv
 
 # AlgorithmIdentifier DER, as they appear in certificates.
 ECDSA_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")

@@ -134,9 +134,9 @@ def render_scan_table(results: Sequence[Any], stream: TextIO) -> None:
 
 
 def command_scan(args: argparse.Namespace) -> int:
-    from shared.reader import too_large
-    from shared.rules import load_rules
-    from shared.scan import analyze_bytes, analyze_read_result, scan_document
+    from shared.alerts.rules import load_rules
+    from shared.analysis.reader import too_large
+    from shared.analysis.scan import analyze_bytes, analyze_read_result, scan_document
     from shared.settings import Settings
 
     settings = Settings.from_env()
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_local_commands(commands: Any) -> None:
     """The commands that drive the function app (upload, process, report, alerts, ack)."""
-    from shared.local_runner import add_commands  # imported here: it imports this module
+    from shared.local.runner import add_commands  # imported here: it imports this module
 
     add_commands(commands)
 
@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # settings and rules errors explain themselves
-        from shared.rules import RulesError
+        from shared.alerts.rules import RulesError
         from shared.settings import SettingsError
 
         if isinstance(exc, SettingsError | RulesError):

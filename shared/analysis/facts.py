@@ -9,7 +9,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import NamedTuple
 
-from shared.der import (
+from shared.analysis.der import (
     AlgorithmIdentifier,
     CertificateLayout,
     DerError,

@@ -15,15 +15,15 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from shared import telemetry
+from shared.app import telemetry
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient, BlobServiceClient
 
-    from shared.rules import Rules
-    from shared.scan import FileResult
-    from shared.store import TableStore
+    from shared.alerts.rules import Rules
+    from shared.analysis.scan import FileResult
+    from shared.storage.store import TableStore
 
 log = logging.getLogger("ca_watch")
 
@@ -55,9 +55,9 @@ class Runtime:
 
 @cache
 def runtime() -> Runtime:
-    from shared.connections import blob_service, table_service
-    from shared.rules import load_rules
-    from shared.store import TableStore
+    from shared.alerts.rules import load_rules
+    from shared.storage.connections import blob_service, table_service
+    from shared.storage.store import TableStore
 
     telemetry.configure()
     settings = Settings.from_env()
@@ -82,7 +82,7 @@ def ensure_containers(rt: Runtime) -> None:
 
 
 def analyze_upload(client: BlobClient) -> FileResult | None:
-    from shared.pipeline import process_blob
+    from shared.app.pipeline import process_blob
 
     rt = runtime()
     return process_blob(
@@ -96,7 +96,7 @@ last_alert_result: dict[str, Any] | None = None
 
 
 def send_alerts(past_due: bool = False) -> dict[str, Any]:
-    from shared.alert_runner import run_alerts
+    from shared.app.alert_pass import run_alerts
 
     if past_due:
         # A missed schedule (host down, scale to zero): one run now covers it, because the

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
-from shared.facts import SIGNATURE_ALGORITHM_NAMES, CertificateFacts, Mismatch
-from shared.rules import Rules
+from shared.alerts.rules import Rules
+from shared.analysis.facts import SIGNATURE_ALGORITHM_NAMES, CertificateFacts, Mismatch
 
 _TENANT_CN = re.compile(
     r"^Microsoft Azure Sphere ([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"

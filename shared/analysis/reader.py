@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
-from shared.der import (
+from shared.analysis.der import (
     TAG_INTEGER,
     TAG_OCTET_STRING,
     TAG_OID,

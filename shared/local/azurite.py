@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.connections import azurite_connection_string
+from shared.storage.connections import azurite_connection_string
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_BIN = PROJECT_ROOT / "node_modules" / ".bin" / "azurite"
 
 

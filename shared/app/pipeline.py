@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-from shared import telemetry
-from shared.reader import too_large
-from shared.rules import Rules
-from shared.scan import FileResult, analyze_bytes, analyze_read_result, scan_document
+from shared.alerts.rules import Rules
+from shared.analysis.reader import too_large
+from shared.analysis.scan import FileResult, analyze_bytes, analyze_read_result, scan_document
+from shared.app import telemetry
 from shared.settings import Settings
-from shared.store import TableStore, normalize_etag, submit
+from shared.storage.store import TableStore, normalize_etag, submit
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient, BlobServiceClient

@@ -16,7 +16,7 @@ Tables and keys:
 - ``acks``: PK = tenant id, RK = SHA-256: operator acknowledgements.
 - ``uploadfailures``: PK = the UTC day, RK = the upload's keys: uploads not analysed, so the
   timer's self-health check reads one or two days' failures, not the uploads table.
-- ``ledger``: the alert ledger, owned by ``shared.ledger``.
+- ``ledger``: the alert ledger, owned by ``shared.storage.ledger``.
 
 Everything is idempotent: the upload row is written last, so a retried delivery redoes
 the same writes; certificate rows merge their sources under ETag concurrency.
@@ -51,9 +51,9 @@ from azure.data.tables import (
 
 from shared.alerts.model import TenantCertificate
 from shared.alerts.planner import resolve_replacements
-from shared.classify import Role
-from shared.rules import Rules
-from shared.scan import AnalyzedCertificate, FileResult
+from shared.alerts.rules import Rules
+from shared.analysis.classify import Role
+from shared.analysis.scan import AnalyzedCertificate, FileResult
 
 _POOL_PREFIX = "ca-watch-store"
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix=_POOL_PREFIX)

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from shared.der import AlgorithmIdentifier
-from shared.facts import CertificateFacts
+from shared.analysis.der import AlgorithmIdentifier
+from shared.analysis.facts import CertificateFacts
 
 _ECDSA_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "1.2.840.10045.4.1": hashes.SHA1,

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from shared.cli import EXIT_ACTION, EXIT_OK, Progress, UsageError, iter_files, parse_when
+from shared.local.cli import EXIT_ACTION, EXIT_OK, Progress, UsageError, iter_files, parse_when
 from shared.settings import STORAGE_CONNECTION_NAME
 
 
@@ -90,7 +90,7 @@ def local_runtime() -> Any:
     unreachable (exit 2) instead of a traceback."""
     from azure.core.exceptions import ServiceRequestError
 
-    from shared import handlers
+    from shared.app import handlers
 
     _default_connection()
     try:
@@ -127,7 +127,7 @@ def command_upload(args: argparse.Namespace) -> int:
 # --- process -----------------------------------------------------------------------
 def pending_blobs(rt: Any) -> list[tuple[str, str]]:
     """(name, etag) of every blob not yet recorded at its current ETag."""
-    from shared.store import normalize_etag
+    from shared.storage.store import normalize_etag
 
     done = rt.store.processed_uploads()
     container = rt.blobs.get_container_client(rt.settings.cert_container)
@@ -190,7 +190,7 @@ def process_pending(rt: Any, *, quiet: bool = True, workers: int = 1) -> tuple[i
 def command_process(args: argparse.Namespace) -> int:
     from azure.core.exceptions import ServiceRequestError
 
-    from shared import handlers
+    from shared.app import handlers
 
     rt = local_runtime()
     if args.now:
@@ -308,6 +308,6 @@ def add_commands(commands: Any) -> None:
     report.add_argument("--json", action="store_true", help="print ca-watch/report/v1 JSON")
     report.set_defaults(handler=command_report)
 
-    from shared.alerts_cli import add_alert_commands  # here: alerts_cli imports this module
+    from shared.local.alerts_cmd import add_alert_commands  # here: alerts_cli imports this module
 
     add_alert_commands(commands)

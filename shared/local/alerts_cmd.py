@@ -13,8 +13,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from shared.cli import EXIT_ACTION, EXIT_OK, UsageError, parse_when
-from shared.local_runner import local_runtime
+from shared.local.cli import EXIT_ACTION, EXIT_OK, UsageError, parse_when
+from shared.local.runner import local_runtime
 
 TIMER_FUNCTION = "send_alerts"
 
@@ -63,7 +63,7 @@ def add_alert_commands(subparsers: Any) -> None:
 
 def timer_function() -> Any:
     """The user function behind the registered ``send_alerts`` timer trigger."""
-    from shared.local_runner import registered_function  # one cached get_functions()
+    from shared.local.runner import registered_function  # one cached get_functions()
 
     try:
         return registered_function(TIMER_FUNCTION)
@@ -74,7 +74,7 @@ def timer_function() -> Any:
 def command_alerts_run(args: argparse.Namespace) -> int:
     from azure.functions.timer import TimerRequest
 
-    from shared import handlers
+    from shared.app import handlers
 
     now = parse_when(args.now) if args.now else datetime.now(UTC)
     local_runtime()  # a clear error before the timer function runs, if storage is down
@@ -92,7 +92,7 @@ def command_alerts_run(args: argparse.Namespace) -> int:
 
 
 def command_alerts_plan(args: argparse.Namespace) -> int:
-    from shared.alert_runner import run_alerts
+    from shared.app.alert_pass import run_alerts
 
     now = parse_when(args.now)
     rt = local_runtime()
@@ -104,7 +104,7 @@ def command_alerts_plan(args: argparse.Namespace) -> int:
 
 
 def _print(document: dict[str, Any], as_json: bool, out: TextIO) -> int:
-    from shared.alert_runner import any_failed
+    from shared.app.alert_pass import any_failed
 
     if as_json:
         json.dump(document, out, indent=2)

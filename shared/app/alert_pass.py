@@ -40,11 +40,11 @@ from shared.alerts.model import (
     TenantCertificate,
 )
 from shared.alerts.planner import AlertPlanner, Decision, decide
+from shared.alerts.rules import Rules
 from shared.channels import Channel, ChannelError, build_channels
-from shared.ledger import Ledger
-from shared.rules import Rules
 from shared.settings import Settings
-from shared.store import TableStore, iso
+from shared.storage.ledger import Ledger
+from shared.storage.store import TableStore, iso
 
 log = logging.getLogger("ca_watch.alerts")
 
