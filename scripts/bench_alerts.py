@@ -36,15 +36,15 @@ from shared.alerts.rules import load_rules  # noqa: E402
 from shared.app.alert_pass import run_alerts  # noqa: E402
 from shared.local.azurite import Azurite  # noqa: E402
 from shared.settings import Settings  # noqa: E402
-from shared.storage.connections import table_service  # noqa: E402
-from shared.storage.store import (  # noqa: E402
+from shared.storage.alert_index import (  # noqa: E402
     INDEX_PARTITIONS,
-    TableStore,
     index_entity,
     index_partition,
-    iso,
     watch_from,
 )
+from shared.storage.connections import table_service  # noqa: E402
+from shared.storage.keys import iso  # noqa: E402
+from shared.storage.store import TableStore  # noqa: E402
 
 # Writing the 100k rows takes Azurite about 45 s (every insert costs it time proportional
 # to the rows in that partition; the 16 shards keep that bounded).
@@ -89,7 +89,8 @@ def populate(store: TableStore, size: int) -> float:
             index.submit_transaction(batches.pop(entity["PartitionKey"]))
     for batch in batches.values():
         index.submit_transaction(batch)
-    store.align_schedule()  # a deployed system has done this once, after its last rules change
+    # A deployed system has done this once, after its last rules change.
+    store.index.align_schedule()
     return time.perf_counter() - started
 
 
@@ -112,7 +113,7 @@ def reset_due_rows(store: TableStore) -> None:
     for operations in by_shard.values():
         for start in range(0, len(operations), 100):
             index.submit_transaction(operations[start : start + 100])
-    store.lower_next_look(NOW - timedelta(days=30))  # as the uploads that added them would
+    store.gate.lower_next_look(NOW - timedelta(days=30))  # as the uploads that added them would
 
 
 def _timed(store: TableStore, settings: Settings) -> tuple[float, dict[str, Any]]:

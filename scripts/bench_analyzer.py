@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared import samples  # noqa: E402
 from shared.alerts.rules import load_rules  # noqa: E402
 from shared.analysis.scan import analyze_bytes  # noqa: E402
+from shared.local import samples  # noqa: E402
 
 PEM_TARGET_US = 25.0
 PKILINT_TARGET_RATIO = 50.0

@@ -133,7 +133,10 @@ def _contract_minimum(rt: Any) -> Callable[[str], None]:
     from shared.analysis.scan import analyze_bytes, scan_document
     from shared.app.pipeline import result_blob_name
     from shared.local.runner import blob_trigger_argument
-    from shared.storage.store import TableStore, run_all, upload_partition
+    from shared.storage.certificates import certificate_entity
+    from shared.storage.keys import upload_partition
+    from shared.storage.pool import run_all
+    from shared.storage.store import TableStore
 
     store = TableStore(rt.store.service, rt.rules, prefix="benchmin")
     for table in ("certificates", "uploads"):
@@ -145,7 +148,7 @@ def _contract_minimum(rt: Any) -> Callable[[str], None]:
     now = datetime.now(UTC)
     analysed = analyze_bytes("sample.pem", _sample_device_pem(), rt.rules, now)
     document = json.dumps(scan_document([analysed]), indent=2).encode("utf-8")
-    cert_row = store.certificate_entity(analysed.certificates[0], ["sample.pem"], now, now)
+    cert_row = certificate_entity(analysed.certificates[0], ["sample.pem"], now, now)
 
     def required_requests(name: str) -> None:
         blob = blob_trigger_argument("benchcerts", name)

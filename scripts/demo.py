@@ -20,7 +20,8 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared import handlers, samples  # noqa: E402
+from shared.app import handlers  # noqa: E402
+from shared.local import samples  # noqa: E402
 from shared.local.azurite import Azurite  # noqa: E402
 from shared.local.cli import main as ca_watch  # noqa: E402
 from shared.local.runner import registered_function  # noqa: E402

@@ -30,18 +30,18 @@ from shared.channels.teams import TeamsChannel
 from shared.local import samples
 from shared.local.alerts_cmd import add_alert_commands
 from shared.local.azurite import Azurite
-from shared.local.cli import UsageError
+from shared.local.common import UsageError
 from shared.settings import APP_SETTING_NAMES, Settings
-from shared.storage.connections import table_service
-from shared.storage.ledger import Ledger
-from shared.storage.store import (
+from shared.storage.alert_index import (
     INDEX_PARTITIONS,
     LEGACY_OPEN_PARTITION,
-    TableStore,
     index_partition,
-    iso,
     watch_from,
 )
+from shared.storage.connections import table_service
+from shared.storage.keys import iso
+from shared.storage.ledger import Ledger
+from shared.storage.store import TableStore
 
 RULES = load_rules()
 INCIDENT = "azure-sphere-2020-07"
@@ -114,7 +114,7 @@ def record_ca(
     issued = samples.tenant_ca(tenant_id, not_before)
     now = max(not_before, AFFECTED_START) + timedelta(days=1)
     result = analyze_bytes(name or f"{tenant_id}-{not_before:%Y%m%d}.cer", issued.der, RULES, now)
-    assert store.record_upload(result.source, uuid.uuid4().hex, result, now)
+    assert store.uploads.record_upload(result.source, uuid.uuid4().hex, result, now)
     return result.certificates[0].sha256
 
 
@@ -414,7 +414,7 @@ def index_row(
             "verdict": cert.verdict,
         }
     )
-    store.refresh_tenant(tenant_id)
+    store.tenants.refresh_tenant(tenant_id)
     assert any(
         r["sha256"] == sha
         for r in store.table("alertindex").query_entities(
@@ -551,7 +551,7 @@ def test_failing_uploads_raise_one_operator_alert_per_day(
     recorded = datetime(2020, 8, 4, 1, tzinfo=UTC)
     bad = analyze_bytes("uploads/<b>bad</b>.cer", b"this is not a certificate", RULES, recorded)
     assert str(bad.status) == "unreadable"
-    store.record_upload(bad.source, "etag-1", bad, recorded)
+    store.uploads.record_upload(bad.source, "etag-1", bad, recorded)
 
     def operator_alerts() -> list[dict[str, Any]]:
         return [r for r in outbox(outbox_dir) if "operator alert" in r["subject"]]
@@ -656,8 +656,8 @@ def test_a_pass_moves_each_certificate_to_its_next_stage(
     run(store, settings, T_AUG4)
     # Sent 1d (renewal, Aug 5) and 14d (activation, Aug 18): next look at renewal's 0d.
     assert index_keys(store) == [f"2020-08-05T00:00:00Z|{sha}"]
-    assert store.open_tenant_certificates(T_AUG4 + timedelta(hours=14)) == []
-    (cert,) = store.open_tenant_certificates(datetime(2020, 8, 5, tzinfo=UTC))
+    assert store.index.open_tenant_certificates(T_AUG4 + timedelta(hours=14)) == []
+    (cert,) = store.index.open_tenant_certificates(datetime(2020, 8, 5, tzinfo=UTC))
     assert cert.sha256 == sha
     # After the Aug 26 reminder the next look is a week later, to the second.
     run(store, settings, datetime(2020, 8, 26, 1, tzinfo=UTC))
@@ -671,7 +671,7 @@ def test_a_certificate_under_two_keys_is_read_once_and_healed(
     (row,) = [r for r in store.iter_rows("alertindex") if r["PartitionKey"] in INDEX_PARTITIONS]
     # What two runs rescheduling the same row differently at the same moment leave behind.
     store.table("alertindex").upsert_entity({**row, "RowKey": f"2020-08-01T00:00:00Z|{sha}"})
-    (cert,) = store.open_tenant_certificates(T_AUG4)
+    (cert,) = store.index.open_tenant_certificates(T_AUG4)
     assert len(cert.index_keys) == 2
     document = run(store, settings, T_AUG4)
     assert sum(1 for i in document["items"] if i["channels"]["outbox"] == "sent") == 2
@@ -684,9 +684,9 @@ def test_changed_rules_put_every_open_row_back_at_its_first_stage(
     sha = record_ca(store, tenant())
     run(store, settings, T_AUG4)
     assert index_keys(store) == [f"2020-08-05T00:00:00Z|{sha}"]
-    assert store.align_schedule() is False  # same rules: nothing to do
+    assert store.index.align_schedule() is False  # same rules: nothing to do
     changed = TableStore(store.service, replace_stages(RULES, (30, 14, 7, 3, 1, 0)))
-    assert changed.align_schedule() is True
+    assert changed.index.align_schedule() is True
     first_stage = datetime(2020, 8, 5, tzinfo=UTC) - timedelta(days=30)
     assert index_keys(store) == [f"{iso(first_stage)}|{sha}"]
 
@@ -702,21 +702,21 @@ def test_a_quiet_pass_reads_one_row_and_a_new_upload_reopens_the_gate(
 ) -> None:
     first = record_ca(store, tenant())
     run(store, settings, T_AUG4)
-    gate = store.next_look()
+    gate = store.gate.next_look()
     assert gate is not None and gate[0] == datetime(2020, 8, 5, tzinfo=UTC)
 
     def no_index_read(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("a quiet pass read the alert index")
 
     with monkeypatch.context() as patched:
-        patched.setattr(store, "open_tenant_certificates", no_index_read)
+        patched.setattr(store.index, "open_tenant_certificates", no_index_read)
         quiet = run(store, settings, T_AUG4 + timedelta(hours=1))
     assert quiet["items"] == [] and quiet["messages"] == []
 
     # A newly affected tenant CA lowers the gate at once: the next pass sends for it.
     second_tenant = tenant()
     record_ca(store, second_tenant)
-    reopened = store.next_look()
+    reopened = store.gate.next_look()
     assert reopened is not None and reopened[0] <= T_AUG4
     later = run(store, settings, T_AUG4 + timedelta(hours=2))
     assert {i["tenant_id"] for i in later["items"]} == {second_tenant}
@@ -728,10 +728,10 @@ def test_a_gate_lowered_during_a_pass_is_not_raised_over(
     store: TableStore, settings: Settings
 ) -> None:
     record_ca(store, tenant())
-    seen = store.next_look()
-    store.lower_next_look(datetime(2020, 7, 1, tzinfo=UTC))  # an upload, meanwhile
-    store.raise_next_look(datetime(2020, 9, 1, tzinfo=UTC), seen)  # the pass finishing
-    gate = store.next_look()
+    seen = store.gate.next_look()
+    store.gate.lower_next_look(datetime(2020, 7, 1, tzinfo=UTC))  # an upload, meanwhile
+    store.gate.raise_next_look(datetime(2020, 9, 1, tzinfo=UTC), seen)  # the pass finishing
+    gate = store.gate.next_look()
     assert gate is not None and gate[0] == datetime(2020, 7, 1, tzinfo=UTC)
 
 
@@ -752,7 +752,7 @@ def test_tenants_in_different_shards_are_all_read_moved_and_seen_by_the_gate(
         candidate = tenant()
         by_shard.setdefault(index_partition(candidate), candidate)
     shas = {record_ca(store, t) for t in by_shard.values()}
-    assert {c.sha256 for c in store.open_tenant_certificates(T_AUG4)} == shas
+    assert {c.sha256 for c in store.index.open_tenant_certificates(T_AUG4)} == shas
     document = run(store, settings, T_AUG4)
     assert sum(1 for i in document["items"] if i["channels"]["outbox"] == "sent") == 2 * len(shas)
     # Every shard's row moved on, within its own shard, to the renewal's 0d stage.
@@ -760,7 +760,7 @@ def test_tenants_in_different_shards_are_all_read_moved_and_seen_by_the_gate(
     for row in store.iter_rows("alertindex"):
         if row["PartitionKey"] in INDEX_PARTITIONS:
             assert row["PartitionKey"] == index_partition(row["tenant_id"])
-    assert store.first_look_after(T_AUG4) == datetime(2020, 8, 5, tzinfo=UTC)
+    assert store.index.first_look_after(T_AUG4) == datetime(2020, 8, 5, tzinfo=UTC)
     assert run(store, settings, T_AUG4)["messages"] == []
 
 

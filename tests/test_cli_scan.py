@@ -177,7 +177,7 @@ def _table(monkeypatch: pytest.MonkeyPatch, no_color: bool) -> str:
     from analyzer_samples import NOW, rules
 
     from shared.analysis.scan import analyze_bytes
-    from shared.local.cli import render_scan_table
+    from shared.local.scan_cmd import render_scan_table
 
     if no_color:
         monkeypatch.setenv("NO_COLOR", "1")

@@ -22,7 +22,7 @@ from shared.local.runner import (
     registered_function,
     registered_functions,
 )
-from shared.storage.store import upload_partition
+from shared.storage.keys import upload_partition
 
 REAL_CERTS = Path(__file__).parent / "data" / "azure-sphere-public"
 
@@ -260,7 +260,7 @@ def test_azurite_stopped_mid_run_then_restarted(tmp_path, monkeypatch) -> None:
         handlers.reset_runtime()
         rt = handlers.runtime()
         calls = {"n": 0}
-        original = type(rt.store).record_upload
+        original = type(rt.store.uploads).record_upload
 
         def stop_on_the_eleventh(store, *args, **kwargs):
             calls["n"] += 1
@@ -268,12 +268,12 @@ def test_azurite_stopped_mid_run_then_restarted(tmp_path, monkeypatch) -> None:
                 server.stop()  # storage goes away mid-run, between download and table write
             return original(store, *args, **kwargs)
 
-        monkeypatch.setattr(type(rt.store), "record_upload", stop_on_the_eleventh)
+        monkeypatch.setattr(type(rt.store.uploads), "record_upload", stop_on_the_eleventh)
         delivered, failed = process_pending(rt)
         assert delivered == 10 and failed == 20
 
         server.start()  # same ports, same data folder
-        monkeypatch.setattr(type(rt.store), "record_upload", original)
+        monkeypatch.setattr(type(rt.store.uploads), "record_upload", original)
         delivered, failed = process_pending(rt)
         assert (delivered, failed) == (20, 0)
         assert process_pending(rt) == (0, 0)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from shared.storage.store import run_all, submit
+from shared.storage.pool import run_all, submit
 
 
 def test_tasks_that_fan_out_inside_the_pool_finish_instead_of_deadlocking() -> None:

@@ -43,8 +43,9 @@ from shared.alerts.planner import AlertPlanner, Decision, decide
 from shared.alerts.rules import Rules
 from shared.channels import Channel, ChannelError, build_channels
 from shared.settings import Settings
+from shared.storage.keys import iso
 from shared.storage.ledger import Ledger
-from shared.storage.store import TableStore, iso
+from shared.storage.store import TableStore
 
 log = logging.getLogger("ca_watch.alerts")
 
@@ -102,13 +103,13 @@ def run_alerts(
     planner = AlertPlanner(rules)
     gate = None
     if not dry_run:
-        store.align_schedule()  # a no-op unless the rules changed since the last pass
-        gate = store.next_look()
+        store.index.align_schedule()  # a no-op unless the rules changed since the last pass
+        gate = store.gate.next_look()
     if gate is not None and now < gate[0]:
         certificates: list[TenantCertificate] = []  # nothing in the index is due yet
     else:
         # A plan shows every open deadline (sent ones too); a run reads only what is due.
-        certificates = store.open_tenant_certificates(now, all_open=dry_run)
+        certificates = store.index.open_tenant_certificates(now, all_open=dry_run)
     due = planner.due_alerts(now, certificates)
     if channels is None and not dry_run:
         channels = build_channels(settings, clock=lambda: now)
@@ -217,16 +218,16 @@ def _reschedule(
             check = owed[cert.sha256] if check is None else min(check, owed[cert.sha256])
         moves.append((cert, check))
     try:
-        store.reschedule(moves)
+        store.index.reschedule(moves)
         # The gate: the earliest next look, among the rows just moved and those not read.
         later = [check for _, check in moves if check is not None]
-        unread = store.first_look_after(state.now)
+        unread = store.index.first_look_after(state.now)
         if unread is not None:
             later.append(unread)
-        store.raise_next_look(min(later, default=None), gate)
+        store.gate.raise_next_look(min(later, default=None), gate)
     except Exception:  # an optimisation only: unmoved rows are simply read again
         log.exception("rescheduling the alert index failed; rows stay where they were")
-        store.clear_next_look()
+        store.gate.clear_next_look()
 
 
 def any_failed(document: Mapping[str, Any]) -> bool:
@@ -349,7 +350,7 @@ class _Problem:
 
 
 def _failed_uploads(store: TableStore, now: datetime) -> list[dict[str, Any]]:
-    return store.failed_uploads(now - UPLOAD_WINDOW, now)
+    return store.uploads.failed_uploads(now - UPLOAD_WINDOW, now)
 
 
 def _problems(state: _Pass, store: TableStore, names: Iterable[str]) -> list[_Problem]:

@@ -20,7 +20,9 @@ from shared.analysis.reader import too_large
 from shared.analysis.scan import FileResult, analyze_bytes, analyze_read_result, scan_document
 from shared.app import telemetry
 from shared.settings import Settings
-from shared.storage.store import TableStore, normalize_etag, submit
+from shared.storage.keys import normalize_etag
+from shared.storage.pool import submit
+from shared.storage.store import TableStore
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient, BlobServiceClient
@@ -44,7 +46,7 @@ def process_blob(
     """Analyse and record one blob. None when it was already recorded or is gone."""
     name = blob.blob_name
     # The blob's properties and the name's upload rows are independent round trips.
-    previous_rows = submit(store.upload_rows, name)
+    previous_rows = submit(store.uploads.upload_rows, name)
     try:
         props = blob.get_blob_properties()
     except ResourceNotFoundError:
@@ -84,7 +86,7 @@ def process_blob(
             overwrite=True,
             content_settings=_json_content(),
         )
-        recorded = store.record_upload(
+        recorded = store.uploads.record_upload(
             name, etag, result, now, previous=previous, before_commit=result_written
         )
     if recorded:

@@ -20,7 +20,7 @@ from azure.core.exceptions import (
 
 from shared.alerts.message import clean
 from shared.alerts.model import RenderedMessage
-from shared.channels import ChannelError
+from shared.channels.base import ChannelError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from shared.alerts.message import teams_payload
 from shared.alerts.model import RenderedMessage
-from shared.channels import ChannelError
+from shared.channels.base import ChannelError
 
 OUTBOX_SCHEMA = "ca-watch/outbox/v1"
 

@@ -15,7 +15,7 @@ from email.utils import formatdate, make_msgid
 
 from shared.alerts.message import clean
 from shared.alerts.model import RenderedMessage
-from shared.channels import ChannelError, scrub
+from shared.channels.base import ChannelError, scrub
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import requests
 
 from shared.alerts.message import encode_teams_payload
 from shared.alerts.model import RenderedMessage
-from shared.channels import ChannelError, redact_url, scrub, url_secrets
+from shared.channels.base import ChannelError, redact_url, scrub, url_secrets
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from shared.local.cli import EXIT_ACTION, EXIT_OK, UsageError, parse_when
+from shared.local.common import EXIT_ACTION, EXIT_OK, UsageError, parse_when
 from shared.local.runner import local_runtime
 
 TIMER_FUNCTION = "send_alerts"
@@ -135,8 +135,12 @@ def render_summary(document: dict[str, Any], out: TextIO) -> None:
 
 def command_ack(args: argparse.Namespace) -> int:
     rt = local_runtime()
-    found = rt.store.find_tenant_ca(args.reference)
-    if found is not None and found[1] is None and not rt.store.tenant_certificates(found[0]):
+    found = rt.store.certificates.find_tenant_ca(args.reference)
+    if (
+        found is not None
+        and found[1] is None
+        and not rt.store.tenants.tenant_certificates(found[0])
+    ):
         found = None  # a well-formed tenant id with no tenant CA on record
     if found is None:
         raise UsageError(

@@ -21,7 +21,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from shared.local.cli import EXIT_ACTION, EXIT_OK, Progress, UsageError, iter_files, parse_when
+from shared.local.common import (
+    EXIT_ACTION,
+    EXIT_OK,
+    Progress,
+    UsageError,
+    iter_files,
+    parse_when,
+)
 from shared.settings import STORAGE_CONNECTION_NAME
 
 
@@ -127,9 +134,9 @@ def command_upload(args: argparse.Namespace) -> int:
 # --- process -----------------------------------------------------------------------
 def pending_blobs(rt: Any) -> list[tuple[str, str]]:
     """(name, etag) of every blob not yet recorded at its current ETag."""
-    from shared.storage.store import normalize_etag
+    from shared.storage.keys import normalize_etag
 
-    done = rt.store.processed_uploads()
+    done = rt.store.uploads.processed_uploads()
     container = rt.blobs.get_container_client(rt.settings.cert_container)
     return [
         (blob.name, blob.etag)
@@ -307,7 +314,3 @@ def add_commands(commands: Any) -> None:
     )
     report.add_argument("--json", action="store_true", help="print ca-watch/report/v1 JSON")
     report.set_defaults(handler=command_report)
-
-    from shared.local.alerts_cmd import add_alert_commands  # here: alerts_cli imports this module
-
-    add_alert_commands(commands)

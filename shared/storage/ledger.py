@@ -30,7 +30,7 @@ from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.alerts.model import LedgerEntry, LedgerKey, LedgerStatus
 from shared.alerts.planner import CLAIM_TIMEOUT, Decision, decide, next_attempt_after
-from shared.storage.store import iso, parse_iso, table_key
+from shared.storage.keys import iso, parse_iso, table_key
 
 BATCH = 100  # the Table service's limit on operations per entity-group transaction
 # A non-retryable failure (bad webhook, refused recipient) needs a human: try once a day

@@ -1,0 +1,45 @@
+"""The report read model (``ca-watch/report/v1``): what the tables hold, joined."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared.storage.acks import AckStore
+from shared.storage.tables import Tables
+from shared.storage.tenants import TenantStore
+
+
+def build_report(tables: Tables, tenants: TenantStore, acks: AckStore) -> dict[str, Any]:
+    tenant_rows = tenants.by_tenant()
+    acks_by_tenant = acks.by_tenant()
+    certificates = []
+    for row in tables("certificates").list_entities():
+        body = json.loads(row["document"])
+        body["sources"] = json.loads(row.get("sources") or "[]")
+        body["first_seen"], body["last_seen"] = row["first_seen"], row["last_seen"]
+        tenant = row.get("tenant_id")
+        tenant_row = tenant_rows.get(tenant or "", {}).get(row["RowKey"], {})
+        body["resolved_by"] = tenant_row.get("resolved_by")
+        tenant_acks = acks_by_tenant.get(tenant or "", {})
+        ack = tenant_acks.get(row["RowKey"]) or (tenant_acks.get("*") if tenant_row else None)
+        body["acknowledged"] = ack.to_json() if ack else None
+        certificates.append(body)
+    certificates.sort(key=lambda c: (c["azure_sphere"]["tenant_id"] or "~", c["not_before"]))
+    uploads = [
+        {
+            "name": row["name"],
+            "etag": row["etag"],
+            "status": row["status"],
+            "error": (
+                {"code": row["error_code"], "message": row["error_message"]}
+                if row.get("error_code")
+                else None
+            ),
+            "certificates": json.loads(row.get("certificates") or "[]"),
+            "processed_at": row.get("processed_at"),
+        }
+        for row in tables("uploads").list_entities()
+    ]
+    uploads.sort(key=lambda u: u["name"])
+    return {"schema": "ca-watch/report/v1", "certificates": certificates, "uploads": uploads}
