@@ -13,35 +13,35 @@ day (deduplicated through the same ledger) on the other channels.
 
 from __future__ import annotations
 
-import html
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from shared.alerts.message import (
-    CARD_SCHEMA,
-    CARD_VERSION,
-    PRODUCT,
     TEAMS_MAX_BYTES,
-    clean,
-    escape_markdown,
-    format_time,
     render_message,
     sort_items,
 )
 from shared.alerts.model import (
     DueAlert,
-    LedgerKey,
     LedgerStatus,
-    RenderedMessage,
     TenantCertificate,
 )
-from shared.alerts.planner import AlertPlanner, Decision, decide
+from shared.alerts.planner import AlertPlanner, Decision
 from shared.alerts.rules import Rules
-from shared.channels import Channel, ChannelError, build_channels
+from shared.app.delivery import (
+    ALREADY_SENT,
+    EMAIL_CHANNELS,
+    FAILED,
+    PLANNED,
+    SENT,
+    PassState,
+    deliver,
+)
+from shared.app.self_health import FAILING_ATTEMPTS, report_self_health
+from shared.channels import Channel, build_channels
 from shared.settings import Settings
 from shared.storage.keys import iso
 from shared.storage.ledger import Ledger
@@ -50,34 +50,13 @@ from shared.storage.store import TableStore
 log = logging.getLogger("ca_watch.alerts")
 
 SCHEMA = "ca-watch/alerts/v1"
-EMAIL_CHANNELS = frozenset({"smtp", "acs-email"})
-SELF_HEALTH = "self-health"
-OPERATOR_ROW = "operator"  # RowKey of self-health ledger rows: they have no certificate
-FAILING_ATTEMPTS = 3
-UPLOAD_WINDOW = timedelta(hours=24)
-MAX_LISTED_UPLOADS = 20
 # The size at which a message ends with "and N more". 28 KB is Teams' limit (DESIGN §4);
 # mail relays and ACS accept megabytes, and cutting an email at 28 KB would leave a large
 # backlog trickling out a dozen items per run.
 CHANNEL_MAX_BYTES = {"teams": TEAMS_MAX_BYTES}
 MAIL_MAX_BYTES = 1_000_000
 
-# Item outcomes on one channel (the alerts/v1 vocabulary).
-SENT, FAILED, PLANNED, ALREADY_SENT = "sent", "failed", "planned", "already-sent"
-
-
-@dataclass
-class _Pass:
-    """What one run carries from channel to channel."""
-
-    ledger: Ledger
-    settings: Settings
-    now: datetime
-    run_id: str
-    max_messages: int | None
-    outcomes: dict[LedgerKey, str]
-    messages: list[dict[str, Any]]
-    errors: list[dict[str, str]]
+__all__ = ["FAILING_ATTEMPTS", "any_failed", "run_alerts"]
 
 
 def run_alerts(
@@ -117,7 +96,7 @@ def run_alerts(
     ledger = Ledger(store.table("ledger"), planner.claim_timeout)
     entries = ledger.read_entries(a.ledger_key(c) for a in due for c in names)
 
-    state = _Pass(ledger, settings, now, run_id or uuid.uuid4().hex, max_messages, {}, [], [])
+    state = PassState(ledger, settings, now, run_id or uuid.uuid4().hex, max_messages, {}, [], [])
     plan = planner.decide_all(now, due, entries, names)
     for item in plan.items:
         for name, decision in item.decisions.items():
@@ -134,7 +113,7 @@ def run_alerts(
         for name, channel in channels.items():
             if to_send := [item.alert for item in plan.to_send(name)]:
                 _run_channel(state, name, channel, to_send)
-    health = _self_health(state, store, names, channels, dry_run)
+    health = report_self_health(state, store, names, channels, dry_run)
     if not dry_run and (gate is None or now >= gate[0]):
         _reschedule(state, store, planner, certificates, due, names, gate)
 
@@ -182,7 +161,7 @@ def run_alerts(
 
 
 def _reschedule(
-    state: _Pass,
+    state: PassState,
     store: TableStore,
     planner: AlertPlanner,
     certificates: Sequence[TenantCertificate],
@@ -248,7 +227,7 @@ def _groups(
     return list(groups.items())
 
 
-def _run_channel(state: _Pass, name: str, channel: Channel, alerts: list[DueAlert]) -> None:
+def _run_channel(state: PassState, name: str, channel: Channel, alerts: list[DueAlert]) -> None:
     try:
         won = state.ledger.claim((a.ledger_key(name) for a in alerts), state.run_id, state.now)
     except Exception as exc:  # storage trouble: this channel waits for the next run
@@ -272,7 +251,7 @@ def _run_channel(state: _Pass, name: str, channel: Channel, alerts: list[DueAler
 
 
 def _send_group(
-    state: _Pass,
+    state: PassState,
     name: str,
     channel: Channel,
     recipients: tuple[str, ...],
@@ -288,7 +267,7 @@ def _send_group(
             break  # cannot happen (values are clipped); never loop forever on it
         sent_messages += 1
         keys = [a.ledger_key(name) for a in listed]
-        outcome, provider_id, error = _deliver(state, name, channel, message, recipients, keys)
+        outcome, provider_id, error = deliver(state, name, channel, message, recipients, keys)
         for key in keys:
             state.outcomes[key] = outcome
         state.messages.append(
@@ -310,168 +289,3 @@ def _send_group(
         state.ledger.release(keys)
         for key in keys:
             state.outcomes[key] = PLANNED
-
-
-def _deliver(
-    state: _Pass,
-    name: str,
-    channel: Channel,
-    message: RenderedMessage,
-    recipients: tuple[str, ...],
-    keys: Sequence[LedgerKey],
-) -> tuple[str, str | None, str | None]:
-    """Send one message and record it in the ledger: (outcome, provider id, error)."""
-    try:
-        if name in EMAIL_CHANNELS and not recipients:
-            raise ChannelError(f"{name}: no recipients (set ALERT_EMAIL_TO)", retryable=False)
-        provider_id = channel.send(message, recipients)
-    except ChannelError as exc:
-        # Retryable or not, it is recorded as failed; a non-retryable one waits a day.
-        state.ledger.mark_failed(keys, state.now, exc.detail, retryable=exc.retryable)
-        return FAILED, None, exc.detail
-    except Exception as exc:  # an unexpected library error must not lose the message
-        detail = f"{name}: {type(exc).__name__}: {exc}"
-        log.exception("channel %s raised", name)
-        state.ledger.mark_failed(keys, state.now, detail, retryable=True)
-        return FAILED, None, detail
-    state.ledger.mark_sent(keys, state.now, provider_id)
-    return SENT, provider_id, None
-
-
-# --- self-health -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Problem:
-    id: str  # "uploads-failing" or "channel-failing/<channel>"
-    title: str
-    lines: tuple[str, ...]
-    skip_channel: str | None = None  # a failing channel is not asked to report itself
-
-
-def _failed_uploads(store: TableStore, now: datetime) -> list[dict[str, Any]]:
-    return store.uploads.failed_uploads(now - UPLOAD_WINDOW, now)
-
-
-def _problems(state: _Pass, store: TableStore, names: Iterable[str]) -> list[_Problem]:
-    problems = []
-    uploads = _failed_uploads(store, state.now)
-    if uploads:
-        lines = [
-            f"{clean(u.get('name'), 200)}: {clean(u.get('status'))} "
-            f"({clean(u.get('error_code') or 'no code')})"
-            for u in uploads[:MAX_LISTED_UPLOADS]
-        ]
-        if len(uploads) > MAX_LISTED_UPLOADS:
-            lines.append(f"and {len(uploads) - MAX_LISTED_UPLOADS} more")
-        problems.append(
-            _Problem(
-                "uploads-failing",
-                f"{len(uploads)} upload(s) failed analysis in the last 24 hours",
-                tuple(lines),
-            )
-        )
-    failing: dict[str, list[str]] = {}
-    for key in state.outcomes:
-        entry = state.ledger.entry(key)
-        if (
-            entry is not None
-            and entry.status is LedgerStatus.FAILED
-            and entry.attempts >= FAILING_ATTEMPTS
-        ):
-            failing.setdefault(key.channel, []).append(clean(entry.error or "no error text"))
-    for name in names:
-        if name in failing:
-            errors = failing[name]
-            problems.append(
-                _Problem(
-                    f"channel-failing/{name}",
-                    f"channel {name} has failed {len(errors)} alert(s) "
-                    f"{FAILING_ATTEMPTS} or more times",
-                    (f"last error: {errors[-1]}",),
-                    skip_channel=name,
-                )
-            )
-    return problems
-
-
-def _operator_message(problem: _Problem, now: datetime) -> RenderedMessage:
-    subject = clean(f"{PRODUCT}: operator alert: {problem.title}", limit=250)
-    text = "\n".join([subject, f"As of {format_time(now)}", "", *problem.lines]) + "\n"
-    page = [
-        "<!DOCTYPE html>",
-        f'<html><head><meta charset="utf-8"><title>{html.escape(subject)}</title></head><body>',
-        f"<h2>{html.escape(subject)}</h2>",
-        f"<p>As of {html.escape(format_time(now))}</p>",
-        "<ul>",
-        *(f"<li>{html.escape(line)}</li>" for line in problem.lines),
-        "</ul></body></html>",
-    ]
-    card = {
-        "type": "AdaptiveCard",
-        "$schema": CARD_SCHEMA,
-        "version": CARD_VERSION,
-        "body": [
-            {"type": "TextBlock", "text": escape_markdown(subject), "wrap": True},
-            *(
-                {"type": "TextBlock", "text": escape_markdown(line), "wrap": True}
-                for line in problem.lines
-            ),
-        ],
-    }
-    return RenderedMessage(subject, text, "\n".join(page) + "\n", card, item_count=1)
-
-
-def _self_health(
-    state: _Pass,
-    store: TableStore,
-    names: Sequence[str],
-    channels: Mapping[str, Channel] | None,
-    dry_run: bool,
-) -> list[dict[str, Any]]:
-    """One operator alert per problem, day and channel, claimed like any other alert."""
-    out = []
-    day = state.now.date().isoformat()
-    for problem in _problems(state, store, names):
-        targets = [c for c in names if c != problem.skip_channel]
-        keys = {
-            c: LedgerKey("", OPERATOR_ROW, f"{SELF_HEALTH}/{problem.id}", day, c) for c in targets
-        }
-        entries = state.ledger.read_entries(keys.values())
-        statuses: dict[str, str] = {}
-        pending = []
-        for c, key in keys.items():
-            if decide(entries.get(key), state.now, state.ledger.claim_timeout) is Decision.RETRY:
-                pending.append(c)
-            elif key in entries:
-                statuses[c] = ALREADY_SENT
-            else:
-                pending.append(c)
-        if dry_run or channels is None:
-            statuses.update(dict.fromkeys(pending, PLANNED))
-        else:
-            won = state.ledger.claim((keys[c] for c in pending), state.run_id, state.now)
-            message = _operator_message(problem, state.now)
-            for c in pending:
-                if keys[c] not in won:
-                    statuses[c] = ALREADY_SENT
-                    continue
-                recipients = state.settings.alert_email_to if c in EMAIL_CHANNELS else ()
-                outcome, provider_id, error = _deliver(
-                    state, c, channels[c], message, recipients, [keys[c]]
-                )
-                statuses[c] = outcome
-                state.messages.append(
-                    {
-                        "channel": c,
-                        "recipients": list(recipients),
-                        "subject": message.subject,
-                        "items": 0,
-                        "omitted": 0,
-                        "provider_id": provider_id,
-                        "error": error,
-                        "self_health": problem.id,
-                    }
-                )
-        out.append({"problem": problem.id, "summary": problem.title, "channels": statuses})
-    return out

@@ -1,0 +1,132 @@
+"""Self-health: one operator alert per problem, day and channel (uploads that failed
+analysis, a channel that keeps failing), claimed in the ledger like any other alert."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.alerts.message import clean
+from shared.alerts.model import LedgerKey, LedgerStatus
+from shared.alerts.operator_message import render_operator_message
+from shared.alerts.planner import Decision, decide
+from shared.app.delivery import ALREADY_SENT, EMAIL_CHANNELS, PLANNED, PassState, deliver
+from shared.channels import Channel
+from shared.storage.store import TableStore
+
+SELF_HEALTH = "self-health"
+OPERATOR_ROW = "operator"  # RowKey of self-health ledger rows: they have no certificate
+FAILING_ATTEMPTS = 3
+UPLOAD_WINDOW = timedelta(hours=24)
+MAX_LISTED_UPLOADS = 20
+
+
+@dataclass(frozen=True)
+class _Problem:
+    id: str  # "uploads-failing" or "channel-failing/<channel>"
+    title: str
+    lines: tuple[str, ...]
+    skip_channel: str | None = None  # a failing channel is not asked to report itself
+
+
+def _failed_uploads(store: TableStore, now: datetime) -> list[dict[str, Any]]:
+    return store.uploads.failed_uploads(now - UPLOAD_WINDOW, now)
+
+
+def _problems(state: PassState, store: TableStore, names: Iterable[str]) -> list[_Problem]:
+    problems = []
+    uploads = _failed_uploads(store, state.now)
+    if uploads:
+        lines = [
+            f"{clean(u.get('name'), 200)}: {clean(u.get('status'))} "
+            f"({clean(u.get('error_code') or 'no code')})"
+            for u in uploads[:MAX_LISTED_UPLOADS]
+        ]
+        if len(uploads) > MAX_LISTED_UPLOADS:
+            lines.append(f"and {len(uploads) - MAX_LISTED_UPLOADS} more")
+        problems.append(
+            _Problem(
+                "uploads-failing",
+                f"{len(uploads)} upload(s) failed analysis in the last 24 hours",
+                tuple(lines),
+            )
+        )
+    failing: dict[str, list[str]] = {}
+    for key in state.outcomes:
+        entry = state.ledger.entry(key)
+        if (
+            entry is not None
+            and entry.status is LedgerStatus.FAILED
+            and entry.attempts >= FAILING_ATTEMPTS
+        ):
+            failing.setdefault(key.channel, []).append(clean(entry.error or "no error text"))
+    for name in names:
+        if name in failing:
+            errors = failing[name]
+            problems.append(
+                _Problem(
+                    f"channel-failing/{name}",
+                    f"channel {name} has failed {len(errors)} alert(s) "
+                    f"{FAILING_ATTEMPTS} or more times",
+                    (f"last error: {errors[-1]}",),
+                    skip_channel=name,
+                )
+            )
+    return problems
+
+
+def report_self_health(
+    state: PassState,
+    store: TableStore,
+    names: Sequence[str],
+    channels: Mapping[str, Channel] | None,
+    dry_run: bool,
+) -> list[dict[str, Any]]:
+    """One operator alert per problem, day and channel, claimed like any other alert."""
+    out = []
+    day = state.now.date().isoformat()
+    for problem in _problems(state, store, names):
+        targets = [c for c in names if c != problem.skip_channel]
+        keys = {
+            c: LedgerKey("", OPERATOR_ROW, f"{SELF_HEALTH}/{problem.id}", day, c) for c in targets
+        }
+        entries = state.ledger.read_entries(keys.values())
+        statuses: dict[str, str] = {}
+        pending = []
+        for c, key in keys.items():
+            if decide(entries.get(key), state.now, state.ledger.claim_timeout) is Decision.RETRY:
+                pending.append(c)
+            elif key in entries:
+                statuses[c] = ALREADY_SENT
+            else:
+                pending.append(c)
+        if dry_run or channels is None:
+            statuses.update(dict.fromkeys(pending, PLANNED))
+        else:
+            won = state.ledger.claim((keys[c] for c in pending), state.run_id, state.now)
+            message = render_operator_message(problem.title, problem.lines, state.now)
+            for c in pending:
+                if keys[c] not in won:
+                    statuses[c] = ALREADY_SENT
+                    continue
+                recipients = state.settings.alert_email_to if c in EMAIL_CHANNELS else ()
+                outcome, provider_id, error = deliver(
+                    state, c, channels[c], message, recipients, [keys[c]]
+                )
+                statuses[c] = outcome
+                state.messages.append(
+                    {
+                        "channel": c,
+                        "recipients": list(recipients),
+                        "subject": message.subject,
+                        "items": 0,
+                        "omitted": 0,
+                        "provider_id": provider_id,
+                        "error": error,
+                        "self_health": problem.id,
+                    }
+                )
+        out.append({"problem": problem.id, "summary": problem.title, "channels": statuses})
+    return out
