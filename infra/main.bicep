@@ -10,6 +10,43 @@ param environmentName string
 
 @minLength(1)
 @description('Region for the resource group and regional resources (must offer Flex Consumption).')
+// The regions that offer Flex Consumption, as Microsoft's functions-quickstart-python-http-azd
+// template lists them (without the eastus2euap canary, open to early-access subscriptions
+// only), so that a wrong region fails at the azd prompt, not halfway through a deployment.
+// Newer regions: `az functionapp list-flexconsumption-locations`, then add them here.
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @metadata({
   azd: {
     type: 'location'
@@ -40,9 +77,10 @@ param emailDataLocation string = 'United States'
 
 param storageSkuName string = 'Standard_LRS'
 
-// --- app settings (DESIGN §3; shared/settings.py) -----------------------------------------
+// --- app settings (DESIGN §3; shared/app/settings.py) -----------------------------------------
 param certContainerName string = 'certificates'
 param resultsContainerName string = 'results'
+param reportContainerName string = 'reports'
 param tableNames array = [
   'certificates'
   'uploads'
@@ -76,6 +114,10 @@ param smtpUser string = ''
 @secure()
 param smtpPassword string = ''
 param smtpStartTls string = 'true'
+@description('Comma list of IoT Hub / DPS ARM resource ids listed live for registration evidence; the post-provision hook grants the app identity Reader on each.')
+param registrationTargets string = ''
+@description('How often the live registration listing runs at most (e.g. 6h, 30m).')
+param registrationRefresh string = '6h'
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -135,6 +177,7 @@ module storage 'app/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     certContainerName: certContainerName
     resultsContainerName: resultsContainerName
+    reportContainerName: reportContainerName
     tableNames: tableNames
     logAnalyticsId: monitoring.outputs.logAnalyticsId
   }
@@ -174,9 +217,15 @@ module eventGrid 'app/eventgrid.bicep' = {
   }
 }
 
+// The site starts only after every role assignment exists: its Key Vault references resolve
+// on first start, and a reference that resolves before Key Vault Secrets User is in place
+// keeps the literal @Microsoft.KeyVault(...) string until the next refresh (up to 24 h).
 module functionApp 'app/function.bicep' = {
   name: 'function'
   scope: rg
+  dependsOn: [
+    rbac
+  ]
   params: {
     name: functionAppName
     planName: 'plan-${resourceToken}'
@@ -205,6 +254,9 @@ module functionApp 'app/function.bicep' = {
     smtpUser: smtpUser
     smtpSecretUri: keyVault.outputs.smtpSecretUri
     smtpStartTls: smtpStartTls
+    reportContainerName: storage.outputs.reportContainerName
+    registrationTargets: registrationTargets
+    registrationRefresh: registrationRefresh
   }
 }
 
@@ -232,6 +284,9 @@ output AZURE_FUNCTION_APP_HOSTNAME string = functionApp.outputs.defaultHostName
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_CERT_CONTAINER string = storage.outputs.certContainerName
 output AZURE_STORAGE_RESULTS_CONTAINER string = storage.outputs.resultsContainerName
+output AZURE_STORAGE_REPORT_CONTAINER string = storage.outputs.reportContainerName
+output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = appIdentity.outputs.principalId
+output AZURE_REGISTRATION_TARGETS string = registrationTargets
 output AZURE_EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_ACS_ENDPOINT string = communication.outputs.endpoint

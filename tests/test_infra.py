@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from shared.app.telemetry import worker_manages_telemetry
 from shared.settings import APP_SETTING_NAMES, Settings
 from shared.storage.store import TABLES
 
@@ -43,8 +44,65 @@ INFRA_SETTING_NAMES = {
     "CertStorage__clientId",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
     "AZURE_CLIENT_ID",
 }
+# Settings DESIGN §3 names that the template sets even before the code reads them (the
+# registration-evidence and fleet-report issues); once in APP_SETTING_NAMES they count there.
+ANNOUNCED_SETTING_NAMES = {"REGISTRATION_TARGETS", "REGISTRATION_REFRESH", "REPORT_CONTAINER"}
+
+# What a Flex Consumption (FC1) site may carry: exactly what Microsoft's Flex templates set
+# (Azure-Samples functions-quickstart-python-http-azd / -azd-eventgrid-blob / -azd-otel and
+# azure-functions-flex-consumption-samples, directly or through the AVM site module's
+# defaults). Newer FC1 stamps reject App Service siteConfig properties outright with ARM error
+# 51021 ("... for Flex Consumption sites is invalid. Please remove ..."); older ones ignore them.
+FLEX_SITE_KEYS = {"name", "location", "tags", "kind", "identity", "properties"}
+FLEX_SITE_PROPERTIES = {
+    "serverFarmId",
+    "httpsOnly",
+    "keyVaultReferenceIdentity",
+    "virtualNetworkSubnetId",
+    "siteConfig",
+    "functionAppConfig",
+}
+FLEX_SITE_CONFIG = {"appSettings", "minTlsVersion"}
+FLEX_FUNCTION_APP_CONFIG = {"deployment", "scaleAndConcurrency", "runtime"}
+# Named in real ARM 51021 rejections (AVM terraform-azurerm-avm-res-web-site #283, #345, #360;
+# azure-functions-host #10643): never allowed, whatever the allow-list above says.
+FLEX_REJECTED_SITE_CONFIG = {
+    "ftpsState",
+    "use32BitWorkerProcess",
+    "preWarmedInstanceCount",
+    "netFrameworkVersion",
+    "functionsRuntimeScaleMonitoringEnabled",
+    "linuxFxVersion",
+    "functionAppScaleLimit",
+}
+# App settings the Flex Consumption plan deprecates (its runtime and package live in
+# functionAppConfig): "Flex Consumption plan deprecations" in the Functions app settings docs.
+FLEX_DEPRECATED_APP_SETTINGS = {
+    "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_EXTENSION_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTSHARE",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "ENABLE_ORYX_BUILD",
+    "WEBSITE_TIME_ZONE",
+}
+# The regions that offer Flex Consumption, as functions-quickstart-python-http-azd's
+# main.bicep lists them (its eastus2euap canary left out: early-access subscriptions only).
+FLEX_REGIONS = {
+    *("australiaeast", "australiasoutheast", "brazilsouth", "canadacentral", "centralindia"),
+    *("centralus", "eastasia", "eastus", "eastus2", "francecentral", "germanywestcentral"),
+    *("italynorth", "japaneast", "koreacentral", "northcentralus", "northeurope"),
+    *("norwayeast", "southafricanorth", "southcentralus", "southeastasia", "southindia"),
+    *("spaincentral", "swedencentral", "uaenorth", "uksouth", "ukwest", "westcentralus"),
+    *("westeurope", "westus", "westus2", "westus3"),
+}
+# The oldest azd that reads .funcignore the way tests/test_infra.py builds the package
+# (azure-dev PR #5383, then #7223 and #7311 in 1.23.12 / 1.23.13).
+MIN_AZD_VERSION = (1, 23, 13)
 
 # Built-in roles the identity may hold (least privilege; see infra/app/rbac.bicep).
 ALLOWED_ROLES = {
@@ -226,11 +284,17 @@ def test_storage_is_identity_only_and_keeps_every_upload() -> None:
         _body(r)
         for _, _, r in _resources("Microsoft.Storage/storageAccounts/blobServices/containers")
     ]
-    assert len(containers) == 3  # deployment package, certificates, results
+    assert len(containers) == 4  # deployment package, certificates, results, reports
     assert all(c["properties"]["publicAccess"] == "None" for c in containers)
     defaults = Settings()
     assert _default("infra/main.bicep", "certContainerName") == defaults.cert_container
     assert _default("infra/main.bicep", "resultsContainerName") == defaults.results_container
+    # The fleet report (DESIGN §3: REPORT_CONTAINER, default "reports"), private like the rest.
+    assert _default("infra/main.bicep", "reportContainerName") == "reports"
+    assert _default("infra/app/storage.bicep", "reportContainerName") == "reports"
+    if hasattr(defaults, "report_container"):
+        assert defaults.report_container == "reports"
+    assert {c["name"] for c in containers} >= {"reportContainerName"}
     tables = set(_default("infra/main.bicep", "tableNames"))
     assert tables == set(TABLES)  # exactly the tables the store creates and uses
     assert set(_default("infra/app/storage.bicep", "tableNames")) == tables
@@ -273,7 +337,6 @@ def test_function_app_is_flex_consumption_python_with_user_assigned_identity() -
     assert properties["httpsOnly"] is True
     assert properties["keyVaultReferenceIdentity"] == "identityId"
     assert properties["siteConfig"]["minTlsVersion"] == "1.2"
-    assert properties["siteConfig"]["ftpsState"] == "Disabled"
     config = properties["functionAppConfig"]
     assert config["runtime"]["name"] == "python"
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -290,9 +353,100 @@ def test_function_app_is_flex_consumption_python_with_user_assigned_identity() -
     assert all(p["properties"]["allow"] is False for p in policies)
 
 
+def test_flex_sites_carry_only_properties_flex_consumption_documents() -> None:
+    sites = [
+        (name, _body(resource))
+        for _, name, resource in _resources("Microsoft.Web/sites")
+        if not resource.get("existing")
+    ]
+    flex = [(n, site) for n, site in sites if "functionAppConfig" in site.get("properties", {})]
+    assert flex and len(flex) == len(sites), "every site here is a Flex Consumption app"
+    for name, site in flex:
+        assert set(site) <= FLEX_SITE_KEYS, f"{name}: {set(site) - FLEX_SITE_KEYS}"
+        properties = site["properties"]
+        assert set(properties) <= FLEX_SITE_PROPERTIES, set(properties) - FLEX_SITE_PROPERTIES
+        config = properties.get("siteConfig", {})
+        assert set(config) <= FLEX_SITE_CONFIG, (
+            f"{name}: siteConfig {set(config) - FLEX_SITE_CONFIG}"
+        )
+        assert not set(config) & FLEX_REJECTED_SITE_CONFIG
+        function_config = properties["functionAppConfig"]
+        assert set(function_config) <= FLEX_FUNCTION_APP_CONFIG
+    assert not set(_app_settings()) & FLEX_DEPRECATED_APP_SETTINGS
+
+
+def test_telemetry_mode_and_the_worker_setting_come_as_a_pair() -> None:
+    """host.json's OpenTelemetry mode needs the worker to own OpenTelemetry (the otel
+    reference sets both); then the app must not configure Azure Monitor a second time."""
+    host = json.loads((ROOT / "host.json").read_text())
+    settings = _app_settings()
+    assert host["telemetryMode"] == "OpenTelemetry"
+    assert settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "true"
+    assert worker_manages_telemetry(
+        {name: str(value) for name, value in settings.items() if isinstance(value, str)}
+    ), "the code must see the template's value as 'the worker owns telemetry'"
+    # Entra auth for the worker's exporter: it reads this setting itself.
+    assert "Authorization=AAD" in settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+
+
+def test_the_site_starts_only_after_its_role_assignments_exist() -> None:
+    """Key Vault references resolve on the site's first start: before Key Vault Secrets User
+    exists they stay the literal @Microsoft.KeyVault(...) string for up to a day."""
+    modules = _template("infra/main.bicep")["modules"]
+    function_module = modules["functionApp"]
+    assert "rbac" in _body(function_module).get("dependsOn", [])
+    assert modules["rbac"]["detail"]["path"] == "app/rbac.bicep"
+    # No cycle: the role assignments need the identity, never the site.
+    assert "functionApp" not in json.dumps(_body(modules["rbac"]))
+    vault_roles = [
+        _body(r)["properties"]["roleDefinitionId"]
+        for _, _, r in _resources("Microsoft.Authorization/roleAssignments")
+        if _body(r)["properties"]["principalId"] == "identityPrincipalId"
+    ]
+    assert any("keyVaultSecretsUser" in json.dumps(role) for role in vault_roles)
+
+
+def test_custom_email_role_name_is_unique_per_subscription_and_resource_group() -> None:
+    """A custom role's roleName is unique per tenant: two environments must never clash."""
+    rbac = _template("infra/app/rbac.bicep")
+    role = _body(_only("Microsoft.Authorization/roleDefinitions"))
+    role_name = role["properties"]["roleName"]
+    match = re.fullmatch(r"[^$]*\$\{(\w+)\}[^$]*", role_name)
+    assert match, f"roleName {role_name!r} must embed a unique GUID"
+    unique = rbac["variables"][match.group(1)]["value"]["function"]
+    assert unique["type"] == "guid"
+    arguments = list(unique["parameters"].values())
+    assert {
+        "type": "subscription",
+        "parameters": {"subscription_id": None},
+        "property_name": "id",
+    } in [a.get("function") for a in arguments if isinstance(a, dict)]
+    assert any(
+        isinstance(a, dict) and a.get("function", {}).get("type") == "resource_group"
+        for a in arguments
+    )
+    assert role["name"] == match.group(1), "the definition's GUID and its name come from one value"
+    text = (INFRA / "app" / "rbac.bicep").read_text()
+    assert "resourceGroup().name" not in text.split("resource emailSenderRole")[1].split("\n}")[0]
+
+
+def test_location_is_restricted_to_regions_that_offer_flex_consumption() -> None:
+    decorators = _template("infra/main.bicep")["parameters"]["location"]["decorators"]
+    allowed = [d["argument"] for d in decorators if d["type"] == "allowed"]
+    assert allowed, "location needs @allowed: a wrong region must fail at the prompt"
+    assert set(allowed[0]) == FLEX_REGIONS
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    for region in re.findall(r"AZURE_LOCATION (\w+)", deploy):
+        assert region in FLEX_REGIONS, region
+
+
 def test_app_settings_are_exactly_what_the_code_reads_plus_platform_settings() -> None:
     settings = _app_settings()
-    assert set(settings) == set(APP_SETTING_NAMES) | INFRA_SETTING_NAMES
+    assert set(settings) == set(APP_SETTING_NAMES) | ANNOUNCED_SETTING_NAMES | INFRA_SETTING_NAMES
+    assert settings["REPORT_CONTAINER"] == "reportContainerName"
+    assert _default("infra/app/function.bicep", "registrationRefresh") == "6h"
+    assert _default("infra/main.bicep", "registrationRefresh") == "6h"
+    assert _default("infra/main.bicep", "registrationTargets") == ""
     for prefix in ("AzureWebJobsStorage", "CertStorage"):
         assert settings[f"{prefix}__credential"] == "managedidentity"
         assert settings[f"{prefix}__clientId"] == "identityClientId"
@@ -365,6 +519,8 @@ def test_parameters_file_maps_azd_environment_to_main_parameters() -> None:
         "teamsWebhookUrl": "TEAMS_WEBHOOK_URL",
         "alertEmailTo": "ALERT_EMAIL_TO",
         "alertEmailRoutes": "ALERT_EMAIL_ROUTES",
+        "registrationTargets": "REGISTRATION_TARGETS",
+        "registrationRefresh": "REGISTRATION_REFRESH",
     }
     for param, variable in expected.items():
         assert re.fullmatch(r"\$\{" + variable + r"(=[^}]*)?\}", values[param]["value"]), param
@@ -382,8 +538,13 @@ def test_azure_yaml_deploys_the_project_root_as_a_python_function() -> None:
     assert done.returncode == 0, done.stderr
     project = json.loads(done.stdout)
     assert project["services"] == {
-        "api": {"project": ".", "language": "python", "host": "function"}
+        "api": {"project": ".", "language": "python", "host": "function", "remoteBuild": True}
     }
+    # Older azd packages the whole folder (or misreads .funcignore): refuse them up front.
+    required = re.fullmatch(r">=\s*(\d+)\.(\d+)\.(\d+)", project["requiredVersions"]["azd"])
+    assert required and tuple(map(int, required.groups())) >= MIN_AZD_VERSION
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    assert "1.23.13" in deploy
     for hook in ("postprovision", "postdeploy"):
         spec = project["hooks"][hook]
         assert spec["posix"]["shell"] == "sh" and spec["windows"]["shell"] == "pwsh"
@@ -445,3 +606,101 @@ def test_hooks_and_settings_match_the_registered_functions() -> None:
                 assert placeholder in settings, placeholder
             if "connection" in b:
                 assert f"{b['connection']}__blobServiceUri" in settings
+
+
+# --- post-provision hook: Reader on the registration targets ---------------------------------
+
+_FAKE_AZ = """#!/usr/bin/env bash
+# Stands in for the Azure CLI, which cannot run here (no Azure): records each call and answers
+# like az would for role assignments: "already" scopes hold Reader, "forbidden" ones refuse.
+printf '%s\\n' "$*" >> "$AZ_CALLS"
+scope=""
+while [[ $# -gt 0 ]]; do
+  if [[ "$1" == --scope ]]; then scope="$2"; fi
+  shift
+done
+if [[ "$(tail -n1 "$AZ_CALLS")" == "role assignment list"* ]]; then
+  [[ "$scope" == *already* ]] && echo 1 || echo 0
+  exit 0
+fi
+if [[ "$scope" == *forbidden* ]]; then
+  echo "ERROR: (AuthorizationFailed) does not have authorization" >&2
+  exit 1
+fi
+exit 0
+"""
+
+
+def _run_postprovision(
+    tmp_path: Path, targets: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir(exist_ok=True)
+    az = fake_bin / "az"
+    az.write_text(_FAKE_AZ)
+    az.chmod(0o755)
+    calls = tmp_path / "az-calls.txt"
+    calls.write_text("")
+    env = {
+        "PATH": f"{fake_bin}:{os.environ['PATH']}",
+        "AZ_CALLS": str(calls),
+        "AZURE_RESOURCE_GROUP": "rg-test",
+        "AZURE_STORAGE_ACCOUNT_NAME": "sttest",
+        "AZURE_FUNCTION_APP_NAME": "func-test",
+        "AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID": "11111111-2222-3333-4444-555555555555",
+        "AZURE_PRINCIPAL_ID": "dev",
+        "AZURE_REGISTRATION_TARGETS": targets,
+    }
+    done = subprocess.run(
+        [str(HOOKS / "postprovision.sh")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done, calls.read_text().splitlines()
+
+
+def test_postprovision_grants_reader_on_each_registration_target(tmp_path: Path) -> None:
+    sub = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups"
+    hub = f"{sub}/rg-iot/providers/Microsoft.Devices/IotHubs/hub-a"
+    dps = f"{sub}/rg-dps/providers/Microsoft.Devices/provisioningServices/dps-a"
+    held = f"{sub}/rg-already/providers/Microsoft.Devices/IotHubs/hub-b"
+    refused = f"{sub}/rg-forbidden/providers/Microsoft.Devices/IotHubs/hub-c"
+    storage = f"{sub}/rg-x/providers/Microsoft.Storage/storageAccounts/st"
+    done, calls = _run_postprovision(
+        tmp_path, f" {hub} ,{dps},{storage},not-an-id,, {held},{refused}"
+    )
+    assert done.returncode == 0, done.stderr
+    creates = [c for c in calls if c.startswith("role assignment create")]
+    principal = "--assignee-object-id 11111111-2222-3333-4444-555555555555"
+    expected = [
+        f"role assignment create {principal} --assignee-principal-type ServicePrincipal "
+        f"--role Reader --scope {target} --only-show-errors --output none"
+        for target in (hub, dps, refused)
+    ]
+    assert creates == expected  # not the one already held, never a malformed id
+    assert not any(storage in c or "not-an-id" in c for c in calls)
+    assert "'not-an-id' is not an IoT Hub or DPS resource id" in done.stderr
+    assert storage in done.stderr
+    # The refused grant names the exact command for someone who may run it.
+    assert f"--role Reader --scope {refused}" in done.stderr
+    assert "3 registration target(s) cannot be read yet" in done.stderr
+    assert f"Reader on {held}: already granted" in done.stdout
+
+
+def test_postprovision_touches_nothing_without_registration_targets(tmp_path: Path) -> None:
+    done, calls = _run_postprovision(tmp_path, " , ")
+    assert done.returncode == 0, done.stderr
+    assert calls == []
+    ps1 = (HOOKS / "postprovision.ps1").read_text()
+    # The Windows hook does the same (no PowerShell here to run it).
+    for fragment in (
+        "AZURE_REGISTRATION_TARGETS",
+        "az role assignment create --assignee-object-id $principal",
+        "--assignee-principal-type ServicePrincipal --role Reader --scope $target",
+        "Microsoft\\.Devices/(IotHubs|provisioningServices)",
+    ):
+        assert fragment in ps1, fragment

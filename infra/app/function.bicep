@@ -1,6 +1,13 @@
 // The function app on Flex Consumption (FC1): Python, a user-assigned identity for every
 // connection (host storage, CertStorage, Application Insights, Key Vault references, ACS),
 // no keys or connection strings with secrets anywhere.
+//
+// The site carries only properties that Microsoft's Flex Consumption templates set
+// (Azure-Samples functions-quickstart-python-http-azd, -azd-eventgrid-blob, -azd-otel and
+// azure-functions-flex-consumption-samples). Newer FC1 stamps reject App Service siteConfig
+// properties such as ftpsState, use32BitWorkerProcess, linuxFxVersion, netFrameworkVersion or
+// functionAppScaleLimit outright (ARM 51021 "... for Flex Consumption sites is invalid. Please
+// remove ..."), older stamps ignore them; the runtime and scale live in functionAppConfig.
 param name string
 param planName string
 param location string
@@ -44,6 +51,11 @@ param smtpPort string
 param smtpUser string
 param smtpSecretUri string
 param smtpStartTls string
+param reportContainerName string
+@description('Comma list of IoT Hub / DPS ARM resource ids the timer lists live; empty = none.')
+param registrationTargets string = ''
+@description('How often the live listing of registrationTargets runs at most, e.g. 6h.')
+param registrationRefresh string = '6h'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -67,9 +79,12 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   name: name
   location: location
+  //checkov:skip=CKV_AZURE_78:Flex Consumption rejects siteConfig.ftpsState (ARM 51021 'invalid for Flex Consumption sites'); FTP publishing is off through the ftp basicPublishingCredentialsPolicies below.
+  //checkov:skip=CKV_AZURE_18:Same as CKV_AZURE_67: Flex Consumption documents no siteConfig.http20Enabled and Microsoft's Flex templates set none; App Service siteConfig properties on FC1 risk ARM 51021 rejections.
   tags: union(tags, {
     'azd-service-name': 'api'
   })
+  //checkov:skip=CKV_AZURE_67:Flex Consumption documents no siteConfig.http20Enabled and Microsoft's Flex templates set none; App Service siteConfig properties on FC1 risk ARM 51021 rejections.
   //checkov:skip=CKV_AZURE_17:Event Grid delivers to the blobs_extension webhook without a client certificate; the webhook is authorised by the blobs_extension system key instead.
   kind: 'functionapp,linux'
   //checkov:skip=CKV_AZURE_222:Event Grid delivers blob events to the app's public webhook endpoint; closing public access needs VNet integration and a private Event Grid path (documented in docs/deploy.md).
@@ -81,18 +96,16 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       '${identityId}': {}
     }
   }
+  // Only site properties that Microsoft's Flex Consumption templates set (see the top of this
+  // file); tests/test_infra.py holds the allow-list.
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
-    clientCertEnabled: false
     keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
-      http20Enabled: true
       // Every app setting in one list, so the offline test can compare it with
-      // shared/settings.py. Flex Consumption takes no FUNCTIONS_WORKER_RUNTIME (runtime below).
+      // shared/app/settings.py. Flex Consumption takes no FUNCTIONS_WORKER_RUNTIME (runtime below).
       appSettings: [
         // Functions host storage, identity-based.
         {
@@ -145,6 +158,13 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
           value: 'ClientId=${identityClientId};Authorization=AAD'
         }
+        // The Python worker configures OpenTelemetry (Azure Monitor) itself and tells the host
+        // so (host.json telemetryMode OpenTelemetry): the app then never calls
+        // configure_azure_monitor() (shared/app/telemetry.py), so nothing is exported twice.
+        {
+          name: 'PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY'
+          value: 'true'
+        }
         // DefaultAzureCredential in the app (ACS Email) picks the user-assigned identity.
         {
           name: 'AZURE_CLIENT_ID'
@@ -157,6 +177,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'RESULTS_CONTAINER'
           value: resultsContainerName
+        }
+        {
+          name: 'REPORT_CONTAINER'
+          value: reportContainerName
         }
         {
           name: 'MAX_UPLOAD_BYTES'
@@ -217,6 +241,16 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SMTP_STARTTLS'
           value: smtpStartTls
+        }
+        // Live registration evidence (IoT Hub / DPS certificate lists); the post-provision hook
+        // grants the identity Reader on each target.
+        {
+          name: 'REGISTRATION_TARGETS'
+          value: registrationTargets
+        }
+        {
+          name: 'REGISTRATION_REFRESH'
+          value: registrationRefresh
         }
       ]
     }

@@ -56,13 +56,23 @@ resource communicationService 'Microsoft.Communication/communicationServices@202
   name: communicationServiceName
 }
 
-// ACS has no built-in "send email only" role (Communication and Email Service Owner can also
-// delete resources and list keys), so the identity gets a custom role limited to what an
-// Entra-authenticated send needs, assignable only inside this resource group.
+// ACS has no built-in "send email only" role: the built-in roles that can send (Contributor,
+// Communication and Email Service Owner) can also delete resources and list the access keys.
+// Microsoft's ACS Email docs ("Assign a role to a Microsoft Entra application for SMTP
+// authentication") name the three actions below for an Entra-authenticated send, to be granted
+// by Contributor or by a custom role. So the identity gets a custom role with exactly those,
+// assignable only inside this resource group. Creating it needs
+// Microsoft.Authorization/roleDefinitions/write (Owner or User Access Administrator; Role Based
+// Access Control Administrator does not have it): see docs/deploy.md.
+// A custom role's roleName must be unique in the tenant, so it carries a GUID of the
+// subscription and resource group: two environments (or two subscriptions with the same
+// resource group name) never clash.
+var emailSenderRoleId = guid(subscription().id, resourceGroup().id, 'ca-rotation-watch-email-sender')
+
 resource emailSenderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
-  name: guid(resourceGroup().id, 'ca-rotation-watch-email-sender')
+  name: emailSenderRoleId
   properties: {
-    roleName: 'CA Rotation Watch Email Sender (${resourceGroup().name})'
+    roleName: 'CA Rotation Watch Email Sender ${emailSenderRoleId}'
     description: 'Send email through Azure Communication Services with Entra ID; no key listing, no deletes.'
     type: 'customRole'
     permissions: [

@@ -1,5 +1,6 @@
 // The one storage account: Functions host storage (AzureWebJobsStorage), the deployment
-// package, uploads (certificates), per-upload results, and the tables the app keeps.
+// package, uploads (certificates), per-upload results, the fleet report, and the tables the
+// app keeps.
 // Hardened: no shared keys (identity only), no public blobs, TLS 1.2, HTTPS only; blob soft
 // delete, container soft delete and versioning so that no upload is ever lost.
 param name string
@@ -8,6 +9,8 @@ param tags object = {}
 param deploymentContainerName string
 param certContainerName string = 'certificates'
 param resultsContainerName string = 'results'
+@description('fleet.html and fleet.json, written by the timer (private, like every container).')
+param reportContainerName string = 'reports'
 @description('Tables the app uses (names as the code expects them).')
 param tableNames array = [
   'certificates'
@@ -87,9 +90,13 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   name: 'default'
   properties: {
     isVersioningEnabled: true
+    // Off: no principal can skip the retention period of a deleted version. An administrator
+    // who must purge one (a private key uploaded by mistake) turns it on for that purge only
+    // (docs/deploy.md); the next `azd provision` turns it off again.
     deleteRetentionPolicy: {
       enabled: true
       days: softDeleteRetentionDays
+      allowPermanentDelete: false
     }
     containerDeleteRetentionPolicy: {
       enabled: true
@@ -117,6 +124,14 @@ resource certContainer 'Microsoft.Storage/storageAccounts/blobServices/container
 resource resultsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: resultsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource reportContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: reportContainerName
   properties: {
     publicAccess: 'None'
   }
@@ -190,4 +205,5 @@ output queueEndpoint string = storage.properties.primaryEndpoints.queue
 output tableEndpoint string = storage.properties.primaryEndpoints.table
 output certContainerName string = certContainer.name
 output resultsContainerName string = resultsContainer.name
+output reportContainerName string = reportContainer.name
 output deploymentContainerName string = deploymentContainer.name

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # azd postprovision hook: say what was provisioned, where alerts will go, and what is still
-# missing. It changes nothing in Azure. azd exports the Bicep outputs as environment variables.
+# missing. azd exports the Bicep outputs as environment variables.
+# The one change it makes in Azure: when REGISTRATION_TARGETS lists IoT Hub / DPS resources,
+# it grants the app's identity Reader on each (idempotent). The targets usually live in other
+# resource groups or subscriptions, outside what this deployment may touch, so Bicep cannot.
 set -euo pipefail
 
 : "${AZURE_RESOURCE_GROUP:?AZURE_RESOURCE_GROUP is not set: run azd provision first}"
@@ -35,4 +38,55 @@ if [[ -z "${AZURE_PRINCIPAL_ID:-}" ]]; then
   echo "      --auth-mode login will be refused until someone grants Storage Blob Data Contributor." >&2
 else
   echo "Your account has Storage Blob Data Contributor (role assignments can take a few minutes)."
+fi
+
+# --- Reader on the registration targets (REGISTRATION_TARGETS -> AZURE_REGISTRATION_TARGETS) ---
+targets="${AZURE_REGISTRATION_TARGETS:-}"
+if [[ -n "${targets//[[:space:],]/}" ]]; then
+  principal="${AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID:-}"
+  if [[ -z "${principal}" ]]; then
+    echo "AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID is not set: run azd provision first." >&2
+    exit 1
+  fi
+  if ! command -v az >/dev/null 2>&1; then
+    echo "WARNING: the Azure CLI (az) is needed to grant the app Reader on REGISTRATION_TARGETS;" >&2
+    echo "         install it, run 'az login', then 'azd hooks run postprovision'." >&2
+    exit 0
+  fi
+  shopt -s nocasematch  # ARM resource ids are case-insensitive
+  id_pattern='^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Devices/(IotHubs|provisioningServices)/[^/]+$'
+  not_granted=0
+  IFS=',' read -r -a entries <<< "${targets}"
+  for entry in "${entries[@]}"; do
+    target="${entry//[[:space:]]/}"
+    [[ -z "${target}" ]] && continue
+    if [[ ! "${target}" =~ ${id_pattern} ]]; then
+      echo "WARNING: REGISTRATION_TARGETS entry '${target}' is not an IoT Hub or DPS resource id" >&2
+      echo "         (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Devices/IotHubs/<name>" >&2
+      echo "         or .../provisioningServices/<name>); skipped." >&2
+      not_granted=$((not_granted + 1))
+      continue
+    fi
+    held="$(az role assignment list --scope "${target}" --role Reader \
+      --query "length([?principalId=='${principal}'])" -o tsv --only-show-errors 2>/dev/null || true)"
+    if [[ "${held}" =~ ^[1-9] ]]; then
+      echo "  Reader on ${target}: already granted"
+      continue
+    fi
+    if az role assignment create --assignee-object-id "${principal}" \
+      --assignee-principal-type ServicePrincipal --role Reader --scope "${target}" \
+      --only-show-errors --output none; then
+      echo "  Reader on ${target}: granted (can take a few minutes to apply)"
+    else
+      echo "WARNING: could not grant Reader on ${target} (you need Owner, User Access" >&2
+      echo "         Administrator or Role Based Access Control Administrator there). Ask someone who" >&2
+      echo "         has it to run:" >&2
+      echo "           az role assignment create --assignee-object-id ${principal} --assignee-principal-type ServicePrincipal --role Reader --scope ${target}" >&2
+      not_granted=$((not_granted + 1))
+    fi
+  done
+  if [[ "${not_granted}" -gt 0 ]]; then
+    echo "WARNING: ${not_granted} registration target(s) cannot be read yet; the daily self-health" >&2
+    echo "         alert names each one until it can." >&2
+  fi
 fi
