@@ -77,7 +77,7 @@ param emailDataLocation string = 'United States'
 
 param storageSkuName string = 'Standard_LRS'
 
-// --- app settings (DESIGN §3; shared/app/settings.py) -----------------------------------------
+// --- app settings (DESIGN §3; shared/settings.py) -----------------------------------------
 param certContainerName string = 'certificates'
 param resultsContainerName string = 'results'
 param reportContainerName string = 'reports'
@@ -91,7 +91,7 @@ param tableNames array = [
   'ledger'
 ]
 param maxUploadBytes string = '1048576'
-@description('TOML rules file inside the deployed package; empty = the built-in rules (shared/default_rules.toml).')
+@description('TOML rules file inside the deployed package; empty = the built-in rules (shared/alerts/default_rules.toml).')
 param rulesFile string = ''
 @description('Timer NCRONTAB (six fields, UTC).')
 param alertSchedule string = '0 0 * * * *'

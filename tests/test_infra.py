@@ -278,6 +278,9 @@ def test_storage_is_identity_only_and_keeps_every_upload() -> None:
     assert blob["isVersioningEnabled"] is True
     assert blob["deleteRetentionPolicy"]["enabled"] is True
     assert blob["containerDeleteRetentionPolicy"]["enabled"] is True
+    # Nobody skips the retention of a deleted version, except an administrator who turns
+    # this on for one purge (docs/deploy.md); the next provision turns it off again.
+    assert blob["deleteRetentionPolicy"]["allowPermanentDelete"] is False
     assert _default("infra/app/storage.bicep", "softDeleteRetentionDays") >= 7
 
     containers = [
@@ -494,6 +497,21 @@ def test_role_assignments_live_in_rbac_bicep_and_are_least_privilege() -> None:
     assert custom["assignableScopes"] != ["/"]
 
 
+def test_app_identity_may_delete_blob_versions() -> None:
+    """A refused upload holding a private key is deleted with every version of it: that needs
+    deleteBlobVersion/action, which Storage Blob Data Owner has and Contributor has not."""
+    owner = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
+    roles = _template("infra/app/rbac.bicep")["variables"]["roles"]["value"]
+    owner_key = next(key for key, role in roles.items() if role == owner)
+    grants = [
+        _body(r)
+        for _, _, r in _resources("Microsoft.Authorization/roleAssignments")
+        if owner_key in json.dumps(_body(r)["properties"]["roleDefinitionId"])
+    ]
+    assert [g["properties"]["principalId"] for g in grants] == ["identityPrincipalId"]
+    assert grants[0]["scope"] == "storage"  # the whole account: every container
+
+
 def test_communication_services_email_uses_an_azure_managed_domain() -> None:
     domain = _body(_only("Microsoft.Communication/emailServices/domains"))
     assert domain["name"] == "AzureManagedDomain"
@@ -704,3 +722,167 @@ def test_postprovision_touches_nothing_without_registration_targets(tmp_path: Pa
         "Microsoft\\.Devices/(IotHubs|provisioningServices)",
     ):
         assert fragment in ps1, fragment
+
+
+# --- the deployment package (.funcignore) ---------------------------------------------------
+
+# Files at the root that make up the app; everything else kept must be under shared/.
+APP_ROOT_FILES = {"function_app.py", "host.json", "requirements.txt"}
+# Paths that must never ship (checked against the rules, whether or not they exist here).
+DEV_ONLY_PATHS = [
+    ".venv/lib/python3.11/site-packages/x.py",
+    ".venv-infra/bin/checkov",
+    "node_modules/azurite/package.json",
+    "package.json",
+    "package-lock.json",
+    "Makefile",
+    "docs/deploy.md",
+    "README.md",
+    "ca_rotation_watch.egg-info/PKG-INFO",
+    "build/lib/shared/__init__.py",
+    ".azurite/__blobstorage__/0",
+    ".azurite/azurite.log",
+    "__azurite_db_blob__.json",
+    ".outbox/demo/fleet.html",
+    ".sample/tenant.cer",
+    "scripts/bench.py",
+    "scripts/bench_pipeline.py",
+    "scripts/demo.py",
+    "scripts/azd/postdeploy.sh",
+    "shared/local/cli.py",
+    "shared/local/azurite.py",
+    "tests/test_infra.py",
+    "tests/data/azure-sphere-public/README.md",
+    "infra/main.bicep",
+    "azure.yaml",
+    "pyproject.toml",
+    "requirements-dev.txt",
+    "requirements-infra.txt",
+    "local.settings.json",
+    "local.settings.json.example",
+    ".git/config",
+    ".github/workflows/ci.yml",
+    ".gitignore",
+    ".azure/prod/.env",
+    "shared/__pycache__/settings.cpython-311.pyc",
+    ".pytest_cache/v/cache/nodeids",
+    ".ruff_cache/CACHEDIR.TAG",
+    ".hypothesis/examples/x",
+    ".bench.json",
+]
+
+# Runs in a fresh interpreter without `site` (so no .pth file, in particular not the editable
+# install that puts the repository on sys.path): only the package copy and the venv's
+# site-packages are importable, as on the Flex instance after its remote build.
+_IMPORT_PACKAGE = r"""
+import ast, importlib, json, sys
+from pathlib import Path
+package = Path(sys.argv[1]).resolve()
+sys.path[:] = [str(package), *[p for p in sys.path if "site-packages" not in p], *sys.argv[2:]]
+import function_app
+names = sorted(f.get_function_name() for f in function_app.app.get_functions())
+from shared.alerts.rules import load_rules
+load_rules()  # the packaged default rules (a data file, not a module)
+missing = []
+for path in sorted(package.rglob("*.py")):
+    module = ".".join(path.relative_to(package).with_suffix("").parts).removesuffix(".__init__")
+    importlib.import_module(module)
+    # Every import the file names, also inside functions (the runtime imports lazily).
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            pairs = [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = module if path.name == "__init__.py" else module.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    parent = parent.rpartition(".")[0]
+                base = f"{parent}.{base}".strip(".")
+            pairs = [(base, alias.name) for alias in node.names]
+        else:
+            continue
+        for base, name in pairs:
+            try:
+                target = importlib.import_module(base)
+                if name and name != "*" and not hasattr(target, name):
+                    importlib.import_module(f"{base}.{name}")
+            except ImportError as exc:
+                missing.append(f"{path.relative_to(package)}: {base} {name or ''}: {exc}")
+outside = sorted(
+    name for name, mod in sys.modules.items()
+    if (name == "function_app" or name.split(".")[0] == "shared")
+    and getattr(mod, "__file__", None)
+    and not Path(mod.__file__).resolve().is_relative_to(package)
+)
+print(json.dumps({"functions": names, "missing": missing, "outside": outside}))
+"""
+
+
+def _funcignore() -> Any:
+    pathspec = pytest.importorskip("pathspec")  # requirements-dev.txt
+    lines = (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _package_files() -> list[str]:
+    """The files azd would zip: walk the project, drop what .funcignore matches (gitignore
+    rules, directories pruned) and local.settings.json, which azd always leaves out."""
+    spec = _funcignore()
+    kept: list[str] = []
+    for directory, dirs, files in os.walk(ROOT):
+        here = Path(directory).relative_to(ROOT)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not spec.match_file(f"{(here / d).as_posix()}/")
+            and not (Path(directory) / d).is_symlink()
+        )
+        for name in sorted(files):
+            relative = (here / name).as_posix()
+            if name != "local.settings.json" and not spec.match_file(relative):
+                kept.append(relative)
+    return kept
+
+
+def test_funcignore_keeps_the_app_and_nothing_that_is_only_for_development() -> None:
+    spec = _funcignore()
+    leaked = [path for path in DEV_ONLY_PATHS if not spec.match_file(path)]
+    assert leaked == [], f".funcignore would ship {leaked}"
+    kept = _package_files()
+    strays = [
+        path
+        for path in kept
+        if path not in APP_ROOT_FILES
+        and not (path.startswith("shared/") and not path.startswith("shared/local/"))
+    ]
+    assert strays == [], f"would be deployed but are not the app: {strays}"
+    assert set(kept) >= APP_ROOT_FILES
+    assert "shared/alerts/default_rules.toml" in kept
+    assert not any(path.startswith("shared/local/") for path in kept)
+
+
+def test_the_app_imports_from_the_deployment_package_alone(tmp_path: Path) -> None:
+    """Copy only what .funcignore keeps and import function_app there: a rule that drops a
+    module the app imports (at load or lazily) fails here, not on the first upload in Azure."""
+    import site
+
+    package = tmp_path / "package"
+    for relative in _package_files():
+        target = package / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((ROOT / relative).read_bytes())
+    assert not (package / "shared" / "local").exists()
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", _IMPORT_PACKAGE, str(package), *site.getsitepackages()],
+        cwd=package,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["missing"] == []
+    assert result["outside"] == [], "imported from outside the package copy"
+    assert result["functions"] == ["analyze_upload", "send_alerts"]

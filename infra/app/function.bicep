@@ -105,7 +105,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       // Every app setting in one list, so the offline test can compare it with
-      // shared/app/settings.py. Flex Consumption takes no FUNCTIONS_WORKER_RUNTIME (runtime below).
+      // shared/settings.py. Flex Consumption takes no FUNCTIONS_WORKER_RUNTIME (runtime below).
       appSettings: [
         // Functions host storage, identity-based.
         {

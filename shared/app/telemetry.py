@@ -28,11 +28,17 @@ alerts_counter = _meter.create_counter(
     "ca_watch.alerts", unit="{message}", description="Alert messages, by channel and outcome"
 )
 _configured = False
+# What azure-functions-python-worker's is_envvar_true() reads as true: the worker configures
+# Azure Monitor for each of these, so the app must step back for each of them too.
+_WORKER_TRUE = frozenset({"1", "true", "t", "yes", "y"})
 
 
 def worker_manages_telemetry(env: dict[str, str] | None = None) -> bool:
+    """True when the Functions worker configures Azure Monitor itself (the app setting
+    PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY, read the way the worker reads it)."""
     env = dict(os.environ) if env is None else env
-    return env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() == "true"
+    value = env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "")
+    return value.strip().lower() in _WORKER_TRUE
 
 
 def configure(env: dict[str, str] | None = None) -> bool:
