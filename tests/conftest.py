@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ci_support import require_command
 
 from shared.app import handlers
 from shared.local.azurite import Azurite
@@ -42,3 +43,10 @@ def app_runtime(
     yield runtime
     handlers.use_clock(None)
     handlers.reset_runtime()
+
+
+@pytest.fixture(scope="session")
+def openssl_command() -> str:
+    """The openssl command (the differential and wrapper tests run it): a test that needs it
+    fails under CI when it is missing, and skips elsewhere."""
+    return require_command("openssl", install="apt-get install openssl")

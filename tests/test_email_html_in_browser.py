@@ -3,13 +3,11 @@ values carrying HTML and script must show as text and never run."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from alert_samples import rendered
+from ci_support import require_command
 
 HOSTILE = (
     "CN=Microsoft Azure Sphere <script>document.title='pwned'</script>"
@@ -18,12 +16,9 @@ HOSTILE = (
 
 
 def chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        if path := shutil.which(name):
-            return path
-    if os.environ.get("CI"):
-        pytest.fail("chromium is missing under CI: scripts/ensure-chromium.sh should install it")
-    pytest.skip("chromium is not installed (make test installs it when run as root)")
+    return require_command(
+        "chromium", "chromium-browser", install="make test installs it when run as root"
+    )
 
 
 def dump_dom(html_file: Path, profile: Path) -> str:

@@ -13,7 +13,7 @@ from analyzer_samples import INSIDE, NOW, OPENSSL, OUTSIDE, pca, rules, tenant
 from shared.analysis.scan import analyze_bytes
 from shared.local import samples
 
-pytestmark = pytest.mark.skipif(OPENSSL is None, reason="the openssl command is required")
+pytestmark = pytest.mark.usefixtures("openssl_command")
 
 KINDS = [None, "oid-outer", "oid-inner", "null-outer", "null-inner"]
 

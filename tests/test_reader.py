@@ -34,7 +34,7 @@ from shared.analysis.reader import ErrorCode, ReadResult, Status, read_certifica
 from shared.analysis.scan import analyze_bytes, scan_document
 from shared.local import samples
 
-needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl command is required")
+needs_openssl = pytest.mark.usefixtures("openssl_command")
 
 
 def _chain() -> tuple[samples.Issued, samples.Issued]:
