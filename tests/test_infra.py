@@ -731,8 +731,11 @@ APP_ROOT_FILES = {"function_app.py", "host.json", "requirements.txt"}
 # Paths that must never ship (checked against the rules, whether or not they exist here).
 DEV_ONLY_PATHS = [
     ".venv/lib/python3.11/site-packages/x.py",
+    ".venv",  # a worktree may hold these as symlinks, which directory-only patterns miss
     ".venv-infra/bin/checkov",
+    ".venv-infra",
     "node_modules/azurite/package.json",
+    "node_modules",
     "package.json",
     "package-lock.json",
     "Makefile",
@@ -831,13 +834,12 @@ def _package_files() -> list[str]:
     kept: list[str] = []
     for directory, dirs, files in os.walk(ROOT):
         here = Path(directory).relative_to(ROOT)
+        # A symlinked directory is a file entry to azd's walk (it does not follow links).
+        links = [d for d in dirs if (Path(directory) / d).is_symlink()]
         dirs[:] = sorted(
-            d
-            for d in dirs
-            if not spec.match_file(f"{(here / d).as_posix()}/")
-            and not (Path(directory) / d).is_symlink()
+            d for d in dirs if d not in links and not spec.match_file(f"{(here / d).as_posix()}/")
         )
-        for name in sorted(files):
+        for name in sorted([*files, *links]):
             relative = (here / name).as_posix()
             if name != "local.settings.json" and not spec.match_file(relative):
                 kept.append(relative)
