@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pathspec
 import pytest
 from ci_support import missing
 
@@ -821,8 +822,7 @@ print(json.dumps({"functions": names, "missing": missing, "outside": outside}))
 """
 
 
-def _funcignore() -> Any:
-    pathspec = pytest.importorskip("pathspec")  # requirements-dev.txt
+def _funcignore() -> pathspec.PathSpec:
     lines = (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
@@ -888,3 +888,25 @@ def test_the_app_imports_from_the_deployment_package_alone(tmp_path: Path) -> No
     assert result["missing"] == []
     assert result["outside"] == [], "imported from outside the package copy"
     assert result["functions"] == ["analyze_upload", "send_alerts"]
+
+
+# --- the deploy docs say what the templates do --------------------------------------------
+
+
+def test_deploy_docs_list_every_table_and_the_commands_that_work() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    deploy = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for name, text in (("README.md", readme), ("docs/deploy.md", deploy)):
+        diagram = re.search(r"tables\[\(tables: ([^)]*)\)\]", text)
+        assert diagram, f"{name}: the architecture diagram has no tables node"
+        assert set(diagram.group(1).replace(" ", "").split(",")) == set(TABLES), name
+        assert "reports[(reports container" in text, name
+    # The hooks and the uploads use the Azure CLI: the short snippet signs in to both.
+    snippet = readme.split("## Deploy to Azure", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    assert "azd auth login" in snippet and "az login" in snippet.replace("azd auth login", "")
+    # The pinned SDKs send a newer storage API version than the pinned Azurite knows.
+    core_tools = deploy.split("### Run the functions locally with Core Tools", 1)[1]
+    start = re.search(r"node_modules/.bin/azurite[^&]*&", core_tools, re.S)
+    assert start and "--skipApiVersionCheck" in start.group(0)
+    assert "--disableTelemetry" in start.group(0)
+    assert "not supported by" in core_tools  # and says why
