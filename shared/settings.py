@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 DEFAULT_CONNECTION = "UseDevelopmentStorage=true"
 STORAGE_CONNECTION_NAME = "CertStorage"
@@ -34,6 +36,8 @@ APP_SETTING_NAMES: tuple[str, ...] = (
     "SMTP_USER",
     "SMTP_PASSWORD",
     "SMTP_STARTTLS",
+    "REGISTRATION_TARGETS",
+    "REGISTRATION_REFRESH",
 )
 KNOWN_CHANNELS = ("teams", "acs-email", "smtp", "outbox")
 
@@ -70,6 +74,68 @@ def _list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.replace(";", ",").split(",") if part.strip())
 
 
+# An IoT Hub or DPS ARM resource id (what the portal's "JSON view" and `az iot hub show
+# --query id` print); provider and type names are case-insensitive in ARM.
+_TARGET_ID = re.compile(
+    r"/subscriptions/(?P<subscription>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+    r"[0-9a-f]{12})/resourcegroups/(?P<group>[-\w.()]{1,90})/providers/microsoft\.devices/"
+    r"(?P<type>iothubs|provisioningservices)/(?P<name>[a-z0-9][-a-z0-9]{1,62})",
+    re.IGNORECASE,
+)
+_DURATION_PART = re.compile(r"(\d+)\s*([smhd])", re.IGNORECASE)
+_DURATION = re.compile(r"(?:\d+\s*[smhd]\s*)+", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class RegistrationTarget:
+    """One hub or DPS named in ``REGISTRATION_TARGETS``."""
+
+    resource_id: str  # as configured (ARM ignores case; the SDK sends these names)
+    kind: str  # "iot-hub" | "dps"
+    subscription_id: str
+    resource_group: str
+    name: str
+
+    @property
+    def target(self) -> str:
+        """The target's identity in listings and the report (DESIGN §3): the id, lower case."""
+        return self.resource_id.lower()
+
+
+def parse_registration_target(raw: str) -> RegistrationTarget:
+    """An IoT Hub / DPS ARM resource id; SettingsError naming ``REGISTRATION_TARGETS``."""
+    text = raw.strip().rstrip("/")
+    match = _TARGET_ID.fullmatch(text)
+    if match is None:
+        raise SettingsError(
+            f"REGISTRATION_TARGETS: {raw.strip()[:200]!r} is not an IoT Hub or DPS resource id "
+            "(/subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Devices/"
+            "IotHubs/<hub> or .../provisioningServices/<dps>)"
+        )
+    kind = "iot-hub" if match["type"].lower() == "iothubs" else "dps"
+    return RegistrationTarget(text, kind, match["subscription"], match["group"], match["name"])
+
+
+def _targets(env: Mapping[str, str]) -> tuple[RegistrationTarget, ...]:
+    targets: dict[str, RegistrationTarget] = {}
+    for raw in _list(env.get("REGISTRATION_TARGETS", "")):
+        target = parse_registration_target(raw)
+        targets.setdefault(target.target, target)  # the same hub twice is listed once
+    return tuple(targets.values())
+
+
+def parse_duration(name: str, raw: str) -> timedelta:
+    """``30m``, ``6h``, ``1d``, ``1h30m`` (s, m, h, d); SettingsError naming ``name``."""
+    text = raw.strip()
+    if not _DURATION.fullmatch(text):
+        raise SettingsError(f"{name}={text!r}: use a duration such as 30m, 6h or 1d")
+    seconds = sum(int(n) * _UNIT_SECONDS[u.lower()] for n, u in _DURATION_PART.findall(text))
+    if seconds <= 0:
+        raise SettingsError(f"{name} must be longer than zero, got {text!r}")
+    return timedelta(seconds=seconds)
+
+
 @dataclass(frozen=True)
 class Settings:
     cert_container: str = "certificates"
@@ -90,6 +156,8 @@ class Settings:
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_starttls: bool = True
+    registration_targets: tuple[RegistrationTarget, ...] = ()
+    registration_refresh: timedelta = timedelta(hours=6)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +199,10 @@ class Settings:
             smtp_user=env.get("SMTP_USER", "").strip() or None,
             smtp_password=env.get("SMTP_PASSWORD") or None,
             smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
+            registration_targets=_targets(env),
+            registration_refresh=parse_duration(
+                "REGISTRATION_REFRESH", env.get("REGISTRATION_REFRESH", "").strip() or "6h"
+            ),
         )
 
     def recipients_for(self, tenant_id: str | None) -> tuple[str, ...]:

@@ -6,11 +6,23 @@ sent), which is enough to check that the right endpoint and credential type are 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 from shared.settings import Settings, SettingsError
 from shared.storage.connections import AZURITE_ACCOUNT, blob_service, table_service
+
+SUBSCRIPTION = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+HUB_ID = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-Fleet.EU(1)"
+    "/providers/Microsoft.Devices/IotHubs/hub-contoso-eu"
+)
+DPS_ID = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-fleet"
+    "/providers/Microsoft.Devices/provisioningServices/dps-contoso"
+)
 
 
 def test_defaults_when_nothing_is_set() -> None:
@@ -42,11 +54,52 @@ def test_empty_values_mean_the_default_not_an_empty_setting() -> None:
         ({"ALERT_CHANNELS": "outbox,pager"}, "pager"),
         ({"ALERT_EMAIL_ROUTES": "{not json"}, "ALERT_EMAIL_ROUTES"),
         ({"ALERT_EMAIL_ROUTES": '["a@x"]'}, "ALERT_EMAIL_ROUTES"),
+        ({"REGISTRATION_TARGETS": f"{HUB_ID}/certificates/ca"}, "REGISTRATION_TARGETS"),
+        ({"REGISTRATION_TARGETS": f"{HUB_ID},iothub-contoso"}, "REGISTRATION_TARGETS"),
+        ({"REGISTRATION_TARGETS": HUB_ID.replace("IotHubs", "Sites")}, "REGISTRATION_TARGETS"),
+        ({"REGISTRATION_TARGETS": HUB_ID.replace(SUBSCRIPTION, "sub")}, "REGISTRATION_TARGETS"),
+        ({"REGISTRATION_REFRESH": "6"}, "REGISTRATION_REFRESH"),
+        ({"REGISTRATION_REFRESH": "6 hours"}, "REGISTRATION_REFRESH"),
+        ({"REGISTRATION_REFRESH": "0h"}, "REGISTRATION_REFRESH"),
+        ({"REGISTRATION_REFRESH": "-1h"}, "REGISTRATION_REFRESH"),
     ],
 )
 def test_bad_values_are_refused_naming_the_setting(env: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):
         Settings.from_env(env)
+
+
+def test_registration_targets_are_iot_hub_and_dps_resource_ids() -> None:
+    settings = Settings.from_env(
+        {
+            "REGISTRATION_TARGETS": f" {HUB_ID} ; {DPS_ID}/, {HUB_ID.lower()}",
+            "REGISTRATION_REFRESH": "30m",
+        }
+    )
+    hub, dps = settings.registration_targets  # the same hub in another case is one target
+    assert (hub.kind, hub.name, hub.resource_group) == (
+        "iot-hub",
+        "hub-contoso-eu",
+        "rg-Fleet.EU(1)",
+    )
+    assert (dps.kind, dps.name, dps.subscription_id) == ("dps", "dps-contoso", SUBSCRIPTION)
+    assert hub.target == HUB_ID.lower() and dps.target == DPS_ID.lower()
+    assert settings.registration_refresh == timedelta(minutes=30)
+    assert Settings.from_env({}).registration_targets == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("6h", timedelta(hours=6)),
+        ("1d", timedelta(days=1)),
+        ("1H30M", timedelta(hours=1, minutes=30)),
+        ("", timedelta(hours=6)),
+    ],
+)
+def test_registration_refresh_takes_a_duration(raw: str, expected: timedelta) -> None:
+    assert Settings.from_env({"REGISTRATION_REFRESH": raw}).registration_refresh == expected
 
 
 def test_per_tenant_routes_fall_back_to_the_default_recipients() -> None:
