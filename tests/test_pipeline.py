@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from azure.storage.blob import BlobClient
 
 from shared.app import handlers
 from shared.local import samples
@@ -178,21 +177,6 @@ def test_changed_content_under_the_same_name_replaces_its_contribution(app_runti
         )
     )
     assert len(rows) == 1
-
-
-def test_over_size_blob_is_rejected_without_download(app_runtime, monkeypatch) -> None:
-    monkeypatch.setenv("MAX_UPLOAD_BYTES", "100")
-    handlers.reset_runtime()
-    rt = handlers.runtime()
-    upload(rt, {"big.pem": samples.tenant_ca().pem})
-
-    def refuse(*_args, **_kwargs):  # a spy: the test fails if the blob is downloaded
-        raise AssertionError("an over-size blob was downloaded")
-
-    monkeypatch.setattr(BlobClient, "download_blob", refuse)
-    assert process_pending(rt) == (1, 0)
-    (row,) = rt.store.report()["uploads"]
-    assert row["status"] == "rejected" and row["error"]["code"] == "too-large"
 
 
 def test_every_bad_input_is_recorded_with_its_code(app_runtime) -> None:

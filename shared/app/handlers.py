@@ -82,11 +82,15 @@ def ensure_containers(rt: Runtime) -> None:
 
 
 def analyze_upload(client: BlobClient) -> FileResult | None:
+    """The binding's client gives only the blob's container and name: every request goes
+    through the runtime's pooled clients, whose one credential (and token cache) serves the
+    whole worker process, instead of a new session and credential per invocation."""
     from shared.app.pipeline import process_blob
 
     rt = runtime()
+    blob = rt.blobs.get_blob_client(client.container_name, client.blob_name)
     return process_blob(
-        client, store=rt.store, results=rt.blobs, settings=rt.settings, rules=rt.rules, now=now()
+        blob, store=rt.store, results=rt.blobs, settings=rt.settings, rules=rt.rules, now=now()
     )
 
 

@@ -1,8 +1,10 @@
 """The blob function's work (adapter): one uploaded blob -> its result blob and table rows.
 
-The size is checked from the blob's properties before any download, so an over-size blob
-is refused without being read. A bad file is recorded (status and error code), never
-raised: no poison-queue loop. Storage errors do raise, so the host retries the event.
+One ranged GET of at most ``MAX_UPLOAD_BYTES + 1`` bytes brings the content, the blob's
+total size (``Content-Range``) and its ETag from the same response, so content and ETag
+always belong together and nothing beyond the limit is ever read. A bad file is recorded
+(status and error code), never raised: no poison-queue loop. Storage errors do raise, so
+the host retries the event.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from shared.alerts.rules import Rules
 from shared.analysis.reader import too_large
@@ -34,6 +35,27 @@ def result_blob_name(name: str) -> str:
     return f"{name}.json"
 
 
+def read_blob(blob: BlobClient, limit: int) -> tuple[str, int, bytes] | None:
+    """(ETag, total size, the first ``limit + 1`` bytes) in one ranged GET; None when the
+    blob is gone. An empty blob answers 416 (no range of it exists): it is read as empty,
+    and its ETag comes from a properties read, the one case that costs a second request."""
+    try:
+        download = blob.download_blob(offset=0, length=limit + 1)
+    except ResourceNotFoundError:
+        return None
+    except HttpResponseError as exc:
+        if exc.status_code != 416:
+            raise
+        try:
+            return normalize_etag(blob.get_blob_properties().etag), 0, b""
+        except ResourceNotFoundError:
+            return None
+    data = download.readall()
+    # "bytes 0-N/TOTAL": the SDK's properties.size is the length of the range, not the blob.
+    total = int(str(download.properties.content_range).rsplit("/", 1)[1])
+    return normalize_etag(download.properties.etag), total, data
+
+
 def process_blob(
     blob: BlobClient,
     *,
@@ -45,35 +67,21 @@ def process_blob(
 ) -> FileResult | None:
     """Analyse and record one blob. None when it was already recorded or is gone."""
     name = blob.blob_name
-    # The blob's properties and the name's upload rows are independent round trips.
+    # The content and the name's upload rows are independent round trips: side by side.
     previous_rows = submit(store.uploads.upload_rows, name)
-    try:
-        props = blob.get_blob_properties()
-    except ResourceNotFoundError:
+    with telemetry.span("ca_watch.read", blob=name):
+        fetched = read_blob(blob, settings.max_upload_bytes)
+    if fetched is None:
         log.info("blob %s is gone before it was analysed; nothing to record", name)
         return None
-    etag = normalize_etag(props.etag)
-    # The download does not wait for the upload rows: a duplicate delivery (rare) costs
-    # one wasted read, a new upload (the norm) one round trip less.
-    with telemetry.span("ca_watch.read", blob=name, size=props.size):
-        if props.size > settings.max_upload_bytes:
-            read = too_large(props.size, settings.max_upload_bytes)
-            data = None
-        else:
-            try:
-                data = blob.download_blob(
-                    etag=etag, match_condition=MatchConditions.IfNotModified
-                ).readall()
-            except (ResourceModifiedError, ResourceNotFoundError):
-                # Replaced or deleted meanwhile: the newer content brings its own event.
-                log.info("blob %s changed while being read; its next event will be processed", name)
-                return None
+    etag, size, data = fetched
+    read = too_large(size, settings.max_upload_bytes) if size > settings.max_upload_bytes else None
     previous = previous_rows.result()
     if any(row["etag"] == etag for row in previous):
         log.info("blob %s (ETag %s) is already recorded; duplicate delivery ignored", name, etag)
         return None
     with telemetry.span("ca_watch.analyse", blob=name):
-        if data is None:
+        if read is not None:
             result = analyze_read_result(name, read, rules, now)
         else:
             result = analyze_bytes(name, data, rules, now, settings.max_upload_bytes)
