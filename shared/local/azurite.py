@@ -48,6 +48,7 @@ class Azurite:
     queue_port: int = 0
     table_port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()  # e.g. --oauth basic --cert ... --key ... (HTTPS)
 
     @property
     def connection_string(self) -> str:
@@ -83,6 +84,7 @@ class Azurite:
                 "127.0.0.1",
                 "--tablePort",
                 str(self.table_port),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
