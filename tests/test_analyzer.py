@@ -329,7 +329,11 @@ def test_chain_verifies_with(kind: str | None, expected: VerifiesWith) -> None:
     assert child.chain.verifies_with is expected
     assert child.chain.issuer_sha256 == issuer.sha256
     body = child.to_json()
-    assert body["chain"] == {"issuer": issuer.sha256, "verifies_with": str(expected)}
+    assert body["chain"] == {
+        "issuer": issuer.sha256,
+        "verifies_with": str(expected),
+        "reason": None,
+    }
     assert issuer.chain is not None and issuer.chain.verifies_with is VerifiesWith.BOTH
 
 

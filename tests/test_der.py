@@ -12,7 +12,7 @@ from analyzer_samples import AZPS_POP_PEM, GLOVEBOXES_DER, rules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.analysis import der, reader
+from shared.analysis import der, pem
 from shared.analysis.der import DerError, parse_certificate, read_tlv
 from shared.analysis.reader import ErrorCode, Status, read_certificates
 from shared.analysis.scan import analyze_bytes
@@ -112,7 +112,7 @@ _TEXT = st.text(
 def test_pem_block_scanner_matches_the_reference_regex(parts: list[str]) -> None:
     """The hand scanner finds exactly what the (slower) back-reference regex finds."""
     text = "".join(parts).encode()
-    assert reader._pem_blocks(text) == reader._PEM_BLOCK.findall(text)
+    assert pem._pem_blocks(text) == pem.PEM_BLOCK_REFERENCE.findall(text)
 
 
 def test_every_single_truncation_of_a_real_certificate() -> None:

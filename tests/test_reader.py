@@ -436,12 +436,12 @@ def test_too_large_is_refused_without_decoding(monkeypatch: pytest.MonkeyPatch) 
 def test_library_failure_becomes_an_error_not_an_exception(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import shared.analysis.reader as reader
+    from asn1crypto import cms
 
-    def broken(_: bytes) -> None:
+    def broken(*_: object, **__: object) -> None:
         raise RuntimeError("library bug")
 
-    monkeypatch.setattr(reader.pkcs7, "load_der_pkcs7_certificates", broken)
+    monkeypatch.setattr(cms.ContentInfo, "load", broken)
     t, _ = _chain()
     data = pkcs7.serialize_certificates([t.certificate], Encoding.DER)
     result = read_certificates(data)

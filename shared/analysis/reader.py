@@ -12,11 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import warnings
-from enum import StrEnum
-from typing import NamedTuple
-
-from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from shared.analysis.der import (
     TAG_INTEGER,
@@ -26,102 +21,34 @@ from shared.analysis.der import (
     DerError,
     children,
     decode_oid,
-    element_bytes,
     read_tlv,
 )
-
-DEFAULT_MAX_UPLOAD_BYTES = 1_048_576
-
-
-class Status(StrEnum):
-    ANALYZED = "analyzed"
-    UNREADABLE = "unreadable"  # not a certificate format, truncated, malformed
-    REJECTED = "rejected"  # refused on purpose: too large, key material, password
-
-
-class ErrorCode(StrEnum):
-    TOO_LARGE = "too-large"
-    PRIVATE_KEY_MATERIAL = "private-key-material"
-    PASSWORD_PROTECTED = "password-protected"  # noqa: S105 - an error code, not a password
-    EMPTY = "empty"
-    NOT_A_CERTIFICATE = "not-a-certificate"
-    BAD_TEXT_ENCODING = "bad-text-encoding"
-    MALFORMED_PEM = "malformed-pem"
-    MALFORMED_DER = "malformed-der"
-    TRUNCATED = "truncated"
-    MALFORMED_CERTIFICATE = "malformed-certificate"
-    MALFORMED_PKCS7 = "malformed-pkcs7"
-    MALFORMED_PKCS12 = "malformed-pkcs12"
-    NO_CERTIFICATES = "no-certificates"
-    CERTIFICATE_REQUEST = "certificate-request"
-    CRL = "crl"
-    PUBLIC_KEY_ONLY = "public-key-only"
-    UNSUPPORTED_PEM_BLOCK = "unsupported-pem-block"
-    UNSUPPORTED_ENCODING = "unsupported-encoding"
-
-
-REJECTING_CODES = frozenset(
-    {ErrorCode.TOO_LARGE, ErrorCode.PRIVATE_KEY_MATERIAL, ErrorCode.PASSWORD_PROTECTED}
+from shared.analysis.pem import pem_body, read_pem
+from shared.analysis.read_result import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    REJECTING_CODES,
+    ErrorCode,
+    ReadError,
+    ReadResult,
+    Status,
+    too_large,
 )
 
+__all__ = [  # the reader's public face; the values live in read_result
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "REJECTING_CODES",
+    "ErrorCode",
+    "ReadError",
+    "ReadResult",
+    "Status",
+    "read_certificates",
+    "too_large",
+]
 
-class ReadError(Exception):
-    """A file we refuse; ``message`` is safe to log (no file content in it)."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-    @property
-    def status(self) -> Status:
-        return Status.REJECTED if self.code in REJECTING_CODES else Status.UNREADABLE
-
-
-class ReadResult(NamedTuple):
-    """The certificates of one file, in file order, or why there are none. (Immutable; a
-    NamedTuple because one is built per upload on the hot path.)"""
-
-    certificates: tuple[bytes, ...] = ()
-    format: str = ""  # "pem", "der", "base64", "pkcs7-der", "pkcs7-pem", "pkcs12", ...
-    error: ReadError | None = None
-
-    @property
-    def status(self) -> Status:
-        return self.error.status if self.error else Status.ANALYZED
-
-
-def too_large(size: int, limit: int) -> ReadResult:
-    """The refusal for a file over the limit, made without reading it."""
-    return ReadResult(
-        error=ReadError(
-            ErrorCode.TOO_LARGE,
-            f"{size} bytes is over the {limit}-byte limit (MAX_UPLOAD_BYTES); "
-            "upload certificates only, or split the bundle",
-        )
-    )
-
-
-# --- PEM ---------------------------------------------------------------------------
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 #/]+)-----(.*?)-----END \1-----", re.DOTALL)
-_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 #/]+)-----")
-_CERT_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"})
-_PKCS7_LABELS = frozenset({b"PKCS7", b"PKCS #7 SIGNED DATA", b"CMS"})
-_KEY_LABEL = re.compile(rb"PRIVATE KEY|ENCRYPTED PRIVATE KEY")
-_OTHER_LABELS: dict[bytes, tuple[ErrorCode, str]] = {
-    b"CERTIFICATE REQUEST": (ErrorCode.CERTIFICATE_REQUEST, "a certificate signing request"),
-    b"NEW CERTIFICATE REQUEST": (ErrorCode.CERTIFICATE_REQUEST, "a certificate signing request"),
-    b"X509 CRL": (ErrorCode.CRL, "a certificate revocation list"),
-    b"PUBLIC KEY": (ErrorCode.PUBLIC_KEY_ONLY, "a public key without a certificate"),
-    b"RSA PUBLIC KEY": (ErrorCode.PUBLIC_KEY_ONLY, "a public key without a certificate"),
-}
-_WHITESPACE = b" \t\r\n\x0b\x0c"  # what bytes.split() splits on
 _BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=\s]+$")
-_PEM_HEADER_LINE = re.compile(rb"^[A-Za-z-]+:.*$", re.MULTILINE)
 
 # OIDs that say what a DER SEQUENCE holds.
 _OID_PKCS7_SIGNED_DATA = "1.2.840.113549.1.7.2"
-_OID_PKCS7_DATA = "1.2.840.113549.1.7.1"
 
 
 def read_certificates(data: bytes, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> ReadResult:
@@ -145,14 +72,14 @@ _CERT_END = b"-----END CERTIFICATE-----"
 def _read_single_pem(data: bytes) -> ReadResult | None:
     """The common upload, one ``CERTIFICATE`` block at the very start, read without the
     general PEM machinery; None when the file is anything else (the general path runs).
-    Same result as ``_read_pem``: the only BEGIN is this one, so no other block, no key
+    Same result as ``read_pem``: the only BEGIN is this one, so no other block, no key
     and no missing END can exist."""
     if not data.startswith(_CERT_BEGIN) or data.count(b"-----BEGIN ") != 1:
         return None
     end = data.find(_CERT_END, len(_CERT_BEGIN))
     if end < 0:
         return None  # let the general path report the truncation
-    return ReadResult((_pem_body(data[len(_CERT_BEGIN) : end], 1),), "pem")
+    return ReadResult((pem_body(data[len(_CERT_BEGIN) : end], 1),), "pem")
 
 
 def _read(data: bytes) -> ReadResult:
@@ -166,7 +93,7 @@ def _read(data: bytes) -> ReadResult:
     text = _as_ascii_text(data)
     if text is not None:
         if b"-----BEGIN " in text:
-            return _read_pem(text)
+            return read_pem(text)
         compact = b"".join(text.split())
         if compact and _BASE64_TEXT.match(compact):
             try:
@@ -222,87 +149,6 @@ def _is_text(data: bytes) -> bool:
     )
 
 
-def _pem_blocks(text: bytes) -> list[tuple[bytes, bytes]]:
-    """(label, body) of each BEGIN..END pair: what ``_PEM_BLOCK.findall`` finds, in a
-    third of the time (a regex with a back-reference is slow on the hot path)."""
-    blocks: list[tuple[bytes, bytes]] = []
-    pos = 0
-    while (begin := _PEM_BEGIN.search(text, pos)) is not None:
-        label = begin.group(1)
-        end = text.find(b"-----END " + label + b"-----", begin.end())
-        if end < 0:
-            pos = begin.start() + 1  # no END for this one: look for the next BEGIN
-            continue
-        blocks.append((label, text[begin.end() : end]))
-        pos = end + len(label) + 14  # past "-----END <label>-----"
-    return blocks
-
-
-def _read_pem(text: bytes) -> ReadResult:
-    blocks = _pem_blocks(text)
-    # Every block has a BEGIN: when the counts agree, no BEGIN lacks its END.
-    begins = (
-        [label for label, _ in blocks]
-        if text.count(b"-----BEGIN ") == len(blocks)
-        else _PEM_BEGIN.findall(text)
-    )
-    # A key anywhere refuses the whole file, before anything else is decoded.
-    if b"PRIVATE KEY" in text and any(_KEY_LABEL.search(label) for label in begins):
-        raise ReadError(
-            ErrorCode.PRIVATE_KEY_MATERIAL,
-            "the file holds a private key; it was not stored. Upload only the "
-            "certificate (e.g. `openssl x509 -in FILE -out cert.pem`) and keep the key secret",
-        )
-    if len(blocks) < len(begins):
-        raise ReadError(
-            ErrorCode.TRUNCATED,
-            f"{len(begins) - len(blocks)} PEM block(s) have no matching END line",
-        )
-    certificates: list[bytes] = []
-    kinds: set[str] = set()
-    refusals: list[tuple[ErrorCode, str]] = []
-    for index, (label, body) in enumerate(blocks, start=1):
-        if label in _CERT_LABELS:
-            der = _pem_body(body, index)
-            if label == b"TRUSTED CERTIFICATE":
-                der = _leading_element(der, index)  # OpenSSL appends trust settings
-            certificates.append(der)
-            kinds.add("pem")
-        elif label in _PKCS7_LABELS:
-            certificates.extend(_read_pkcs7(_pem_body(body, index)))
-            kinds.add("pkcs7-pem")
-        elif label in _OTHER_LABELS:
-            refusals.append(_OTHER_LABELS[label])
-        else:
-            refusals.append(
-                (
-                    ErrorCode.UNSUPPORTED_PEM_BLOCK,
-                    f"a PEM block of type {label.decode('ascii', 'replace')!r}",
-                )
-            )
-    if not certificates:
-        code, what = refusals[0] if refusals else (ErrorCode.NO_CERTIFICATES, "no certificate")
-        raise ReadError(code, f"the file holds {what}, not a certificate")
-    return ReadResult(tuple(certificates), "+".join(sorted(kinds)))
-
-
-def _pem_body(body: bytes, index: int) -> bytes:
-    if b":" in body:  # RFC 1421 headers (Proc-Type: ...), rare
-        body = _PEM_HEADER_LINE.sub(b"", body)
-    try:
-        # Strict: any character outside the alphabet, or misplaced padding, is an error.
-        return binascii.a2b_base64(body.translate(None, _WHITESPACE), strict_mode=True)
-    except binascii.Error:
-        raise ReadError(ErrorCode.MALFORMED_PEM, f"PEM block {index} has invalid base64") from None
-
-
-def _leading_element(der: bytes, index: int) -> bytes:
-    try:
-        return element_bytes(der, read_tlv(der, 0, len(der)))
-    except DerError as exc:
-        raise ReadError(ErrorCode.MALFORMED_CERTIFICATE, f"PEM block {index}: {exc}") from None
-
-
 # --- Binary ------------------------------------------------------------------------
 def _read_der(data: bytes) -> ReadResult:
     if data[:1] != b"\x30":
@@ -314,9 +160,13 @@ def _read_der(data: bytes) -> ReadResult:
     if kind == "certificate":
         return ReadResult((data,), "der")
     if kind == "pkcs7":
-        return ReadResult(tuple(_read_pkcs7(data)), "pkcs7-der")
+        from shared.analysis.pkcs7 import read_pkcs7  # lazy: rare, keeps the hot path lean
+
+        return ReadResult(tuple(read_pkcs7(data)), "pkcs7-der")
     if kind == "pkcs12":
-        return ReadResult(tuple(_read_pkcs12(data)), "pkcs12")
+        from shared.analysis.pkcs12 import read_pkcs12  # lazy, as above
+
+        return ReadResult(tuple(read_pkcs12(data)), "pkcs12")
     if kind == "private-key":
         raise ReadError(
             ErrorCode.PRIVATE_KEY_MATERIAL,
@@ -411,65 +261,3 @@ def _ber_kind(data: bytes) -> str:
     if data[:2] == b"\x30\x80" and data[2:5] == b"\x02\x01\x03":
         return "pkcs12"
     raise ReadError(ErrorCode.MALFORMED_DER, "BER data that is not PKCS#7 or PKCS#12")
-
-
-def _read_pkcs7(data: bytes) -> list[bytes]:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    try:
-        with warnings.catch_warnings():
-            # cryptography warns when it falls back from DER to BER (crl2pkcs7 output).
-            warnings.simplefilter("ignore")
-            certs = pkcs7.load_der_pkcs7_certificates(data)
-    except ValueError as exc:
-        if "no certificate" in str(exc):  # a valid SignedData without certificates
-            raise ReadError(
-                ErrorCode.NO_CERTIFICATES, "the PKCS#7 file holds no certificate"
-            ) from None
-        raise ReadError(
-            ErrorCode.MALFORMED_PKCS7, "the PKCS#7 structure could not be read"
-        ) from None
-    if not certs:
-        raise ReadError(ErrorCode.NO_CERTIFICATES, "the PKCS#7 file holds no certificate")
-    return [cert.public_bytes(Encoding.DER) for cert in certs]
-
-
-def _read_pkcs12(data: bytes) -> list[bytes]:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    loaded = None
-    for password in (None, b""):
-        try:
-            loaded = pkcs12.load_pkcs12(data, password)
-            break
-        except ValueError:
-            continue
-        except TypeError:
-            continue
-    if loaded is None:
-        if _looks_like_pkcs12_with_mac(data):
-            raise ReadError(
-                ErrorCode.PASSWORD_PROTECTED,
-                "the PKCS#12 file is protected by a password; export the certificate "
-                "without its key (e.g. `openssl pkcs12 -in FILE -nokeys -out cert.pem`)",
-            )
-        raise ReadError(ErrorCode.MALFORMED_PKCS12, "the PKCS#12 structure could not be read")
-    if loaded.key is not None:
-        raise ReadError(
-            ErrorCode.PRIVATE_KEY_MATERIAL,
-            "the PKCS#12 file holds a private key; it was not stored. "
-            "Export the certificate only (`openssl pkcs12 -in FILE -nokeys`)",
-        )
-    certs = ([loaded.cert] if loaded.cert else []) + list(loaded.additional_certs)
-    if not certs:
-        raise ReadError(ErrorCode.NO_CERTIFICATES, "the PKCS#12 file holds no certificate")
-    return [cert.certificate.public_bytes(Encoding.DER) for cert in certs]
-
-
-def _looks_like_pkcs12_with_mac(data: bytes) -> bool:
-    try:
-        top = read_tlv(data, 0, len(data))
-        parts = children(data, top)
-    except DerError:
-        return data[:5] == b"\x30\x80\x02\x01\x03"
-    return len(parts) == 3 and parts[2][0] == TAG_SEQUENCE

@@ -80,20 +80,30 @@ def analyze_read_result(source: str, read: ReadResult, rules: Rules, now: dateti
         return _analyze_single(source, read, rules, now)
     facts_list: list[CertificateFacts] = []
     error: ReadError | None = None
+    seen: dict[bytes, CertificateFacts] = {}  # a file may repeat a certificate: read it once
     for index, der in enumerate(read.certificates, start=1):
+        if (known := seen.get(der)) is not None:
+            facts_list.append(known)
+            continue
         try:
-            facts_list.append(extract_facts(der))
+            facts = seen[der] = extract_facts(der)
         except CertificateError as exc:
             # Keep the good ones (nothing lost) and say which one failed.
             error = error or ReadError(
                 ErrorCode.MALFORMED_CERTIFICATE,
                 f"certificate {index} of {len(read.certificates)}: {exc}",
             )
+            continue
+        facts_list.append(facts)
     links = chain_links(facts_list) if len(facts_list) > 1 else {}
+    classified: dict[str, Classification] = {}
     analyzed = tuple(
         AnalyzedCertificate(
             facts,
-            classify_certificate(facts, rules, now),
+            classified.get(facts.sha256_fingerprint)
+            or classified.setdefault(
+                facts.sha256_fingerprint, classify_certificate(facts, rules, now)
+            ),
             links.get(facts.sha256_fingerprint),
         )
         for facts in facts_list

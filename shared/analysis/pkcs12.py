@@ -1,0 +1,215 @@
+"""PKCS#12 (``.pfx``/``.p12``) without a password -> the DER of each certificate. Pure.
+
+Why walked here and not loaded with ``cryptography``: its PKCS#12 loader parses every
+certificate and fails the whole file on the very certificates this product exists to find
+(a tenant CA whose AlgorithmIdentifiers differ only in NULL parameters), and that failure
+looked like a password. So the PFX is walked with asn1crypto: the MAC is checked with the
+two encodings of an empty password (a file whose MAC holds under neither truly needs a
+password), each SafeContents is read in the clear or decrypted under the empty password
+(PBES2: PBKDF2 + AES/3DES; the legacy PKCS#12 PBE: 3DES, RC2, RC4), and each
+certificate bag's bytes are analysed on their own. Any key bag refuses the file
+(``private-key-material``). The work is bounded (``pkcs12_crypto``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from asn1crypto import cms, core
+from asn1crypto import pkcs12 as asn1_pkcs12
+from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4, RC2, TripleDES
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from shared.analysis.pkcs12_crypto import (
+    EMPTY_BMP_PASSWORD,
+    KDF_IV,
+    KDF_KEY,
+    KDF_MAC,
+    NULL_PASSWORD,
+    WorkBudget,
+    hash_spec,
+    pkcs12_kdf,
+    rc2_cbc_decrypt,
+)
+from shared.analysis.read_result import ErrorCode, ReadError
+
+_EMPTY_PASSWORDS = (EMPTY_BMP_PASSWORD, NULL_PASSWORD)  # the common one first
+_MAX_NESTING = 8  # SafeContents bags inside SafeContents bags
+_KEY_BAGS = frozenset({"key_bag", "pkcs8_shrouded_key_bag", "secret_bag"})
+
+
+def _password_protected(detail: str = "") -> ReadError:
+    return ReadError(
+        ErrorCode.PASSWORD_PROTECTED,
+        f"the PKCS#12 file is protected by a password{detail}; export the certificate "
+        "without its key (e.g. `openssl pkcs12 -in FILE -nokeys -out cert.pem`)",
+    )
+
+
+def _key_material() -> ReadError:
+    return ReadError(
+        ErrorCode.PRIVATE_KEY_MATERIAL,
+        "the PKCS#12 file holds a private key; it was not stored. "
+        "Export the certificate only (`openssl pkcs12 -in FILE -nokeys`)",
+    )
+
+
+def read_pkcs12(data: bytes) -> list[bytes]:
+    """The certificates of a PFX that needs no password, in file order."""
+    try:
+        return _read(data, WorkBudget())
+    except ReadError:
+        raise
+    except Exception:  # asn1crypto raises ValueError, TypeError, RecursionError, ...
+        raise ReadError(
+            ErrorCode.MALFORMED_PKCS12, "the PKCS#12 structure could not be read"
+        ) from None
+
+
+def _read(data: bytes, budget: WorkBudget) -> list[bytes]:
+    pfx = asn1_pkcs12.Pfx.load(data, strict=True)
+    auth_safe = pfx["auth_safe"]
+    if auth_safe["content_type"].native != "data":
+        raise ReadError(
+            ErrorCode.MALFORMED_PKCS12,
+            "the PKCS#12 file uses public-key integrity, which is not supported",
+        )
+    content = auth_safe["content"].native or b""
+    password = _mac_password(pfx["mac_data"], content, budget)
+    certificates: list[bytes] = []
+    for info in asn1_pkcs12.AuthenticatedSafe.load(content):
+        kind = info["content_type"].native
+        if kind == "data":
+            safe = asn1_pkcs12.SafeContents.load(info["content"].native or b"")
+        elif kind == "encrypted_data":
+            safe = _decrypt_safe(info["content"]["encrypted_content_info"], password, budget)
+        elif kind == "enveloped_data":
+            raise _password_protected(" (encrypted to a recipient's key)")
+        else:
+            raise ReadError(ErrorCode.MALFORMED_PKCS12, f"a PKCS#12 content of type {kind}")
+        _collect(safe, certificates, 0)
+    if not certificates:
+        raise ReadError(ErrorCode.NO_CERTIFICATES, "the PKCS#12 file holds no certificate")
+    return certificates
+
+
+def _mac_password(mac_data: object, content: bytes, budget: WorkBudget) -> bytes | None:
+    """Which empty password the MAC holds under; None when there is no MAC to tell (or its
+    algorithm is one we do not know: then decryption tells). Raises when neither holds."""
+    if isinstance(mac_data, core.Void):
+        return None
+    digest_info = mac_data["mac"]  # type: ignore[index]
+    hash_name = digest_info["digest_algorithm"]["algorithm"].native
+    spec = hash_spec(hash_name)
+    if spec is None:
+        return None
+    expected = digest_info["digest"].native
+    salt = mac_data["mac_salt"].native  # type: ignore[index]
+    iterations = mac_data["iterations"].native  # type: ignore[index]
+    size = spec[0]().digest_size
+    for password in _EMPTY_PASSWORDS:
+        key = pkcs12_kdf(hash_name, password, salt, KDF_MAC, iterations, size, budget)
+        if hmac.compare_digest(hmac.new(key, content, hash_name).digest(), expected):
+            return password
+    raise _password_protected()
+
+
+def _collect(safe: asn1_pkcs12.SafeContents, certificates: list[bytes], depth: int) -> None:
+    for bag in safe:
+        bag_id = bag["bag_id"].native
+        if bag_id in _KEY_BAGS:
+            raise _key_material()
+        if bag_id == "cert_bag":
+            value = bag["bag_value"]
+            if value["cert_id"].native == "x509":
+                certificates.append(bytes(value["cert_value"]))  # the bytes, unparsed
+        elif bag_id == "safe_contents":
+            if depth >= _MAX_NESTING:
+                raise ReadError(ErrorCode.MALFORMED_PKCS12, "SafeContents nested too deep")
+            _collect(bag["bag_value"], certificates, depth + 1)
+        # CRL bags and unknown bags hold no certificate: skipped.
+
+
+def _decrypt_safe(
+    encrypted: cms.EncryptedContentInfo, password: bytes | None, budget: WorkBudget
+) -> asn1_pkcs12.SafeContents:
+    algorithm = encrypted["content_encryption_algorithm"]
+    ciphertext = encrypted["encrypted_content"].native or b""
+    kdf = algorithm.kdf
+    if kdf == "pbkdf2":
+        # PBES2 takes the password's bytes as they are: both empty forms are b"".
+        candidates: tuple[bytes, ...] = (NULL_PASSWORD,)
+    elif kdf == "pkcs12_kdf":
+        candidates = (password,) if password is not None else _EMPTY_PASSWORDS
+    else:
+        raise ReadError(
+            ErrorCode.UNSUPPORTED_ENCODING,
+            f"the PKCS#12 file is encrypted with {algorithm['algorithm'].native}, "
+            "which is not supported; export the certificates as PEM",
+        )
+    for candidate in candidates:
+        plain = _decrypt(algorithm, kdf, candidate, ciphertext, budget)
+        if plain is None:
+            continue
+        try:
+            safe = asn1_pkcs12.SafeContents.load(plain, strict=True)
+            len(safe)  # parse the bag list now: a wrong key gives garbage
+        except Exception:  # noqa: S112 - a wrong key: try the other empty password
+            continue
+        return safe
+    raise _password_protected()
+
+
+def _decrypt(
+    algorithm: object, kdf: str, password: bytes, ciphertext: bytes, budget: WorkBudget
+) -> bytes | None:
+    """The padded-and-checked plaintext, or None when the key is wrong."""
+    cipher_name = algorithm.encryption_cipher  # type: ignore[attr-defined]
+    key_length = algorithm.key_length  # type: ignore[attr-defined]
+    salt, iterations = algorithm.kdf_salt, algorithm.kdf_iterations  # type: ignore[attr-defined]
+    block_size = algorithm.encryption_block_size  # type: ignore[attr-defined]
+    if kdf == "pbkdf2":
+        prf = algorithm.kdf_hmac  # type: ignore[attr-defined]
+        spec = hash_spec(prf)
+        if spec is None:
+            raise ReadError(ErrorCode.UNSUPPORTED_ENCODING, f"PBKDF2 with {prf}")
+        budget.spend(iterations, -(-key_length // spec[0]().digest_size))
+        key = hashlib.pbkdf2_hmac(prf, password, salt, iterations, key_length)
+        iv = algorithm.encryption_iv  # type: ignore[attr-defined]
+    else:
+        key = pkcs12_kdf("sha1", password, salt, KDF_KEY, iterations, key_length, budget)
+        iv = (
+            pkcs12_kdf("sha1", password, salt, KDF_IV, iterations, block_size, budget)
+            if block_size
+            else b""
+        )
+    if cipher_name == "rc4":
+        return Cipher(ARC4(key), mode=None).decryptor().update(ciphertext)
+    if len(ciphertext) % block_size:
+        return None
+    if cipher_name == "rc2" and len(key) != 16:
+        budget.spend_rc2(len(ciphertext))
+        padded = rc2_cbc_decrypt(key, 8 * len(key), iv, ciphertext)
+    else:
+        engine = _block_cipher(cipher_name, key)
+        decryptor = Cipher(engine, modes.CBC(iv)).decryptor()
+        padded = decryptor.update(ciphertext) + decryptor.finalize()
+    unpadder = padding.PKCS7(8 * block_size).unpadder()
+    try:
+        return unpadder.update(padded) + unpadder.finalize()
+    except ValueError:
+        return None
+
+
+def _block_cipher(name: str, key: bytes) -> algorithms.BlockCipherAlgorithm:
+    if name == "aes":
+        return algorithms.AES(key)
+    if name == "tripledes":
+        return TripleDES(key)
+    if name == "des":
+        return TripleDES(key * 3)  # single DES is 3DES with three equal keys
+    if name == "rc2":
+        return RC2(key)
+    raise ReadError(ErrorCode.UNSUPPORTED_ENCODING, f"PKCS#12 encryption with {name}")
