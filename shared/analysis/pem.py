@@ -44,22 +44,24 @@ def scan_pem(text: bytes) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
     a block are not starts of blocks; a BEGIN without its END is skipped. One pass over
     the markers, each END list walked forward once per label: linear in the text.
     """
-    markers = [
-        (m.group(1) == b"BEGIN", m.group(2), m.start(), m.end(2) + 5)
-        for m in _PEM_MARKER.finditer(text)
-    ]
+    found = _PEM_MARKER.findall(text)  # [(b"BEGIN" | b"END", label)], in C
+    if not found:
+        return [], []
+    begins = [label for kind, label in found if kind == b"BEGIN"]
+    if len(begins) == len(found):
+        return [], begins  # no END line at all: no block (a cheap hostile case)
+    starts = [match.start() for match in _PEM_MARKER.finditer(text)]
     ends: dict[bytes, list[tuple[int, int]]] = {}
-    for is_begin, label, start, end in markers:
-        if not is_begin:
-            ends.setdefault(label, []).append((start, end))
+    for (kind, label), start in zip(found, starts, strict=True):
+        if kind == b"END":  # "-----END " + label + "-----"
+            ends.setdefault(label, []).append((start, start + 14 + len(label)))
     next_end: dict[bytes, int] = {}  # per label: index of the first END not yet passed
     blocks: list[tuple[bytes, bytes]] = []
-    begins: list[bytes] = []
     inside_until = 0
-    for is_begin, label, start, end in markers:
-        if not is_begin:
+    for (kind, label), start in zip(found, starts, strict=True):
+        if kind != b"BEGIN":
             continue
-        begins.append(label)
+        end = start + 16 + len(label)  # "-----BEGIN " + label + "-----"
         if start < inside_until:
             continue  # inside the body of the previous block
         candidates = ends.get(label, ())

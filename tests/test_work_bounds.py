@@ -1,0 +1,224 @@
+"""Issue 14, item 2: a bound on the work per file, by algorithm, counted (signature checks,
+key-derivation iterations, PEM scans) so that no test depends on the machine's speed.
+
+Before: a PKCS#12 with 2^31-1 iterations never ended; 1,000 copies of one broken
+self-signed certificate cost 69 s of signature checks; 58,222 BEGIN lines cost 28 s."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from analyzer_samples import rules
+from hostile_samples import (
+    OPENSSL,
+    flipped,
+    hostile_corpus,
+    openssl_pkcs12,
+    self_signed,
+    signed_data,
+    with_iterations,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.analysis import chain, pem, pkcs12_crypto
+from shared.analysis.chain import MAX_SIGNATURE_CHECKS, VerifiesWith
+from shared.analysis.pkcs12_crypto import MAX_ITERATIONS, MAX_TOTAL_ITERATIONS
+from shared.analysis.reader import DEFAULT_MAX_UPLOAD_BYTES, ErrorCode, Status
+from shared.analysis.scan import analyze_bytes
+from shared.local import samples
+
+needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl command is required")
+
+
+@dataclass
+class Work:
+    signature_checks: int = 0
+    kdf_iterations: int = 0  # the largest total one file's budget reached
+    pem_scans: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[Work]:
+    """Counts the expensive steps at the one place each happens."""
+    tally = Work()
+    real_verify = chain._verify
+    real_spend = pkcs12_crypto.WorkBudget.spend
+    real_marker = pem._PEM_MARKER
+
+    def verify(*args: object) -> bool | None:
+        tally.signature_checks += 1
+        return real_verify(*args)  # type: ignore[arg-type]
+
+    def spend(self: pkcs12_crypto.WorkBudget, iterations: int, blocks: int = 1) -> None:
+        real_spend(self, iterations, blocks)
+        tally.kdf_iterations = max(tally.kdf_iterations, self.spent)
+
+    class CountingMarker:
+        def findall(self, text: bytes) -> list[tuple[bytes, bytes]]:
+            tally.pem_scans += 1
+            return real_marker.findall(text)
+
+        def finditer(self, text: bytes) -> Iterator[object]:
+            tally.pem_scans += 1
+            return real_marker.finditer(text)
+
+    monkeypatch.setattr(chain, "_verify", verify)
+    monkeypatch.setattr(pkcs12_crypto.WorkBudget, "spend", spend)
+    monkeypatch.setattr(pem, "_PEM_MARKER", CountingMarker())
+    yield tally
+
+
+def _analyze(name: str, data: bytes) -> object:
+    return analyze_bytes(name, data, rules())
+
+
+# --- PKCS#12 iteration counts ------------------------------------------------------------
+@needs_openssl
+@pytest.mark.parametrize(
+    ("mac", "bags"),
+    [(2**31 - 1, None), (None, 2**31 - 1), (2**24, 2**24), (MAX_ITERATIONS + 1, None)],
+)
+def test_pkcs12_iterations_above_the_cap_are_refused_before_any_work(
+    work: Work, mac: int | None, bags: int | None
+) -> None:
+    data = with_iterations(openssl_pkcs12([self_signed(0x51)]), mac, bags)
+    result = _analyze("huge.p12", data)
+    assert result.status is Status.REJECTED
+    assert result.error is not None and result.error.code is ErrorCode.PKCS12_ITERATIONS_TOO_HIGH
+    assert "`openssl pkcs12" in result.error.message
+    assert work.kdf_iterations == 0  # refused on sight, nothing derived
+
+
+@needs_openssl
+def test_pkcs12_at_the_cap_is_read(work: Work) -> None:
+    """Old Java keytool's MAC default (100,000) is the largest count real tools write."""
+    data = openssl_pkcs12([self_signed(0x52)], ("-iter", str(MAX_ITERATIONS)))
+    result = _analyze("java.p12", data)
+    assert result.status is Status.ANALYZED, result.error
+    assert 2 * MAX_ITERATIONS <= work.kdf_iterations <= MAX_TOTAL_ITERATIONS
+
+
+@needs_openssl
+def test_pkcs12_total_iterations_are_capped(work: Work) -> None:
+    """Many encrypted safes, each under the per-count cap, add up: refused at the total."""
+    from asn1crypto import pkcs12 as asn1_pkcs12
+
+    one = asn1_pkcs12.Pfx.load(
+        openssl_pkcs12([self_signed(0x53)], ("-iter", "90000", "-macalg", "sha1"))
+    )
+    safes = asn1_pkcs12.AuthenticatedSafe.load(one["auth_safe"]["content"].native)
+    many = asn1_pkcs12.AuthenticatedSafe([safes[0].copy() for _ in range(8)])
+    pfx = asn1_pkcs12.Pfx(
+        {"version": 3, "auth_safe": {"content_type": "data", "content": many.dump(force=True)}}
+    )
+    result = _analyze("many.p12", pfx.dump(force=True))
+    assert result.error is not None and result.error.code is ErrorCode.PKCS12_ITERATIONS_TOO_HIGH
+    assert work.kdf_iterations <= MAX_TOTAL_ITERATIONS
+
+
+# --- chain work --------------------------------------------------------------------------
+def test_identical_certificates_are_checked_once(work: Work) -> None:
+    cert = flipped(self_signed(0x60))
+    result = _analyze("copies.pem", samples.pem(cert) * 1000)
+    assert result.status is Status.ANALYZED and len(result.certificates) == 1000
+    assert work.signature_checks == 1
+    links = {c.chain for c in result.certificates}
+    assert len(links) == 1 and next(iter(links)).verifies_with is VerifiesWith.NEITHER
+
+
+def test_signature_checks_are_capped_and_the_rest_say_unchecked(work: Work) -> None:
+    count = 40
+    ders = [self_signed(0x2000 + i, key_seed=1 + i % 5, signer_seed=98) for i in range(count)]
+    result = analyze_bytes(
+        "distinct.p7b", signed_data(ders), rules()
+    )  # every one names every other as a candidate issuer
+    assert result.status is Status.ANALYZED and len(result.certificates) == count
+    assert work.signature_checks <= MAX_SIGNATURE_CHECKS
+    unchecked = [c for c in result.certificates if c.chain.verifies_with is VerifiesWith.UNCHECKED]
+    # 40 certificates x 40 candidates = 1,600 pairs: most cannot be tried.
+    assert unchecked and all(c.chain.reason and "limit" in c.chain.reason for c in unchecked)
+    body = unchecked[0].to_json()["chain"]
+    assert body["verifies_with"] == "unchecked" and body["reason"]
+
+
+def test_a_real_chain_needs_few_checks(work: Work) -> None:
+    from analyzer_samples import INSIDE, pca, tenant
+
+    issued = tenant(INSIDE)
+    device = samples.device_certificate(issued)
+    result = _analyze("chain.pem", device.pem + issued.pem + pca().pem)
+    assert [c.chain.verifies_with for c in result.certificates[:2]] == [VerifiesWith.BOTH] * 2
+    assert work.signature_checks <= 3
+
+
+# --- PEM ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"-----BEGIN X-----\n" * 58222,
+        b"-----BEGIN X-----\n-----END Y-----\n" * 29000,
+        b"-----BEGIN CERTIFICATE-----\n" + b"-----END X-----\n" * 60000,
+    ],
+)
+def test_pem_markers_are_found_in_one_pass(work: Work, text: bytes) -> None:
+    result = _analyze("begins.pem", text)
+    assert result.status is Status.UNREADABLE
+    assert work.pem_scans <= 2  # one findall, at most one finditer: never one per BEGIN
+
+
+# --- the property ------------------------------------------------------------------------
+_CERT = flipped(self_signed(0x70))
+_SHAPES = {
+    "pem-copies": lambda n: samples.pem(_CERT) * n,
+    "pem-distinct": lambda n: b"".join(
+        samples.pem(self_signed(0x3000 + i, 1 + i % 3, 97)) for i in range(min(n, 300))
+    ),
+    "pkcs7-distinct": lambda n: signed_data(
+        [self_signed(0x4000 + i, 1 + i % 3, 97) for i in range(min(n, 300))]
+    ),
+    "begin-lines": lambda n: b"-----BEGIN X-----\n" * (n * 40),
+    "begin-end-mix": lambda n: b"-----BEGIN A-----\nQUJD\n-----END B-----\n" * (n * 20),
+    "ber-nesting": lambda n: b"\x30\x80" * (n * 350),
+}
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    shape=st.sampled_from(sorted(_SHAPES)),
+    count=st.integers(min_value=1, max_value=1500),
+    junk=st.binary(max_size=64),
+)
+def test_any_input_up_to_the_limit_costs_a_bounded_amount_of_work(
+    shape: str, count: int, junk: bytes
+) -> None:
+    data = (_SHAPES[shape](count) + junk)[:DEFAULT_MAX_UPLOAD_BYTES]
+    with pytest.MonkeyPatch.context() as patch:
+        tally = Work()
+        real_verify = chain._verify
+
+        def verify(*args: object) -> bool | None:
+            tally.signature_checks += 1
+            return real_verify(*args)  # type: ignore[arg-type]
+
+        patch.setattr(chain, "_verify", verify)
+        result = analyze_bytes("hostile", data, rules())
+    assert result.status in (Status.ANALYZED, Status.UNREADABLE, Status.REJECTED)
+    assert tally.signature_checks <= MAX_SIGNATURE_CHECKS
+
+
+def test_the_hostile_corpus_stays_within_every_bound(work: Work) -> None:
+    """The issue's files, shrunk (the full size runs in `make bench`)."""
+    for name, make in hostile_corpus(scale=0.2).items():
+        before = work.signature_checks
+        result = _analyze(name, make())
+        assert result.status in (Status.ANALYZED, Status.UNREADABLE, Status.REJECTED), name
+        assert work.signature_checks - before <= MAX_SIGNATURE_CHECKS, name
+    assert work.kdf_iterations <= MAX_TOTAL_ITERATIONS
