@@ -850,6 +850,16 @@ def test_funcignore_keeps_the_app_and_nothing_that_is_only_for_development() -> 
     spec = _funcignore()
     leaked = [path for path in DEV_ONLY_PATHS if not spec.match_file(path)]
     assert leaked == [], f".funcignore would ship {leaked}"
+    app_paths = [
+        *APP_ROOT_FILES,
+        "shared/__init__.py",
+        "shared/alerts/default_rules.toml",
+        "shared/app/templates/fleet.html.j2",  # package data, wherever it lives in shared/
+        "shared/analysis/tests/vectors.json",  # root-anchored rules spare same-named folders
+        "shared/storage/build/x.py",
+    ]
+    dropped = [path for path in app_paths if spec.match_file(path)]
+    assert dropped == [], f".funcignore would drop app files {dropped}"
     kept = _package_files()
     strays = [
         path
