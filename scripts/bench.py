@@ -16,6 +16,10 @@ def main() -> int:
     import bench_analyzer
 
     results["analyzer"] = bench_analyzer.run()
+    print("\n== Hostile files: the work bound per file (issue 14) ==")
+    import bench_hostile
+
+    results["hostile"] = bench_hostile.run()
     print("\n== Pipeline (issue 3) ==")
     import bench_pipeline
 

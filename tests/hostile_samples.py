@@ -106,13 +106,18 @@ def _key(seed: int, curve: type[ec.EllipticCurve] = ec.SECP256R1) -> ec.Elliptic
     return ec.derive_private_key(0x5EED0000 + seed, curve())
 
 
-def self_signed(serial: int, key_seed: int = 1, signer_seed: int | None = None) -> bytes:
+def self_signed(
+    serial: int,
+    key_seed: int = 1,
+    signer_seed: int | None = None,
+    curve: type[ec.EllipticCurve] = ec.SECP256R1,
+) -> bytes:
     """A self-issued certificate named "hostile"; signed by another key when
     ``signer_seed`` differs (so it never verifies under any certificate of the file)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
     start = datetime(2020, 1, 1, tzinfo=UTC)
-    key = _key(key_seed)
+    key = _key(key_seed, curve)
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name("hostile"))
@@ -122,7 +127,7 @@ def self_signed(serial: int, key_seed: int = 1, signer_seed: int | None = None) 
         .not_valid_before(start)
         .not_valid_after(start + timedelta(days=365))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(_key(key_seed if signer_seed is None else signer_seed), hashes.SHA256())
+        .sign(_key(key_seed if signer_seed is None else signer_seed, curve), hashes.SHA256())
     )
     return cert.public_bytes(Encoding.DER)
 
@@ -140,6 +145,18 @@ def _distinct_unverifiable(count: int) -> list[bytes]:
         self_signed(0x1000 + index, key_seed=1 + index % 7, signer_seed=99)
         for index in range(count)
     ]
+
+
+def many_encrypted_safes(count: int, iterations: int) -> bytes:
+    """A PKCS#12 without a MAC whose ``count`` encrypted safes each derive their key with
+    ``iterations`` (under the per-count cap): only the per-file total stops it."""
+    one = asn1_pkcs12.Pfx.load(openssl_pkcs12([self_signed(0x53)], ("-iter", str(iterations))))
+    safes = asn1_pkcs12.AuthenticatedSafe.load(one["auth_safe"]["content"].native)
+    many = asn1_pkcs12.AuthenticatedSafe([safes[0].copy() for _ in range(count)])
+    pfx = asn1_pkcs12.Pfx(
+        {"version": 3, "auth_safe": {"content_type": "data", "content": many.dump(force=True)}}
+    )
+    return pfx.dump(force=True)
 
 
 def hostile_corpus(scale: float = 1.0) -> dict[str, Callable[[], bytes]]:
@@ -168,7 +185,17 @@ def hostile_corpus(scale: float = 1.0) -> dict[str, Callable[[], bytes]]:
         ),
         "utf16-begin-lines.pem": lambda: ("-----BEGIN X-----\n" * n(29000)).encode("utf-16"),
     }
+    corpus["pkcs7-400-distinct-p521.p7b"] = lambda: signed_data(
+        [self_signed(0x5000 + index, 1 + index % 5, 97, ec.SECP521R1) for index in range(n(400))]
+    )
     if OPENSSL is not None:
+        corpus["pkcs12-total-iterations-at-cap.p12"] = lambda: many_encrypted_safes(n(40), 99_000)
+        corpus["pkcs12-rc2-40-near-cap.p12"] = lambda: openssl_pkcs12(
+            [self_signed(0x7A)] * n(150), ("-legacy",)
+        )  # pure-Python RC2 just under its 64 KiB cap
+        corpus["pkcs12-rc2-40-over-cap.p12"] = lambda: openssl_pkcs12(
+            [self_signed(0x7B)] * n(400), ("-legacy",)
+        )
         corpus["pkcs12-mac-iterations-2^31-1.p12"] = pkcs12_iterations(2**31 - 1, None)
         corpus["pkcs12-bag-iterations-2^31-1.p12"] = pkcs12_iterations(None, 2**31 - 1)
         corpus["pkcs12-both-iterations-2^24.p12"] = pkcs12_iterations(2**24, 2**24)
