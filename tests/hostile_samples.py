@@ -183,6 +183,8 @@ def hostile_corpus(scale: float = 1.0) -> dict[str, Callable[[], bytes]]:
         "pkcs7-ber-nesting.p7b": lambda: (
             b"\x30\x80\x06\x09" + _OID_SIGNED_DATA + b"\xa0\x80" * n(400_000)
         ),
+        "pkcs7-pem-blocks-x2000.pem": lambda: samples.pem(signed_data([cert]), "PKCS7") * n(2000),
+        "pkcs7-1MiB-one-cert.p7b": lambda: signed_data([cert] * n(2400)),
         "utf16-begin-lines.pem": lambda: ("-----BEGIN X-----\n" * n(29000)).encode("utf-16"),
     }
     corpus["pkcs7-400-distinct-p521.p7b"] = lambda: signed_data(

@@ -441,6 +441,9 @@ def test_library_failure_becomes_an_error_not_an_exception(
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("library bug")
 
+    from shared.analysis import pkcs7 as pkcs7_reader
+
+    monkeypatch.setattr(pkcs7_reader, "_read_der", lambda _: None)  # the library path
     monkeypatch.setattr(cms.ContentInfo, "load", broken)
     t, _ = _chain()
     data = pkcs7.serialize_certificates([t.certificate], Encoding.DER)

@@ -6,7 +6,9 @@ self-signed certificate cost 69 s of signature checks; 58,222 BEGIN lines cost 2
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -48,8 +50,8 @@ class Work:
     files: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[Work]:
+@contextlib.contextmanager
+def counting() -> Iterator[Work]:
     """Counts the expensive steps at the one place each happens."""
     tally = Work()
     real_verify = chain._verify
@@ -73,10 +75,17 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[Work]:
             tally.pem_scans += 1
             return real_marker.finditer(text)
 
-    monkeypatch.setattr(chain, "_verify", verify)
-    monkeypatch.setattr(pkcs12_crypto.WorkBudget, "spend", spend)
-    monkeypatch.setattr(pem, "_PEM_MARKER", CountingMarker())
-    yield tally
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(chain, "_verify", verify)
+        patch.setattr(pkcs12_crypto.WorkBudget, "spend", spend)
+        patch.setattr(pem, "_PEM_MARKER", CountingMarker())
+        yield tally
+
+
+@pytest.fixture
+def work() -> Iterator[Work]:
+    with counting() as tally:
+        yield tally
 
 
 def _analyze(name: str, data: bytes) -> object:
@@ -170,46 +179,68 @@ def test_pem_markers_are_found_in_one_pass(work: Work, text: bytes) -> None:
 
 # --- the property ------------------------------------------------------------------------
 _CERT = flipped(self_signed(0x70))
-_SHAPES = {
-    "pem-copies": lambda n: samples.pem(_CERT) * n,
-    "pem-distinct": lambda n: b"".join(
+
+
+@functools.cache
+def _pkcs12_template(legacy: bool) -> bytes:
+    return openssl_pkcs12([_CERT], ("-legacy",) if legacy else ())
+
+
+_SHAPES: dict[str, Callable[[int, int], bytes]] = {  # (count, iterations) -> file
+    "pem-copies": lambda n, _: samples.pem(_CERT) * n,
+    "pem-distinct": lambda n, _: b"".join(
         samples.pem(self_signed(0x3000 + i, 1 + i % 3, 97)) for i in range(min(n, 300))
     ),
-    "pkcs7-distinct": lambda n: signed_data(
+    "pkcs7-distinct": lambda n, _: signed_data(
         [self_signed(0x4000 + i, 1 + i % 3, 97) for i in range(min(n, 300))]
     ),
-    "begin-lines": lambda n: b"-----BEGIN X-----\n" * (n * 40),
-    "begin-end-mix": lambda n: b"-----BEGIN A-----\nQUJD\n-----END B-----\n" * (n * 20),
-    "ber-nesting": lambda n: b"\x30\x80" * (n * 350),
+    "pkcs7-pem-blocks": lambda n, _: samples.pem(signed_data([_CERT]), "PKCS7") * n,
+    "begin-lines": lambda n, _: b"-----BEGIN X-----\n" * (n * 40),
+    "begin-end-mix": lambda n, _: b"-----BEGIN A-----\nQUJD\n-----END B-----\n" * (n * 20),
+    "ber-nesting": lambda n, _: b"\x30\x80" * (n * 350),
+    "pkcs12-mac": lambda _, i: with_iterations(_pkcs12_template(False), mac=i),
+    "pkcs12-bags": lambda _, i: with_iterations(_pkcs12_template(False), bags=i),
+    "pkcs12-legacy-bags": lambda _, i: with_iterations(_pkcs12_template(True), bags=i),
 }
+# Cheap counts (read for real) and counts above the cap (refused on sight).
+_ITERATIONS = st.one_of(st.integers(1, 3000), st.integers(MAX_ITERATIONS + 1, 2**31 - 1))
 
 
+@needs_openssl
 @settings(
-    max_examples=12,
+    max_examples=25,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 @given(
     shape=st.sampled_from(sorted(_SHAPES)),
     count=st.integers(min_value=1, max_value=1500),
+    iterations=_ITERATIONS,
     junk=st.binary(max_size=64),
 )
 def test_any_input_up_to_the_limit_costs_a_bounded_amount_of_work(
-    shape: str, count: int, junk: bytes
+    shape: str, count: int, iterations: int, junk: bytes
 ) -> None:
-    data = (_SHAPES[shape](count) + junk)[:DEFAULT_MAX_UPLOAD_BYTES]
-    with pytest.MonkeyPatch.context() as patch:
-        tally = Work()
-        real_verify = chain._verify
-
-        def verify(*args: object) -> bool | None:
-            tally.signature_checks += 1
-            return real_verify(*args)  # type: ignore[arg-type]
-
-        patch.setattr(chain, "_verify", verify)
+    """Whatever the shape, size (up to MAX_UPLOAD_BYTES) and iteration counts: at most
+    the per-file budgets of signature checks and KDF iterations, at most two PEM scans."""
+    data = _SHAPES[shape](count, iterations)
+    if not shape.startswith("pkcs12"):
+        data += junk
+    data = data[:DEFAULT_MAX_UPLOAD_BYTES]
+    with counting() as tally:
         result = analyze_bytes("hostile", data, rules())
     assert result.status in (Status.ANALYZED, Status.UNREADABLE, Status.REJECTED)
     assert tally.signature_checks <= MAX_SIGNATURE_CHECKS
+    assert tally.kdf_iterations <= MAX_TOTAL_ITERATIONS
+    assert tally.pem_scans <= 2
+    if shape.startswith("pkcs12") and iterations > MAX_ITERATIONS:
+        assert result.error is not None
+        assert result.error.code is ErrorCode.PKCS12_ITERATIONS_TOO_HIGH
+        assert tally.kdf_iterations == 0
 
 
 @needs_openssl

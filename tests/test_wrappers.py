@@ -185,3 +185,26 @@ def test_pkcs12_kdf_agrees_with_openssl() -> None:
         pfx = asn1_pkcs12.Pfx.load(data)
         content = pfx["auth_safe"]["content"].native
         assert _mac_password(pfx["mac_data"], content, WorkBudget()) == EMPTY_BMP_PASSWORD
+
+
+@needs_openssl
+def test_the_fast_der_walk_and_asn1crypto_agree() -> None:
+    """PKCS#7 in strict DER is walked by the project's DER reader (fast); everything else
+    by asn1crypto. Where both read a file they give the same certificates."""
+    from shared.analysis import pkcs7 as pkcs7_reader
+
+    ders = _files("null-outer")
+    oid_certs = [x509.load_der_x509_certificate(der) for der in _files("oid-outer")]
+    inputs = [
+        signed_data(ders),
+        signed_data(ders[:1]),
+        pkcs7.serialize_certificates(oid_certs, Encoding.DER),
+        openssl_crl2pkcs7(ders),
+    ]
+    for data in inputs:
+        fast = pkcs7_reader._read_der(data)
+        assert fast is not None
+        assert fast == pkcs7_reader._read_with_asn1crypto(data)
+    # BER (indefinite lengths) is left to asn1crypto.
+    ber = b"\x30\x80" + signed_data(ders)[2 + 2 :] + b"\x00\x00"
+    assert pkcs7_reader._read_der(ber) is None

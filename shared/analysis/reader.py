@@ -5,6 +5,10 @@ PowerShell redirect), DER ``.cer``/``.crt``, bare base64 (the Azure Sphere REST 
 PKCS#7 (DER, PEM, BER) and PKCS#12 without a password. Private key material is refused
 as ``private-key-material`` and its bytes never reach a result, a log or an exception
 message: errors carry only fixed texts and counts. Pure: bytes in, a value out.
+
+This module tells formats apart and reads single certificates (the hot path); ``pem``
+reads PEM text, and ``pkcs7`` / ``pkcs12`` (imported only when such a file comes) walk the
+wrappers certificate by certificate, each with a bound on its work per file.
 """
 
 from __future__ import annotations
