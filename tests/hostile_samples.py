@@ -195,6 +195,9 @@ def hostile_corpus(scale: float = 1.0) -> dict[str, Callable[[], bytes]]:
         corpus["pkcs12-rc2-40-near-cap.p12"] = lambda: openssl_pkcs12(
             [self_signed(0x7A)] * n(150), ("-legacy",)
         )  # pure-Python RC2 just under its 64 KiB cap
+        corpus["pkcs12-clear-bags-1MiB.p12"] = lambda: openssl_pkcs12(
+            [cert] * n(2400), ("-certpbe", "NONE")
+        )
         corpus["pkcs12-rc2-40-over-cap.p12"] = lambda: openssl_pkcs12(
             [self_signed(0x7B)] * n(400), ("-legacy",)
         )

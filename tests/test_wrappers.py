@@ -208,3 +208,45 @@ def test_the_fast_der_walk_and_asn1crypto_agree() -> None:
     # BER (indefinite lengths) is left to asn1crypto.
     ber = b"\x30\x80" + signed_data(ders)[2 + 2 :] + b"\x00\x00"
     assert pkcs7_reader._read_der(ber) is None
+
+
+@needs_openssl
+def test_pkcs12_bags_fast_der_walk_and_asn1crypto_agree() -> None:
+    """SafeContents in strict DER are walked by the project's DER reader; asn1crypto reads
+    the rest (BER). Both give the same certificates, and both refuse a key bag."""
+    from asn1crypto import pkcs12 as asn1_pkcs12
+    from cryptography.hazmat.primitives.serialization import PrivateFormat
+
+    from shared.analysis import pkcs12 as pkcs12_reader
+    from shared.analysis.der import read_tlv
+    from shared.analysis.read_result import ReadError
+
+    def safe_contents(data: bytes, index: int = 0) -> bytes:
+        pfx = asn1_pkcs12.Pfx.load(data)
+        safes = asn1_pkcs12.AuthenticatedSafe.load(pfx["auth_safe"]["content"].native)
+        return safes[index]["content"].native  # an unencrypted SafeContents
+
+    ders = _files("null-outer")
+    plain = safe_contents(openssl_pkcs12(ders, ("-certpbe", "NONE")))
+    fast: list[bytes] = []
+    pkcs12_reader._walk_bags(plain, read_tlv(plain, 0, len(plain)), fast, 0)
+    slow: list[bytes] = []
+    pkcs12_reader._collect(asn1_pkcs12.SafeContents.load(plain), slow, 0)
+    assert fast == slow == ders
+    # The same bags in BER (indefinite length) take the asn1crypto path.
+    ber = b"\x30\x80" + plain[4:] + b"\x00\x00"
+    assert pkcs12_reader._bags(ber) == ders
+
+    issued = tenant(INSIDE)
+    key_pem = issued.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    keyed = safe_contents(
+        openssl_pkcs12([issued.der], ("-keypbe", "NONE", "-certpbe", "NONE"), key_pem=key_pem),
+        -1,  # OpenSSL writes the key's SafeContents last
+    )
+    for walk in (
+        lambda: pkcs12_reader._walk_bags(keyed, read_tlv(keyed, 0, len(keyed)), [], 0),
+        lambda: pkcs12_reader._collect(asn1_pkcs12.SafeContents.load(keyed), [], 0),
+    ):
+        with pytest.raises(ReadError) as refused:
+            walk()
+        assert refused.value.code is ErrorCode.PRIVATE_KEY_MATERIAL
