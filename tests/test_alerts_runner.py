@@ -230,13 +230,18 @@ def test_two_runs_at_once_send_each_key_once(
     tenants = [tenant() for _ in range(6)]
     for t in tenants:
         record_ca(store, t)
-    for moment in (T_AUG4, T_AUG18):
+    for moment, due_per_tenant in ((T_AUG4, 2), (T_AUG18, 1)):
         documents = concurrent_runs(azurite, settings, outbox_dir, moment, 4)
-        keys = set(outcomes(documents[0]))
+        seen = [outcomes(d) for d in documents]
+        keys = set().union(*seen)
+        assert len(keys) == 6 * due_per_tenant
         for key in keys:
-            states = [outcomes(d)[key] for d in documents]
+            # A run that reads the alert index after the sender moved that certificate's
+            # row on to its next look does not list the item at all (None): it is no
+            # longer due for that run. That is not a second send, and it happens.
+            states = [s.get(key) for s in seen]
             assert states.count("sent") == 1, (key, states)
-            assert states.count("already-sent") == 3, (key, states)
+            assert set(states) <= {"sent", "already-sent", None}, (key, states)
     expected_items = 6 * 2 + 6 * 1  # Aug 4: two deadlines per tenant; Aug 18: activation
     assert sum(r["item_count"] for r in outbox(outbox_dir)) == expected_items
     rows = ledger_rows(store)
