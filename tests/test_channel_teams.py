@@ -146,7 +146,7 @@ def test_429_with_retry_after_then_202(receiver: Receiver) -> None:
 
 
 def test_retry_after_is_capped_and_real_waits_stay_short(receiver: Receiver) -> None:
-    receiver.replies = [Reply(503, headers={"Retry-After": "3600"}), Reply(200)]
+    receiver.replies = [Reply(429, headers={"Retry-After": "3600"}), Reply(200)]
     channel = TeamsChannel(receiver.url, max_retry_wait=0.05)  # the real time.sleep
     channel.send(message(), ())
     assert receiver.requests == 2 and len(receiver.cards) == 1
@@ -160,13 +160,24 @@ def test_retry_after_http_date() -> None:
     assert retry_after_seconds(None) is None
 
 
-def test_three_500s_raise_a_retryable_error(receiver: Receiver) -> None:
+def test_a_500_is_an_unclear_outcome_and_is_not_posted_again(receiver: Receiver) -> None:
+    # The Workflow may have posted the card before failing: a second post could repeat it.
     receiver.replies = [Reply(500, "boom")] * 3
     sleeps = Sleeps()
     with pytest.raises(ChannelError) as caught:
         TeamsChannel(receiver.url, sleep=sleeps).send(message(), ())
-    assert caught.value.retryable is True
+    assert caught.value.retryable is True and caught.value.unclear is True
     assert "500" in caught.value.detail
+    assert receiver.requests == 1
+    assert sleeps == []
+
+
+def test_three_429s_raise_a_retryable_definite_error(receiver: Receiver) -> None:
+    receiver.replies = [Reply(429, "busy")] * 3
+    sleeps = Sleeps()
+    with pytest.raises(ChannelError) as caught:
+        TeamsChannel(receiver.url, sleep=sleeps).send(message(), ())
+    assert caught.value.retryable is True and caught.value.unclear is False
     assert receiver.requests == 3
     assert len(sleeps) == 2 and all(s <= 30 for s in sleeps)
     assert receiver.cards == []
@@ -203,6 +214,7 @@ def test_connection_refused_is_retryable_and_redacted() -> None:
     with pytest.raises(ChannelError) as caught:
         TeamsChannel(url, sleep=Sleeps(), timeout=2).send(message(), ())
     assert caught.value.retryable is True
+    assert caught.value.unclear is False  # nothing was sent: the ledger's backoff retries it
     assert SIG not in str(caught.value)
     assert f"127.0.0.1:{port}/workflows/x" in caught.value.detail
 

@@ -8,9 +8,11 @@ neutralising for the card, control characters removed everywhere (DESIGN §4).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import groupby
@@ -34,12 +36,46 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def clean(value: object, limit: int = MAX_FIELD_CHARS) -> str:
-    """One line of text: control characters (CR, LF, tabs, ...) become a space; long
-    values are cut with an ellipsis."""
-    text = _CONTROL.sub(" ", str(value)).strip()
+    """One line of text: control characters (CR, LF, tabs, ...) become a space; invisible
+    format characters (Unicode category Cf: the bidirectional overrides and isolates
+    U+202A-U+202E and U+2066-U+2069, zero-width characters, ...) are removed, so that a
+    value reads as it is stored; long values are cut with an ellipsis."""
+    text = str(value)
+    if not text.isascii():  # the common case costs nothing
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    text = _CONTROL.sub(" ", text).strip()
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
+
+
+# A URL scheme, a host name (labels and a TLD of letters), an IPv4 address.
+_SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,30})://")
+_HOST = re.compile(
+    r"(?i)(?<![\w-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"
+    r"(?![\w-])|\b\d{1,3}(?:\.\d{1,3}){3}\b"
+)
+
+
+def _defang_scheme(match: re.Match[str]) -> str:
+    scheme = match.group(1)
+    if scheme.lower() in ("http", "https"):
+        return scheme[0] + "xx" + scheme[3:] + "://"  # the usual hxxp:// / hxxps://
+    return scheme + "[://]"
+
+
+def defang(value: str) -> str:
+    """Make URLs, host names and mail addresses in a value inert: ``hxxps://example[.]com``,
+    ``ops[@]example[.]com``. Mail clients and Teams link them otherwise, and a subject is
+    whatever the certificate's maker wrote."""
+    value = _SCHEME.sub(_defang_scheme, value)
+    value = _HOST.sub(lambda m: m.group(0).replace(".", "[.]"), value)
+    return value.replace("@", "[@]")
+
+
+def cert_text(value: object, limit: int = MAX_FIELD_CHARS) -> str:
+    """A value taken from a certificate (subject, tenant id): cleaned, then defanged."""
+    return clean(defang(clean(value, limit * 2)), limit)
 
 
 def escape_markdown(value: str) -> str:
@@ -113,7 +149,7 @@ def _facts(item: DueAlert) -> list[tuple[str, str]]:
     the deadline title head the item in every form, so they are not repeated here."""
     return [
         ("Thumbprint (SHA-1)", clean(item.sha1_thumbprint.upper())),
-        ("Subject", clean(item.subject)),
+        ("Subject", cert_text(item.subject)),
         ("Start date", format_time(item.not_before)),
         ("Expires", format_time(item.not_after)),
         ("Due", format_time(item.due)),
@@ -135,7 +171,7 @@ def _text_block(text: str, **extra: Any) -> dict[str, Any]:
 
 def _card_tenant_header(tenant_id: str) -> dict[str, Any]:
     return _text_block(
-        f"Tenant {escape_markdown(clean(tenant_id))}",
+        f"Tenant {escape_markdown(cert_text(tenant_id))}",
         weight="Bolder",
         size="Medium",
         separator=True,
@@ -228,7 +264,7 @@ def _text(
 ) -> str:
     lines = [subject, f"As of {format_time(now)}", ""]
     for tenant_id, tenant_items in groups:
-        lines.append(f"Tenant {clean(tenant_id)}")
+        lines.append(f"Tenant {cert_text(tenant_id)}")
         lines.append("=" * min(len(lines[-1]), 72))
         for item in tenant_items:
             lines.append(f"* {clean(item.deadline_title)}: {days_left_label(item)}")
@@ -260,7 +296,7 @@ def _html(
         f'<p style="color:#666">As of {_h(format_time(now))}</p>',
     ]
     for tenant_id, tenant_items in groups:
-        parts.append(f"<h3>Tenant {_h(clean(tenant_id))}</h3>")
+        parts.append(f"<h3>Tenant {_h(cert_text(tenant_id))}</h3>")
         for item in tenant_items:
             urgent = item.stage == "overdue" or item.days_left <= 0
             color = "#a80000" if urgent else "#8a6d00"
@@ -323,4 +359,29 @@ def render_message(
         adaptive_card=card,
         item_count=count,
         omitted_count=omitted,
+    )
+
+
+# What the note adds to a Teams payload, with room to spare (renderers leave this free).
+REPEAT_NOTE_BYTES = 400
+POSSIBLE_REPEAT = (
+    "Possible repeat: an earlier send of this message got no answer, so it may have "
+    "arrived already."
+)
+
+
+def mark_possible_repeat(message: RenderedMessage) -> RenderedMessage:
+    """The same message, saying in every form that it may repeat one already delivered
+    (the ledger recorded an unknown outcome for it)."""
+    card = dict(message.adaptive_card)
+    note = _text_block(escape_markdown(POSSIBLE_REPEAT), color="Warning", isSubtle=True)
+    card["body"] = [note, *card.get("body", [])]
+    html_note = f'<p style="color:#8a6d00">{_h(POSSIBLE_REPEAT)}</p>'
+    head, marker, rest = message.html.partition("<h2>")
+    return dataclasses.replace(
+        message,
+        subject=clean(f"[possible repeat] {message.subject}", limit=250),
+        text=f"{POSSIBLE_REPEAT}\n\n{message.text}",
+        html=f"{head}{html_note}\n{marker}{rest}" if marker else html_note + message.html,
+        adaptive_card=card,
     )

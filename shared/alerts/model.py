@@ -31,6 +31,10 @@ class LedgerStatus(StrEnum):
     CLAIMED = "claimed"  # a run owns the send; a stale claim may be taken over
     SENT = "sent"
     FAILED = "failed"  # retried by a later run once next_attempt_at has passed
+    # Sent, but no answer came back (a read timeout, a dropped connection, a 5xx): it may
+    # have arrived. Retried once by a later run, marked as a possible repeat; never again
+    # after a second unclear send (at most two posts).
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,12 @@ class LedgerEntry:
     sent_at: datetime | None = None
     next_attempt_at: datetime | None = None
     error: str | None = None
+    unclear_sends: int = 0  # sends whose outcome is unknown: each may have arrived
+
+    @property
+    def possible_repeat(self) -> bool:
+        """A send now may repeat a message that arrived without our knowing."""
+        return self.unclear_sends > 0
 
 
 @dataclass(frozen=True)

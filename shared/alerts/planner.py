@@ -26,12 +26,16 @@ ONE_DAY = timedelta(days=1)
 CLAIM_TIMEOUT = timedelta(minutes=10)  # a claim older than this belongs to a dead run
 RETRY_BASE = timedelta(minutes=5)
 RETRY_CAP = timedelta(hours=6)
+# Sends whose outcome was unknown after which a row is not tried again: with the first
+# unclear send and its one retry, a peer that never answers sees at most two posts.
+MAX_UNCLEAR_SENDS = 2
 
 
 class Decision(StrEnum):
     PLANNED = "planned"  # no ledger row yet: claim and send
-    RETRY = "retry"  # a failed send whose backoff has passed, or a stale claim: take over
-    ALREADY_SENT = "already-sent"  # sent, claimed by a live run, or failed and backing off
+    RETRY = "retry"  # a failed or unknown send whose backoff has passed, or a stale claim
+    # sent, claimed by a live run, failed or unknown and backing off, or unknown twice
+    ALREADY_SENT = "already-sent"
 
 
 @dataclass(frozen=True)
@@ -84,9 +88,14 @@ def decide(
     if entry.status == LedgerStatus.CLAIMED:
         # A claim without a time cannot be aged; treat it as stale rather than lose the message.
         if entry.claimed_at is None or now - entry.claimed_at >= claim_timeout:
+            # The dead run may have sent it: taking over counts as one more unclear send.
+            if entry.unclear_sends + 1 >= MAX_UNCLEAR_SENDS:
+                return Decision.ALREADY_SENT
             return Decision.RETRY
         return Decision.ALREADY_SENT
-    # FAILED: retried once its backoff has passed (no time recorded: now).
+    if entry.status == LedgerStatus.UNKNOWN and entry.unclear_sends >= MAX_UNCLEAR_SENDS:
+        return Decision.ALREADY_SENT  # it may have arrived twice: a third post is worse
+    # FAILED or UNKNOWN: retried once its backoff has passed (no time recorded: now).
     if entry.next_attempt_at is None or entry.next_attempt_at <= now:
         return Decision.RETRY
     return Decision.ALREADY_SENT

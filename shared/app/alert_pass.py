@@ -13,13 +13,16 @@ day (deduplicated through the same ledger) on the other channels.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from shared.alerts.message import (
+    REPEAT_NOTE_BYTES,
     TEAMS_MAX_BYTES,
     render_message,
     sort_items,
@@ -29,14 +32,16 @@ from shared.alerts.model import (
     LedgerStatus,
     TenantCertificate,
 )
-from shared.alerts.planner import AlertPlanner, Decision
+from shared.alerts.planner import MAX_UNCLEAR_SENDS, AlertPlanner, Decision
 from shared.alerts.rules import Rules
 from shared.app.delivery import (
     ALREADY_SENT,
+    DEFAULT_PASS_BUDGET,
     EMAIL_CHANNELS,
     FAILED,
     PLANNED,
     SENT,
+    UNKNOWN,
     PassState,
     deliver,
 )
@@ -53,10 +58,13 @@ SCHEMA = "ca-watch/alerts/v1"
 # The size at which a message ends with "and N more". 28 KB is Teams' limit (DESIGN §4);
 # mail relays and ACS accept megabytes, and cutting an email at 28 KB would leave a large
 # backlog trickling out a dozen items per run.
-CHANNEL_MAX_BYTES = {"teams": TEAMS_MAX_BYTES}
+# (Less room for the "possible repeat" note a retried message may get.)
+CHANNEL_MAX_BYTES = {"teams": TEAMS_MAX_BYTES - REPEAT_NOTE_BYTES}
 MAIL_MAX_BYTES = 1_000_000
 
 __all__ = ["FAILING_ATTEMPTS", "any_failed", "run_alerts"]
+
+_NOT_CONFIRMED = (LedgerStatus.FAILED, LedgerStatus.UNKNOWN)
 
 
 def run_alerts(
@@ -69,6 +77,7 @@ def run_alerts(
     dry_run: bool = False,
     run_id: str | None = None,
     max_messages: int | None = 1,
+    pass_budget: float = DEFAULT_PASS_BUDGET,
 ) -> dict[str, Any]:
     """One alert pass at ``now``; returns the ``ca-watch/alerts/v1`` document.
 
@@ -76,6 +85,8 @@ def run_alerts(
     ``max_messages``: messages per channel and recipient group in one run (None: as many
     as it takes). Items cut from the last one by the size limit (28 KB on Teams) are
     released to the next run; with the default 1, a channel gets one message per run.
+    ``pass_budget``: seconds for all sends; the channels run side by side, each send
+    within its own deadline and what is left of the budget.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -97,22 +108,21 @@ def run_alerts(
     entries = ledger.read_entries(a.ledger_key(c) for a in due for c in names)
 
     state = PassState(ledger, settings, now, run_id or uuid.uuid4().hex, max_messages, {}, [], [])
+    state.pass_budget = pass_budget
     plan = planner.decide_all(now, due, entries, names)
     for item in plan.items:
         for name, decision in item.decisions.items():
             key = item.ledger_key(name)
             if decision is Decision.ALREADY_SENT:
                 entry = entries.get(key)
-                backing_off = entry is not None and entry.status is LedgerStatus.FAILED
+                backing_off = entry is not None and entry.status in _NOT_CONFIRMED
                 state.outcomes[key] = FAILED if backing_off else ALREADY_SENT
             else:
                 state.outcomes[key] = PLANNED  # planned or retry: both mean "send now"
 
     if not dry_run:
         assert channels is not None
-        for name, channel in channels.items():
-            if to_send := [item.alert for item in plan.to_send(name)]:
-                _run_channel(state, name, channel, to_send)
+        _run_channels(state, channels, plan)
     health = report_self_health(state, store, names, channels, dry_run)
     if not dry_run and (gate is None or now >= gate[0]):
         _reschedule(state, store, planner, certificates, due, names, gate)
@@ -183,7 +193,9 @@ def _reschedule(
             entry = state.ledger.entry(key)
             if entry is None or outcome == PLANNED:
                 at = state.now
-            elif entry.status is LedgerStatus.FAILED:
+            elif entry.status is LedgerStatus.UNKNOWN and entry.unclear_sends >= MAX_UNCLEAR_SENDS:
+                continue  # unknown twice: never sent again
+            elif entry.status in _NOT_CONFIRMED:
                 at = entry.next_attempt_at or state.now
             elif entry.status is LedgerStatus.CLAIMED:
                 at = (entry.claimed_at or state.now) + planner.claim_timeout
@@ -227,7 +239,28 @@ def _groups(
     return list(groups.items())
 
 
-def _run_channel(state: PassState, name: str, channel: Channel, alerts: list[DueAlert]) -> None:
+def _run_channels(state: PassState, channels: Mapping[str, Channel], plan: Any) -> None:
+    """Every channel side by side, so one slow peer cannot starve the others. Each gets
+    its own lists of messages and errors, joined in channel order afterwards."""
+    work = []
+    for name, channel in channels.items():
+        if getattr(channel, "configuration_problem", None):
+            continue  # unclaimed: sent once the setting is fixed; self-health says why
+        if to_send := [item.alert for item in plan.to_send(name)]:
+            work.append(
+                (name, channel, to_send, dataclasses.replace(state, messages=[], errors=[]))
+            )
+    if len(work) == 1:
+        _run_channel(*work[0])
+    elif work:
+        with ThreadPoolExecutor(len(work), thread_name_prefix="alert-channel") as pool:
+            list(pool.map(lambda w: _run_channel(*w), work))
+    for *_, own in work:
+        state.messages.extend(own.messages)
+        state.errors.extend(own.errors)
+
+
+def _run_channel(name: str, channel: Channel, alerts: list[DueAlert], state: PassState) -> None:
     try:
         won = state.ledger.claim((a.ledger_key(name) for a in alerts), state.run_id, state.now)
     except Exception as exc:  # storage trouble: this channel waits for the next run
@@ -260,6 +293,8 @@ def _send_group(
     remaining = sort_items(alerts)
     sent_messages = 0
     while remaining and (state.max_messages is None or sent_messages < state.max_messages):
+        if state.out_of_time():
+            break  # the pass budget is spent: the rest is released to the next run
         limit = CHANNEL_MAX_BYTES.get(name, MAIL_MAX_BYTES)
         message = render_message(remaining, state.now, max_card_bytes=limit)
         listed, rest = remaining[: message.item_count], remaining[message.item_count :]
@@ -269,7 +304,7 @@ def _send_group(
         keys = [a.ledger_key(name) for a in listed]
         outcome, provider_id, error = deliver(state, name, channel, message, recipients, keys)
         for key in keys:
-            state.outcomes[key] = outcome
+            state.outcomes[key] = FAILED if outcome == UNKNOWN else outcome
         state.messages.append(
             {
                 "channel": name,
@@ -279,6 +314,7 @@ def _send_group(
                 "omitted": message.omitted_count,
                 "provider_id": provider_id,
                 "error": error,
+                "outcome": outcome,
             }
         )
         remaining = rest

@@ -11,7 +11,7 @@ from typing import Any
 from shared.alerts.message import clean
 from shared.alerts.model import LedgerKey, LedgerStatus
 from shared.alerts.operator_message import render_operator_message
-from shared.alerts.planner import Decision, decide
+from shared.alerts.planner import MAX_UNCLEAR_SENDS, Decision, decide
 from shared.app.delivery import ALREADY_SENT, EMAIL_CHANNELS, PLANNED, PassState, deliver
 from shared.channels import Channel
 from shared.storage.store import TableStore
@@ -35,7 +35,12 @@ def _failed_uploads(store: TableStore, now: datetime) -> list[dict[str, Any]]:
     return store.uploads.failed_uploads(now - UPLOAD_WINDOW, now)
 
 
-def _problems(state: PassState, store: TableStore, names: Iterable[str]) -> list[_Problem]:
+def _problems(
+    state: PassState,
+    store: TableStore,
+    names: Iterable[str],
+    channels: Mapping[str, Channel] | None,
+) -> list[_Problem]:
     problems = []
     uploads = _failed_uploads(store, state.now)
     if uploads:
@@ -56,12 +61,23 @@ def _problems(state: PassState, store: TableStore, names: Iterable[str]) -> list
     failing: dict[str, list[str]] = {}
     for key in state.outcomes:
         entry = state.ledger.entry(key)
-        if (
-            entry is not None
-            and entry.status is LedgerStatus.FAILED
-            and entry.attempts >= FAILING_ATTEMPTS
+        if entry is not None and (
+            (entry.status is LedgerStatus.FAILED and entry.attempts >= FAILING_ATTEMPTS)
+            # Sent twice without an answer: not tried again, so someone should look.
+            or (entry.status is LedgerStatus.UNKNOWN and entry.unclear_sends >= MAX_UNCLEAR_SENDS)
         ):
             failing.setdefault(key.channel, []).append(clean(entry.error or "no error text"))
+    for name, channel in (channels or {}).items():
+        if problem := getattr(channel, "configuration_problem", None):
+            # Not a failed send: the alerts wait unclaimed until the setting is fixed.
+            problems.append(
+                _Problem(
+                    f"channel-config/{name}",
+                    f"channel {name} is not configured: its alerts wait",
+                    (clean(problem, 500),),
+                    skip_channel=name,
+                )
+            )
     for name in names:
         if name in failing:
             errors = failing[name]
@@ -87,7 +103,7 @@ def report_self_health(
     """One operator alert per problem, day and channel, claimed like any other alert."""
     out = []
     day = state.now.date().isoformat()
-    for problem in _problems(state, store, names):
+    for problem in _problems(state, store, names, channels):
         targets = [c for c in names if c != problem.skip_channel]
         keys = {
             c: LedgerKey("", OPERATOR_ROW, f"{SELF_HEALTH}/{problem.id}", day, c) for c in targets

@@ -47,7 +47,10 @@ def build_channels(
             _require(settings.teams_webhook_url, "TEAMS_WEBHOOK_URL", name)
             assert settings.teams_webhook_url is not None
             scheme = urlsplit(settings.teams_webhook_url).scheme
-            if scheme not in ("https", "http"):
+            # An unresolved Key Vault reference is not the user's typo: the channel
+            # reports it in the self-health alert (teams.KEY_VAULT_REFERENCE).
+            unresolved = settings.teams_webhook_url.startswith("@Microsoft.KeyVault(")
+            if scheme not in ("https", "http") and not unresolved:
                 raise SettingsError("TEAMS_WEBHOOK_URL must be an https:// URL")
             from shared.channels.teams import TeamsChannel
 

@@ -80,8 +80,15 @@ class AcsEmailChannel:
     def __repr__(self) -> str:
         return f"AcsEmailChannel({self.endpoint!r}, {self.sender!r})"
 
-    def send(self, message: RenderedMessage, recipients: tuple[str, ...]) -> str | None:
-        """Send to ``recipients``; returns the ACS operation id."""
+    def send(
+        self,
+        message: RenderedMessage,
+        recipients: tuple[str, ...],
+        *,
+        deadline: float | None = None,
+    ) -> str | None:
+        """Send to ``recipients``; returns the ACS operation id. ``deadline`` bounds the
+        wait for the operation (the SDK's own HTTP timeouts bound its requests)."""
         if not recipients:
             raise ChannelError("acs-email: no recipients", retryable=False)
         body = build_email_message(message, self.sender, recipients)
@@ -89,7 +96,8 @@ class AcsEmailChannel:
             if self._client is None:
                 self._client = default_client(self.endpoint)
             poller = self._client.begin_send(body)
-            result = poller.result(timeout=self._poll_timeout)
+            wait = self._poll_timeout if deadline is None else min(deadline, self._poll_timeout)
+            result = poller.result(timeout=wait)
         except ClientAuthenticationError as exc:
             # No usable identity or no role on the resource: a setup problem.
             raise ChannelError(
@@ -98,11 +106,17 @@ class AcsEmailChannel:
         except HttpResponseError as exc:
             status = exc.status_code
             retryable = status is None or status == 429 or status >= 500
+            # A 5xx may come after ACS accepted the mail: do not send it again this run.
+            unclear = status is None or status >= 500
             raise ChannelError(
-                f"acs-email: HTTP {status}: {_short(exc)}", retryable=retryable
+                f"acs-email: HTTP {status}: {_short(exc)}", retryable=retryable, unclear=unclear
             ) from None
-        except (ServiceRequestError, ServiceResponseError) as exc:
+        except ServiceRequestError as exc:  # the request never went out
             raise ChannelError(f"acs-email: network error: {_short(exc)}", retryable=True) from None
+        except ServiceResponseError as exc:  # it went out; the answer did not come back
+            raise ChannelError(
+                f"acs-email: no answer: {_short(exc)}", retryable=True, unclear=True
+            ) from None
         result = result if isinstance(result, dict) else {}
         status = str(result.get("status") or "")
         operation_id = result.get("id")

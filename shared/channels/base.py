@@ -14,27 +14,46 @@ REDACTED = "<redacted>"
 
 
 class ChannelError(Exception):
-    """A send failed. ``retryable``: a later attempt may succeed (throttling, 5xx, network).
+    """A send failed, or may have. ``retryable``: a later attempt may succeed.
 
-    ``detail`` is safe to log and store: channels redact webhook query strings and
-    passwords before building it.
+    ``unclear``: the message may have arrived (it was sent, and no answer came back: a
+    read timeout, a connection closed without a reply, a 5xx). The caller must not send
+    it again in this run, and records the outcome as unknown. ``retry_after``: seconds the
+    peer asked to wait (HTTP Retry-After). ``detail`` is safe to log and store: channels
+    redact webhook query strings and passwords before building it.
     """
 
-    def __init__(self, detail: str, *, retryable: bool) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retryable: bool,
+        unclear: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.retryable = retryable
+        self.unclear = unclear
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
-        return f"ChannelError({self.detail!r}, retryable={self.retryable})"
+        return f"ChannelError({self.detail!r}, retryable={self.retryable}, unclear={self.unclear})"
 
 
 @runtime_checkable
 class Channel(Protocol):
     name: str
 
-    def send(self, message: RenderedMessage, recipients: tuple[str, ...]) -> str | None:
-        """Deliver ``message``; return the provider's id for it, if any."""
+    def send(
+        self,
+        message: RenderedMessage,
+        recipients: tuple[str, ...],
+        *,
+        deadline: float | None = None,
+    ) -> str | None:
+        """Deliver ``message`` within ``deadline`` seconds (None: the channel's own);
+        return the provider's id for it, if any."""
         ...
 
 

@@ -52,8 +52,14 @@ class OutboxChannel:
     def __repr__(self) -> str:
         return f"OutboxChannel({str(self.directory)!r})"
 
-    def send(self, message: RenderedMessage, recipients: tuple[str, ...] = ()) -> str | None:
-        """Write the message; returns the JSON file's name."""
+    def send(
+        self,
+        message: RenderedMessage,
+        recipients: tuple[str, ...] = (),
+        *,
+        deadline: float | None = None,
+    ) -> str | None:
+        """Write the message; returns the JSON file's name (a local disk: no deadline)."""
         moment = self._clock()
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         stem = f"{moment.strftime('%Y%m%dT%H%M%S%fZ')}-{secrets.token_hex(4)}"

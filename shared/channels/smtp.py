@@ -1,14 +1,19 @@
 """Email over SMTP, with STARTTLS (on by default) and optional login.
 
 Credentials are never sent over a connection without TLS. Temporary failures (4xx
-replies, dropped connections) are retryable; 5xx replies are permanent.
+replies, dropped connections) are retryable; 5xx replies are permanent. Each send ends
+within its deadline, however slowly the server talks (smtplib's timeout is per read); a
+connection lost after the message's final dot went out is an unclear outcome (the server
+may have queued it), never retried in the same run.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import smtplib
+import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -16,6 +21,7 @@ from email.utils import formatdate, make_msgid
 from shared.alerts.message import clean
 from shared.alerts.model import RenderedMessage
 from shared.channels.base import ChannelError, scrub
+from shared.channels.deadline import DEFAULT_SEND_DEADLINE, Deadline, DeadlineExceeded
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,29 @@ def build_email(message: RenderedMessage, sender: str, recipients: tuple[str, ..
     return email
 
 
+class _WatchedSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose sockets the deadline watches from the moment they exist, and
+    that knows when the message itself has gone out."""
+
+    def __init__(self, deadline: Deadline, per_read: float) -> None:
+        self.deadline = deadline
+        self.per_read = per_read
+        self.message_sent = False  # from here on, a lost reply is an unclear outcome
+        super().__init__(timeout=deadline.timeout(per_read))
+        deadline.watch(lambda: getattr(self, "sock", None))
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return super()._get_socket(host, port, self.deadline.timeout(self.per_read))
+
+    def send(self, s: bytes | str) -> None:
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.message_sent = True  # DATA's payload with its final dot
+        sock = getattr(self, "sock", None)
+        if sock is not None:
+            sock.settimeout(self.deadline.timeout(self.per_read))
+        super().send(s)
+
+
 class SmtpChannel:
     name = "smtp"
 
@@ -52,6 +81,7 @@ class SmtpChannel:
         starttls: bool = True,
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 30.0,
+        deadline: float = DEFAULT_SEND_DEADLINE,
     ) -> None:
         self.host = host
         self.port = port
@@ -60,7 +90,8 @@ class SmtpChannel:
         self._password = password
         self._starttls = starttls
         self._ssl_context = ssl_context
-        self._timeout = timeout
+        self._timeout = timeout  # per read; ``deadline`` bounds the whole send
+        self._deadline = deadline
 
     def __repr__(self) -> str:
         return f"SmtpChannel({self.host!r}, {self.port}, user={self._user!r})"
@@ -75,12 +106,18 @@ class SmtpChannel:
             base64.b64encode(plain).decode(),
         ]
 
-    def _error(self, detail: str, *, retryable: bool) -> ChannelError:
+    def _error(self, detail: str, *, retryable: bool, unclear: bool = False) -> ChannelError:
         text = f"smtp {self.host}:{self.port}: {detail}"
-        return ChannelError(scrub(text, self._secrets()), retryable=retryable)
+        return ChannelError(scrub(text, self._secrets()), retryable=retryable, unclear=unclear)
 
-    def send(self, message: RenderedMessage, recipients: tuple[str, ...]) -> str | None:
-        """Send to ``recipients``; returns the Message-ID."""
+    def send(
+        self,
+        message: RenderedMessage,
+        recipients: tuple[str, ...],
+        *,
+        deadline: float | None = None,
+    ) -> str | None:
+        """Send to ``recipients`` within the deadline; returns the Message-ID."""
         if not recipients:
             raise self._error("no recipients", retryable=False)
         if self._user and not self._starttls:
@@ -89,21 +126,41 @@ class SmtpChannel:
                 retryable=False,
             )
         email = build_email(message, self.sender, recipients)
+        seconds = self._deadline if deadline is None else min(deadline, self._deadline)
+        with Deadline(seconds) as clock:
+            return self._send(email, recipients, clock)
+
+    def _exchange(
+        self, smtp: _WatchedSMTP, email: EmailMessage, recipients: tuple[str, ...]
+    ) -> dict[str, tuple[int, bytes]]:
+        smtp._host = self.host  # what starttls() checks the certificate against
+        smtp.connect(self.host, self.port)
+        smtp.ehlo()
+        if self._starttls:
+            if not smtp.has_extn("starttls"):
+                raise self._error(
+                    "server does not offer STARTTLS; refusing to send without TLS",
+                    retryable=False,
+                )
+            context = self._ssl_context or ssl.create_default_context()
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if self._user:
+            smtp.login(self._user, self._password or "")
+        refused = smtp.send_message(email, from_addr=self.sender, to_addrs=list(recipients))
+        # Accepted: a QUIT that goes wrong (or runs out of time) changes nothing.
+        with contextlib.suppress(smtplib.SMTPException, OSError, DeadlineExceeded):
+            smtp.quit()
+        return refused
+
+    def _send(self, email: EmailMessage, recipients: tuple[str, ...], clock: Deadline) -> str:
+        smtp: _WatchedSMTP | None = None
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self._timeout) as smtp:
-                smtp.ehlo()
-                if self._starttls:
-                    if not smtp.has_extn("starttls"):
-                        raise self._error(
-                            "server does not offer STARTTLS; refusing to send without TLS",
-                            retryable=False,
-                        )
-                    context = self._ssl_context or ssl.create_default_context()
-                    smtp.starttls(context=context)
-                    smtp.ehlo()
-                if self._user:
-                    smtp.login(self._user, self._password or "")
-                refused = smtp.send_message(email, from_addr=self.sender, to_addrs=list(recipients))
+            smtp = _WatchedSMTP(clock, self._timeout)
+            try:
+                refused = self._exchange(smtp, email, recipients)
+            finally:
+                smtp.close()
         except ChannelError:
             raise
         except smtplib.SMTPRecipientsRefused as exc:
@@ -126,9 +183,15 @@ class SmtpChannel:
             raise self._error(
                 f"TLS certificate not trusted: {exc.verify_message}", retryable=False
             ) from None
-        except (smtplib.SMTPException, OSError) as exc:
+        except (smtplib.SMTPException, OSError, DeadlineExceeded) as exc:
             # Disconnects, timeouts, refused connections, TLS handshake failures.
-            raise self._error(f"{type(exc).__name__}: {exc}", retryable=True) from None
+            reason = f"{type(exc).__name__}: {exc}"
+            if clock.expired or isinstance(exc, DeadlineExceeded):
+                reason = f"no answer within the {clock.seconds:g} s deadline"
+            unclear = smtp is not None and smtp.message_sent
+            if unclear:
+                reason += " after the message was sent (the server may have accepted it)"
+            raise self._error(reason, retryable=True, unclear=unclear) from None
         if refused:
             # Delivered to the others: reporting failure would send them a duplicate.
             log.warning("SMTP server refused some recipients: %s", ", ".join(sorted(refused)))

@@ -29,7 +29,13 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.alerts.model import LedgerEntry, LedgerKey, LedgerStatus
-from shared.alerts.planner import CLAIM_TIMEOUT, Decision, decide, next_attempt_after
+from shared.alerts.planner import (
+    CLAIM_TIMEOUT,
+    MAX_UNCLEAR_SENDS,
+    Decision,
+    decide,
+    next_attempt_after,
+)
 from shared.storage.keys import iso, parse_iso, table_key
 
 BATCH = 100  # the Table service's limit on operations per entity-group transaction
@@ -67,7 +73,14 @@ def _entry(key: LedgerKey, row: dict[str, Any]) -> LedgerEntry:
         sent_at=_opt_time(row, "sent_at"),
         next_attempt_at=_opt_time(row, "next_attempt_at"),
         error=row.get("error"),
+        unclear_sends=int(row.get("unclear_sends") or 0),
     )
+
+
+def _unclear_after_takeover(row: dict[str, Any]) -> int:
+    """A stale claim's run may have sent before it died: the takeover may repeat it."""
+    unclear = int(row.get("unclear_sends") or 0)
+    return unclear + 1 if row.get("status") == str(LedgerStatus.CLAIMED) else unclear
 
 
 def _is_conflict(exc: HttpResponseError) -> bool:
@@ -118,6 +131,7 @@ class Ledger:
             "claimed_at": iso(now),
             # Attempts and the last error survive a takeover so that backoff keeps growing.
             "attempts": int(previous.get("attempts") or 0),
+            "unclear_sends": _unclear_after_takeover(previous),
             "error": previous.get("error"),
             "sent_at": None,
             "next_attempt_at": None,
@@ -197,8 +211,12 @@ class Ledger:
                 return True
             if decide(_entry(key, dict(current)), now, self.claim_timeout) is not Decision.RETRY:
                 return False  # sent, freshly claimed, or failed and backing off
-            # Keep the attempts the row really holds, not what this run read earlier.
-            entity = {**entity, "attempts": int(current.get("attempts") or 0)}
+            # Keep the counts the row really holds, not what this run read earlier.
+            entity = {
+                **entity,
+                "attempts": int(current.get("attempts") or 0),
+                "unclear_sends": _unclear_after_takeover(dict(current)),
+            }
             try:
                 meta = self.table.update_entity(
                     entity,
@@ -250,9 +268,16 @@ class Ledger:
         )
 
     def mark_failed(
-        self, keys: Iterable[LedgerKey], now: datetime, error: str, *, retryable: bool = True
+        self,
+        keys: Iterable[LedgerKey],
+        now: datetime,
+        error: str,
+        *,
+        retryable: bool = True,
+        retry_after: timedelta | None = None,
     ) -> None:
-        """Record a failed send: attempts + 1, the error, and when to try again."""
+        """Record a failed send: attempts + 1, the error, and when to try again (never
+        sooner than the peer's ``retry_after``)."""
         rows = []
         for k in dict.fromkeys(keys):
             pk, rk = partition_key(k), row_key(k)
@@ -260,6 +285,8 @@ class Ledger:
             retry_at = (
                 next_attempt_after(attempts, now) if retryable else now + NON_RETRYABLE_BACKOFF
             )
+            if retry_after is not None:
+                retry_at = max(retry_at, now + retry_after)
             rows.append(
                 {
                     "PartitionKey": pk,
@@ -268,6 +295,30 @@ class Ledger:
                     "attempts": attempts,
                     "error": error[:MAX_ERROR_CHARS],
                     "next_attempt_at": iso(retry_at),
+                }
+            )
+        self._merge(rows)
+
+    def mark_unknown(self, keys: Iterable[LedgerKey], now: datetime, error: str) -> None:
+        """Record a send whose outcome is unknown (it may have arrived): attempts and
+        unclear sends + 1. A later run tries once more (after the backoff) and marks that
+        message as a possible repeat; after ``MAX_UNCLEAR_SENDS`` it is not tried again."""
+        rows = []
+        for k in dict.fromkeys(keys):
+            pk, rk = partition_key(k), row_key(k)
+            seen = self._rows.get((pk, rk), {})
+            attempts = int(seen.get("attempts") or 0) + 1
+            unclear = int(seen.get("unclear_sends") or 0) + 1
+            retry_at = next_attempt_after(attempts, now) if unclear < MAX_UNCLEAR_SENDS else None
+            rows.append(
+                {
+                    "PartitionKey": pk,
+                    "RowKey": rk,
+                    "status": str(LedgerStatus.UNKNOWN),
+                    "attempts": attempts,
+                    "unclear_sends": unclear,
+                    "error": error[:MAX_ERROR_CHARS],
+                    "next_attempt_at": iso(retry_at) if retry_at else None,
                 }
             )
         self._merge(rows)
