@@ -5,12 +5,15 @@ from __future__ import annotations
 import html
 import json
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from shared.alerts.message import (
+    clean,
+    defang,
     encode_teams_payload,
     escape_markdown,
     render_message,
@@ -168,6 +171,7 @@ def test_certificate_values_are_escaped(injection: str) -> None:
     tenant = f"{TENANT_A}{injection}"
     subject = f"C=US, CN=Microsoft Azure Sphere {injection}\r\nBcc: victim@example.com"
     message = render_message([alert(tenant, subject=subject)], NOW)
+    injection = defang(injection)  # a URL in it shows as hxxp://: no client links it
 
     # HTML: nothing from the certificate becomes markup (Markdown means nothing there).
     assert html.escape(injection) in message.html
@@ -244,3 +248,34 @@ def test_one_huge_subject_is_truncated_not_dropping_everything() -> None:
     message = render_message([alert(subject="CN=" + "A" * 100_000)], NOW)
     assert message.item_count == 1
     assert len(encode_teams_payload(message.adaptive_card)) < 28_000
+
+
+BIDI_AND_INVISIBLE = (
+    "\u202e\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069\u200b\u200d\ufeff\u00ad"
+)
+
+
+def test_format_characters_from_certificates_never_reach_any_form() -> None:
+    # "CN=exe.txt" spelled with a right-to-left override reads "CN=txt.exe" in a client.
+    subject = "CN=Microsoft Azure Sphere \u202etxt.exe\u2066 " + BIDI_AND_INVISIBLE
+    tenant = TENANT_A + "\u2067\u200b"
+    message = render_message([alert(tenant, subject=subject)], NOW)
+    card_json = json.dumps(message.adaptive_card, ensure_ascii=False)
+    for form in (message.subject, message.text, message.html, card_json):
+        assert not any(unicodedata.category(ch) == "Cf" for ch in form.replace("$\u200b{", ""))
+    assert "Microsoft Azure Sphere txt.exe" in message.text
+    assert "Microsoft Azure Sphere txt.exe" in message.html
+    assert all(unicodedata.category(ch) != "Cf" for ch in clean(BIDI_AND_INVISIBLE + "x"))
+
+
+def test_urls_in_certificate_values_are_defanged_in_every_form() -> None:
+    subject = "CN=Sphere https://evil.example.com/login?x=1, E=admin@evil.example.com www.evil.com"
+    message = render_message([alert(subject=subject)], NOW)
+    card_text = " ".join(unescape_markdown(t) for t in card_texts(message.adaptive_card))
+    for form in (message.text, html.unescape(message.html), card_text):
+        assert "hxxps://evil[.]example[.]com/login?x=1" in form
+        assert "admin[@]evil[.]example[.]com" in form and "www[.]evil[.]com" in form
+        assert "https://evil" not in form and "evil.example.com" not in form
+    # The rule texts are the operator's own, and keep their links.
+    assert defang("see ftp://a.b/c") == "see ftp[://]a[.]b/c"
+    assert defang("document.title") == "document.title"

@@ -49,28 +49,27 @@ def clean(value: object, limit: int = MAX_FIELD_CHARS) -> str:
     return text
 
 
-# A URL scheme, a host name (labels and a TLD of letters), an IPv4 address.
-_SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,30})://")
-_HOST = re.compile(
-    r"(?i)(?<![\w-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"
-    r"(?![\w-])|\b\d{1,3}(?:\.\d{1,3}){3}\b"
-)
+# A URL (scheme and authority), a www. host, a mail address: what mail clients and Teams
+# turn into links. Other dotted words ("document.title") are left as they are.
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,30})://([^\s/?#\\]*)")
+_WWW = re.compile(r"(?i)\bwww\.[^\s/?#\\]*")
+_MAIL = re.compile(r"(?i)\b([\w.+-]+)@([a-z0-9-]+(?:\.[a-z0-9-]+)+)")
 
 
-def _defang_scheme(match: re.Match[str]) -> str:
-    scheme = match.group(1)
+def _defang_url(match: re.Match[str]) -> str:
+    scheme, authority = match.group(1), match.group(2).replace(".", "[.]")
     if scheme.lower() in ("http", "https"):
-        return scheme[0] + "xx" + scheme[3:] + "://"  # the usual hxxp:// / hxxps://
-    return scheme + "[://]"
+        return f"{scheme[0]}xx{scheme[3:]}://{authority}"  # the usual hxxp:// / hxxps://
+    return f"{scheme}[://]{authority}"
 
 
 def defang(value: str) -> str:
-    """Make URLs, host names and mail addresses in a value inert: ``hxxps://example[.]com``,
-    ``ops[@]example[.]com``. Mail clients and Teams link them otherwise, and a subject is
-    whatever the certificate's maker wrote."""
-    value = _SCHEME.sub(_defang_scheme, value)
-    value = _HOST.sub(lambda m: m.group(0).replace(".", "[.]"), value)
-    return value.replace("@", "[@]")
+    """Make URLs and mail addresses in a value inert: ``hxxps://example[.]com/x``,
+    ``www[.]example[.]com``, ``ops[@]example[.]com``. A subject is whatever the
+    certificate's maker wrote; mail clients and Teams would link it otherwise."""
+    value = _URL.sub(_defang_url, value)
+    value = _WWW.sub(lambda m: m.group(0).replace(".", "[.]"), value)
+    return _MAIL.sub(lambda m: f"{m.group(1)}[@]{m.group(2).replace('.', '[.]')}", value)
 
 
 def cert_text(value: object, limit: int = MAX_FIELD_CHARS) -> str:
