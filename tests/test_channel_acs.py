@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 from alert_samples import rendered
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 
 from shared.alerts.model import RenderedMessage
 from shared.channels import ChannelError, build_channels
@@ -77,22 +82,24 @@ def test_message_shape_and_operation_id() -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "retryable"),
+    ("error", "retryable", "unclear"),
     [
-        (http_error(429), True),
-        (http_error(500), True),
-        (http_error(503), True),
-        (http_error(400), False),
-        (http_error(403), False),
-        (ServiceRequestError("connection refused"), True),
-        (ClientAuthenticationError("no managed identity endpoint"), False),
+        (http_error(429), True, False),
+        (http_error(500), True, True),  # ACS may have accepted the mail first
+        (http_error(503), True, True),
+        (http_error(400), False, False),
+        (http_error(403), False, False),
+        (ServiceRequestError("connection refused"), True, False),
+        (ServiceResponseError("connection reset while reading"), True, True),
+        (ClientAuthenticationError("no managed identity endpoint"), False, False),
     ],
 )
-def test_error_mapping(error: Exception, retryable: bool) -> None:
+def test_error_mapping(error: Exception, retryable: bool, unclear: bool) -> None:
     channel = AcsEmailChannel(ENDPOINT, SENDER, client=FakeEmailClient(begin_outcome=error))
     with pytest.raises(ChannelError) as caught:
         channel.send(message(), ("ops@example.com",))
     assert caught.value.retryable is retryable
+    assert caught.value.unclear is unclear
 
 
 def test_failed_operation_is_permanent() -> None:

@@ -7,15 +7,18 @@ Teams would, then answers with whatever status the scenario scripts.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from alert_samples import NOW, rendered
+from tls_samples import loopback_tls
 
 from shared.alerts.model import RenderedMessage
 from shared.channels import ChannelError, build_channels
@@ -227,3 +230,50 @@ def test_build_channels_needs_the_webhook_url() -> None:
     )
     assert list(channels) == ["teams"]
     assert SIG not in repr(channels["teams"])
+
+
+def https_receiver(server_context: ssl.SSLContext) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = server_context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    return server, thread
+
+
+def test_https_delivers_with_a_trusted_certificate_and_refuses_an_untrusted_one(
+    tmp_path: Path,
+) -> None:
+    tls = loopback_tls(tmp_path)
+    server, thread = https_receiver(tls.server)
+    url = f"https://127.0.0.1:{server.server_address[1]}/workflows/x?sig={SIG}"
+    try:
+        assert TeamsChannel(url, ssl_context=tls.client).send(message(), ()) is None
+        with pytest.raises(ChannelError) as caught:
+            TeamsChannel(url).send(message(), ())  # the default trust store: not trusted
+        assert caught.value.retryable is False and caught.value.unclear is False
+        assert "certificate" in caught.value.detail and SIG not in caught.value.detail
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_build_channels_lets_an_unresolved_key_vault_reference_through_as_a_problem() -> None:
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/teams/)"
+    settings = Settings(alert_channels=("teams",), teams_webhook_url=reference)
+    channel = build_channels(settings)["teams"]
+    assert isinstance(channel, TeamsChannel)
+    assert channel.configuration_problem and "Key Vault" in channel.configuration_problem
+    with pytest.raises(ChannelError) as caught:
+        channel.send(message(), ())
+    assert caught.value.retryable is False and "kv.vault" not in caught.value.detail

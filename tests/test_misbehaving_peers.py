@@ -315,7 +315,9 @@ def outcome(document: dict[str, Any], channel: str) -> list[str | None]:
 
 
 @pytest.mark.parametrize(
-    "behaviour", [trickle_reply, hang, close_mid_reply], ids=["trickle", "hang", "close"]
+    "behaviour",
+    [trickle_reply, hang, close_mid_reply, answer(503)],
+    ids=["trickle", "hang", "close", "5xx-then-2xx"],
 )
 def test_teams_without_an_answer_is_unknown_then_retried_once_as_a_possible_repeat(
     store: TableStore,

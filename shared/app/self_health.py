@@ -85,7 +85,7 @@ def _problems(
                 _Problem(
                     f"channel-failing/{name}",
                     f"channel {name} has failed {len(errors)} alert(s) "
-                    f"{FAILING_ATTEMPTS} or more times",
+                    f"{FAILING_ATTEMPTS} or more times or could not confirm them twice",
                     (f"last error: {errors[-1]}",),
                     skip_channel=name,
                 )

@@ -197,6 +197,11 @@ class TeamsChannel:
         try:
             try:
                 connection.connect()
+            except ssl.SSLCertVerificationError as exc:
+                # A certificate the client does not trust will not fix itself.
+                raise self._error(
+                    f"TLS certificate not trusted: {exc.verify_message}", retryable=False
+                ) from None
             except (OSError, http.client.HTTPException) as exc:
                 # Nothing was sent: a definite failure, retried on the ledger's backoff.
                 reason = "deadline passed" if clock.expired else f"{type(exc).__name__}: {exc}"

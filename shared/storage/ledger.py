@@ -6,9 +6,10 @@ run reads all claims of a stage with one partition query and writes claims and m
 entity-group transactions of up to 100 rows: a pass over 1,000 due items costs tens of
 round trips, not thousands.
 
-Protocol: claim (create the row; take over only a stale claim or a failed row whose
-backoff has passed, under ETag), then send, then mark ``sent`` or ``failed``. A run that
-loses a claim race owns nothing and sends nothing for that row.
+Protocol: claim (create the row; take over only a stale claim, or a failed or unknown row
+whose backoff has passed, under ETag), then send, then mark ``sent``, ``failed`` (nothing
+arrived) or ``unknown`` (it may have arrived; ``unclear_sends`` counts these, and a row is
+not tried after two). A run that loses a claim race owns nothing and sends nothing.
 """
 
 from __future__ import annotations
