@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from shared.analysis.der import read_tlv
 from shared.local import samples
 
 OPENSSL = shutil.which("openssl")
@@ -159,6 +160,12 @@ def many_encrypted_safes(count: int, iterations: int) -> bytes:
     return pfx.dump(force=True)
 
 
+def _indefinite(der: bytes) -> bytes:
+    """The outer SEQUENCE in BER with an indefinite length: the asn1crypto path."""
+    top = read_tlv(der, 0, len(der))
+    return b"\x30\x80" + der[top[1] :] + b"\x00\x00"
+
+
 def hostile_corpus(scale: float = 1.0) -> dict[str, Callable[[], bytes]]:
     """name -> a maker of the file (lazy: the big ones take seconds to build). ``scale``
     shrinks the counts for smoke runs; 1.0 is the issue's size."""
@@ -185,6 +192,7 @@ def hostile_corpus(scale: float = 1.0) -> dict[str, Callable[[], bytes]]:
         ),
         "pkcs7-pem-blocks-x2000.pem": lambda: samples.pem(signed_data([cert]), "PKCS7") * n(2000),
         "pkcs7-1MiB-one-cert.p7b": lambda: signed_data([cert] * n(2400)),
+        "pkcs7-ber-2400-copies.p7b": lambda: _indefinite(signed_data([cert] * n(2400))),
         "utf16-begin-lines.pem": lambda: ("-----BEGIN X-----\n" * n(29000)).encode("utf-16"),
     }
     corpus["pkcs7-400-distinct-p521.p7b"] = lambda: signed_data(
