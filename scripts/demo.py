@@ -63,17 +63,55 @@ def run_timer_at(moment: datetime) -> dict:
     return handlers.last_alert_result or {"items": []}
 
 
-def print_timeline_entry(moment: datetime, document: dict) -> None:
+def print_timeline_entry(moment: datetime, document: dict) -> tuple[int, int]:
+    """One run of the timer: its alerts, its operator (self-health) alerts and how many
+    messages carried them. Returns (alerts sent, messages sent)."""
     sent = [
         item
         for item in document["items"]
         if any(status == "sent" for status in item["channels"].values())
     ]
-    print(f"{moment:%Y-%m-%d %H:%M}Z  {len(sent)} alert(s) sent")
+    health = [p for p in document.get("self_health", []) if "sent" in p["channels"].values()]
+    messages = sum(1 for m in document.get("messages", []) if not m["error"])
+    print(
+        f"{moment:%Y-%m-%d %H:%M}Z  {len(sent)} alert(s) sent"
+        + (f" + {len(health)} operator alert(s)" if health else "")
+        + f", in {messages} message(s)"
+    )
     for item in sent:
         deadline = item["deadline"].split("/")[-1]
         due = item["due"][:10]
         print(f"    tenant {item['tenant_id']}  {deadline:<18} stage {item['stage']:<8} due {due}")
+    for problem in health:
+        print(f"    operator (self-health): {problem['summary']}")
+    return len(sent), messages
+
+
+def explain_affected(folder: Path) -> None:
+    """Why each affected tenant CA is affected: its notBefore inside the incident window,
+    and which signature AlgorithmIdentifier part differs."""
+    from shared.alerts.rules import load_rules
+    from shared.analysis.scan import analyze_bytes
+
+    rules = load_rules()
+    windows = {i.id: i for i in rules.incidents}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        result = analyze_bytes(str(path), path.read_bytes(), rules, REPLAY[0])
+        for cert in result.certificates:
+            incident = windows.get(cert.classification.incident_id or "")
+            if str(cert.classification.verdict) != "affected" or incident is None:
+                continue
+            mismatch = str(cert.facts.mismatch)
+            kind = {
+                "oid": "the outer and inner signature algorithm OIDs differ",
+                "parameters": "same OID, but the algorithm parameters differ (NULL on one side)",
+            }.get(mismatch, "no mismatch, but Microsoft replaces every CA from the window")
+            print(
+                f"  tenant {cert.classification.tenant_id}: notBefore "
+                f"{cert.facts.not_before:%Y-%m-%d %H:%M} is inside the window "
+                f"{incident.window_start:%Y-%m-%d %H:%M} .. {incident.window_end:%Y-%m-%d %H:%M} "
+                f"UTC; mismatch: {mismatch} ({kind})"
+            )
 
 
 def main() -> int:
@@ -85,7 +123,13 @@ def main() -> int:
     shutil.rmtree(outbox, ignore_errors=True)
     azurite.start()
     os.environ.update(azurite.environment())
-    os.environ.update({"ALERT_CHANNELS": "outbox", "ALERT_OUTBOX_DIR": str(outbox)})
+    os.environ.update(
+        {
+            "ALERT_CHANNELS": "outbox",
+            "ALERT_OUTBOX_DIR": str(outbox),
+            "ALERT_EMAIL_TO": "ops@example.com",  # the outbox stands in for the e-mail
+        }
+    )
     os.environ.pop("RULES_FILE", None)
     try:
         heading("1. Sample certificates")
@@ -93,6 +137,8 @@ def main() -> int:
         print(f"{count} files in .sample/: the kit's real certificates and generated ones "
               "shaped like the July 2020 incident")  # fmt: skip
         ca_watch(["scan", "--now", "2020-07-30T09:00:00Z", ".sample"])
+        print("\nWhy the affected tenant CAs are affected:")
+        explain_affected(ROOT / ".sample")
 
         heading("2. Upload, process (blob function), report")
         ca_watch(["upload", "-q", ".sample"])
@@ -100,8 +146,16 @@ def main() -> int:
         ca_watch(["report"])
 
         heading("3. The incident replayed: the alert timer, summer 2020")
+        print(
+            "Each run sends one digest per channel (here the outbox, to ops@example.com)\n"
+            "listing every alert due. Stage 7d is the 7-day notice: it goes out once the\n"
+            "deadline is 7 days or fewer away, and the message counts the actual days left.\n"
+            "The daily operator alert (self-health) reports the upload that failed analysis.\n"
+        )
+        alerts = messages = 0
         for moment in REPLAY:
-            print_timeline_entry(moment, run_timer_at(moment))
+            sent, carried = print_timeline_entry(moment, run_timer_at(moment))
+            alerts, messages = alerts + sent, messages + carried
         again = run_timer_at(REPLAY[-1])
         resent = sum(1 for i in again["items"] if "sent" in i["channels"].values())
         print(f"(the {REPLAY[-1]:%Y-%m-%d} run again: {resent} sent)")
@@ -114,12 +168,24 @@ def main() -> int:
         ca_watch(["upload", "-q", "--prefix", str(Path(name).parent), str(renewed)])
         ca_watch(["process", "--once", "--now", "2020-08-26T09:00:00Z"])
         document = run_timer_at(AFTER_RENEWAL)
-        print_timeline_entry(AFTER_RENEWAL, document)
+        sent, carried = print_timeline_entry(AFTER_RENEWAL, document)
+        alerts, messages = alerts + sent, messages + carried
         silenced = [i for i in document["items"] if i["tenant_id"] == samples.TENANT_OID]
         print(f"tenant {samples.TENANT_OID}: {len(silenced)} alert(s) after its renewal")
         written = len(list(outbox.glob("*.json")))
-        print(f"\nMessages written: {written} in {outbox.relative_to(ROOT)}/ (.json, .txt, .html)")
+        print(
+            f"\n{alerts} alerts went out in {messages} messages (one digest per channel and "
+            f"run, the operator alert included).\nMessages written: {written} in "
+            f"{outbox.relative_to(ROOT)}/ (.json, .txt, .html)"
+        )
         print(f"Done in {time.monotonic() - started:.1f} s.")
+        print(
+            "\nTo keep exploring the demo data (kept in .azurite/):\n"
+            "  .venv/bin/ca-watch azurite start      # Azurite on its default ports, same data\n"
+            "  .venv/bin/ca-watch report\n"
+            "  .venv/bin/ca-watch alerts plan --now 2020-08-10T09:00:00Z\n"
+            "  .venv/bin/ca-watch azurite stop"
+        )
         return 0
     finally:
         azurite.stop()

@@ -35,9 +35,9 @@ from shared.alerts.model import (
 from shared.alerts.planner import MAX_UNCLEAR_SENDS, AlertPlanner, Decision
 from shared.alerts.rules import Rules
 from shared.app.delivery import (
+    ADDRESSED_CHANNELS,
     ALREADY_SENT,
     DEFAULT_PASS_BUDGET,
-    EMAIL_CHANNELS,
     FAILED,
     PLANNED,
     SENT,
@@ -230,8 +230,8 @@ def _groups(
     name: str, alerts: Sequence[DueAlert], settings: Settings
 ) -> list[tuple[tuple[str, ...], list[DueAlert]]]:
     """One group per distinct recipient list on email channels (per-tenant routing);
-    a single group elsewhere (the Teams Workflow and the outbox choose no recipients)."""
-    if name not in EMAIL_CHANNELS:
+    a single group for Teams (the outbox, standing in for e-mail, is grouped as e-mail)."""
+    if name not in ADDRESSED_CHANNELS:
         return [((), list(alerts))]
     groups: dict[tuple[str, ...], list[DueAlert]] = {}
     for alert in alerts:

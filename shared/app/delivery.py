@@ -27,6 +27,8 @@ from shared.storage.ledger import Ledger
 log = logging.getLogger("ca_watch.alerts")
 
 EMAIL_CHANNELS = frozenset({"smtp", "acs-email"})
+# Channels whose messages name recipients: e-mail, and the outbox that stands in for it.
+ADDRESSED_CHANNELS = EMAIL_CHANNELS | {"outbox"}
 # Item outcomes on one channel (the alerts/v1 vocabulary). An unknown send shows as
 # failed there (not confirmed); its message entry says "unknown".
 SENT, FAILED, PLANNED, ALREADY_SENT = "sent", "failed", "planned", "already-sent"

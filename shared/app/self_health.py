@@ -12,7 +12,7 @@ from shared.alerts.message import clean
 from shared.alerts.model import LedgerKey, LedgerStatus
 from shared.alerts.operator_message import render_operator_message
 from shared.alerts.planner import MAX_UNCLEAR_SENDS, Decision, decide
-from shared.app.delivery import ALREADY_SENT, EMAIL_CHANNELS, PLANNED, PassState, deliver
+from shared.app.delivery import ADDRESSED_CHANNELS, ALREADY_SENT, PLANNED, PassState, deliver
 from shared.channels import Channel
 from shared.storage.store import TableStore
 
@@ -127,7 +127,7 @@ def report_self_health(
                 if keys[c] not in won:
                     statuses[c] = ALREADY_SENT
                     continue
-                recipients = state.settings.alert_email_to if c in EMAIL_CHANNELS else ()
+                recipients = state.settings.alert_email_to if c in ADDRESSED_CHANNELS else ()
                 outcome, provider_id, error = deliver(
                     state, c, channels[c], message, recipients, [keys[c]]
                 )
