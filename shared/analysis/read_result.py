@@ -39,6 +39,11 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_ENCODING = "unsupported-encoding"
     # A PKCS#12 whose key derivation would cost more than any real tool asks for.
     PKCS12_ITERATIONS_TOO_HIGH = "pkcs12-iterations-too-high"
+    # What reading a local file can meet (ca-watch scan); never raised by the reader itself.
+    PERMISSION_DENIED = "permission-denied"
+    SYMLINK_LOOP = "symlink-loop"
+    NOT_FOUND = "not-found"
+    READ_ERROR = "read-error"
 
 
 REJECTING_CODES = frozenset(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -13,87 +12,177 @@ from shared.local.common import (
     EXIT_ACTION,
     EXIT_OK,
     Progress,
-    iter_files,
+    json_bytes,
     paint,
     parse_when,
+    terminal_width,
     use_colour,
+    write_stdout,
+)
+from shared.local.inputs import TooLarge, read_input, walk_inputs
+from shared.local.table import Shrink, render_table
+
+HEADER = (
+    "FILE",
+    "VERDICT",
+    "VALIDITY",
+    "ROLE",
+    "TENANT",
+    "START (notBefore)",
+    "MISMATCH",
+    "SHA-1",
+    "ERROR",
+)
+# Too wide for the terminal: the error text wraps first, then the file name loses its
+# start, then the SHA-1 and tenant their ends.
+SHRINK = (
+    Shrink(8, 24, "wrap"),
+    Shrink(0, 20, "left"),
+    Shrink(7, 12, "right"),
+    Shrink(4, 13, "right"),
 )
 
 
+def validity(facts: Any, now: datetime) -> str:
+    if now < facts.not_before:
+        return "not-yet-valid"
+    return "expired" if now > facts.not_after else "valid"
+
+
+def error_text(error: Any) -> str:
+    """``code: message``, saying the code once when the message already starts with it."""
+    code, message = str(error.code), error.message
+    return message if message.startswith(f"{code}:") else f"{code}: {message}"
+
+
 def _error_row(result: Any) -> tuple[str, ...]:
-    error = result.error
-    return (result.source, str(result.status), "-", "-", "-", "-", f"{error.code}: {error.message}")
+    return (result.source, str(result.status), *("-",) * 6, error_text(result.error))
 
 
-def render_scan_table(results: Sequence[Any], stream: TextIO) -> None:
+def render_scan_table(
+    results: Sequence[Any], stream: TextIO, now: datetime | None = None, *, write: bool = True
+) -> str:
+    """The table and its summary, written to ``stream`` in one write."""
+    now = now or datetime.now(UTC)
     colour = use_colour(stream)
-    header = ("FILE", "VERDICT", "ROLE", "TENANT", "START (notBefore)", "MISMATCH", "SHA-1")
     rows: list[tuple[str, ...]] = []
     for result in results:
-        if result.error is not None and not result.certificates:
-            rows.append(_error_row(result))
-            continue
         for cert in result.certificates:
             facts, cls = cert.facts, cert.classification
             rows.append(
                 (
                     result.source,
                     str(cls.verdict),
+                    validity(facts, now),
                     str(cls.role or "-"),
                     cls.tenant_id or "-",
                     facts.not_before.strftime("%Y-%m-%d %H:%M:%S"),
                     str(facts.mismatch),
                     facts.sha1_thumbprint,
+                    "",
                 )
             )
         if result.error is not None:
             rows.append(_error_row(result))
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
-    ]
-    widths[-1] = len(header[-1])  # last column is free text
-    stream.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
-        cells[1] = paint(cells[1], row[1], colour)
-        stream.write("  ".join(cells).rstrip() + "\n")
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row[1]] = counts.get(row[1], 0) + 1
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    stream.write(f"\n{len(results)} file(s): {summary or 'nothing found'}\n")
+    header: Sequence[str] = HEADER
+    if not any(row[-1] for row in rows):  # no error: no empty column
+        header, rows = HEADER[:-1], [row[:-1] for row in rows]
+
+    def painter(column: int, value: str, padded: str) -> str:
+        if column == 1:
+            return paint(padded, value, colour)
+        if column == 2 and value in ("expired", "not-yet-valid"):
+            return paint(padded, "unreadable", colour)
+        return padded
+
+    text = (
+        render_table(header, rows, terminal_width(stream), SHRINK, painter) + "\n" if rows else ""
+    )
+    text += summary(results, now) + "\n"
+    if write:
+        write_stdout(text.encode("utf-8"), stream)
+    return text
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def summary(results: Sequence[Any], now: datetime) -> str:
+    """``7 files, 8 certificates: 2 affected, 6 ok (1 expired); 1 file unreadable``."""
+    verdicts: dict[str, int] = {}
+    validities: dict[str, int] = {}
+    statuses: dict[str, int] = {}
+    certificates = 0
+    for result in results:
+        if result.error is not None:
+            statuses[str(result.status)] = statuses.get(str(result.status), 0) + 1
+        for cert in result.certificates:
+            certificates += 1
+            verdict = str(cert.classification.verdict)
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
+            state = validity(cert.facts, now)
+            if state != "valid":
+                validities[state] = validities.get(state, 0) + 1
+    text = f"{_plural(len(results), 'file')}, {_plural(certificates, 'certificate')}"
+    if verdicts:
+        text += ": " + ", ".join(f"{n} {k}" for k, n in sorted(verdicts.items()))
+    if validities:
+        text += " (" + ", ".join(f"{n} {k}" for k, n in sorted(validities.items())) + ")"
+    if statuses:
+        text += "; " + ", ".join(f"{_plural(n, 'file')} {k}" for k, n in sorted(statuses.items()))
+    return text
+
+
+def scan_json(results: Sequence[Any], now: datetime) -> bytes:
+    """The ``ca-watch/scan/v1`` document, with each certificate's additive ``validity``
+    at ``now``, serialised in one call."""
+    from shared.analysis.scan import scan_document
+
+    document = scan_document(list(results))
+    for result, body in zip(results, document["results"], strict=True):
+        for cert, cert_body in zip(result.certificates, body["certificates"], strict=True):
+            cert_body["validity"] = validity(cert.facts, now)
+    return json_bytes(document, may_hold_floats=False)
 
 
 def command_scan(args: argparse.Namespace) -> int:
     from shared.alerts.rules import load_rules
-    from shared.analysis.reader import too_large
-    from shared.analysis.scan import analyze_bytes, analyze_read_result, scan_document
+    from shared.analysis.reader import ReadResult, too_large
+    from shared.analysis.scan import analyze_bytes, analyze_read_result
+    from shared.local.inputs import problem_of
     from shared.settings import Settings
 
     settings = Settings.from_env()
     rules = load_rules(settings.rules_file)
     now = parse_when(args.now) if args.now else datetime.now(UTC)
-    files = iter_files(args.paths)
-    progress = Progress(len(files), "scanned")
+    limit = settings.max_upload_bytes
+    inputs, empty = walk_inputs(args.paths)
+    progress = Progress(len(inputs), "scanned", quiet=args.quiet)
     results = []
-    for done, path in enumerate(files, start=1):
-        source = str(path)
-        size = path.stat().st_size
-        if size > settings.max_upload_bytes:  # refused without reading the file
-            results.append(
-                analyze_read_result(source, too_large(size, settings.max_upload_bytes), rules, now)
-            )
+    for done, item in enumerate(inputs, start=1):
+        problem = item.problem
+        if problem is None:
+            try:
+                data = read_input(item, limit)
+            except OSError as exc:
+                problem = problem_of(exc)
+        if problem is not None:
+            result = analyze_read_result(item.source, ReadResult(error=problem), rules, now)
+        elif type(data) is TooLarge:  # refused without reading the file
+            result = analyze_read_result(item.source, too_large(data.size, limit), rules, now)
         else:
-            results.append(
-                analyze_bytes(source, path.read_bytes(), rules, now, settings.max_upload_bytes)
-            )
+            result = analyze_bytes(item.source, data, rules, now, limit)
+        results.append(result)
         progress.update(done)
     if args.json:
-        json.dump(scan_document(results), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        write_stdout(scan_json(results, now))
     else:
-        render_scan_table(results, sys.stdout)
-    return EXIT_ACTION if any(r.needs_action for r in results) else EXIT_OK
+        render_scan_table(results, sys.stdout, now)
+    for folder in empty:
+        print(f"ca-watch: {folder}: no file in it to read", file=sys.stderr)
+    needs_action = empty or any(r.needs_action for r in results)
+    return EXIT_ACTION if needs_action else EXIT_OK
 
 
 def add_scan_command(commands: Any) -> None:
@@ -109,16 +198,25 @@ def add_scan_command(commands: Any) -> None:
             "examples:\n"
             "  ca-watch scan CAcertificate.cer\n"
             "  ca-watch scan --json certs/ > scan.json\n"
-            "  ca-watch scan --now 2020-08-04T09:00:00Z tenant-ca.pem\n\n"
+            "  ca-watch scan --now 2020-08-04T09:00:00Z tenant-ca.pem\n"
+            "  curl -s https://example.test/ca.pem | ca-watch scan -\n\n"
             "verdicts: affected (tenant CA issued in the 2020-06-16 21:00 .. 2020-07-28 "
             "00:15 UTC window),\n"
             "          signature-mismatch (any other certificate with a mismatch), ok.\n"
+            "validity: valid, expired or not-yet-valid at --now (a column in the table, a\n"
+            "          `validity` field per certificate in --json).\n"
             "exit codes: 0 all ok; 1 any affected, signature-mismatch, unreadable or "
-            "rejected; 2 usage error."
+            "rejected file, or a directory with no file in it; 2 usage error."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    scan.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (walked)")
+    scan.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="files or directories (walked); - reads stdin (FIFOs and /dev/stdin work too)",
+    )
     scan.add_argument("--json", action="store_true", help="print the ca-watch/scan/v1 JSON")
     scan.add_argument("--now", metavar="ISO", help="the time to judge expiry by (default: now)")
+    scan.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     scan.set_defaults(handler=command_scan)
