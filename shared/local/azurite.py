@@ -69,6 +69,7 @@ class Azurite:
                 str(AZURITE_BIN),
                 "--silent",
                 "--skipApiVersionCheck",
+                "--disableTelemetry",
                 "--disableProductStyleUrl",
                 "--location",
                 str(self.location),

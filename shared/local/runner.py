@@ -29,7 +29,7 @@ from shared.local.common import (
     iter_files,
     parse_when,
 )
-from shared.settings import STORAGE_CONNECTION_NAME
+from shared.settings import STORAGE_CONNECTION_NAME, SettingsError
 
 
 def _default_connection() -> None:
@@ -85,17 +85,21 @@ def blob_trigger_argument(container: str, blob_name: str) -> Any:
     )
 
 
+AZURITE_HINT = (
+    "Locally, start Azurite first: `ca-watch azurite start` (or `npx azurite --location "
+    ".azurite --skipApiVersionCheck --disableTelemetry`); for Azure, set CertStorage "
+    "(a connection string) or CertStorage__blobServiceUri and CertStorage__tableServiceUri."
+)
+
+
 def _storage_hint(exc: Exception) -> UsageError:
-    return UsageError(
-        f"cannot reach storage ({type(exc).__name__}). Locally, start Azurite first "
-        "(`make run` does, or `npx azurite --location .azurite`), or set CertStorage."
-    )
+    return UsageError(f"cannot reach storage ({type(exc).__name__}). {AZURITE_HINT}")
 
 
 def local_runtime() -> Any:
     """The function app's runtime for a CLI command, with a clear error when storage is
     unreachable (exit 2) instead of a traceback."""
-    from azure.core.exceptions import ServiceRequestError
+    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
     from shared.app import handlers
 
@@ -105,6 +109,18 @@ def local_runtime() -> Any:
         handlers.ensure_containers(rt)
     except ServiceRequestError as exc:
         raise _storage_hint(exc) from None
+    except ClientAuthenticationError as exc:  # a bad key or token: the setting is wrong
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(
+            f"{STORAGE_CONNECTION_NAME}: storage refused the credentials ({first}). {AZURITE_HINT}"
+        ) from None
+    except SettingsError:
+        raise
+    except ValueError as exc:  # the SDK refuses a malformed connection string
+        raise UsageError(
+            f"{STORAGE_CONNECTION_NAME} is not a valid storage connection string ({exc}). "
+            f"{AZURITE_HINT}"
+        ) from None
     return rt
 
 
