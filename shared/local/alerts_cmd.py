@@ -8,13 +8,21 @@ nothing; ``ack`` silences a tenant CA (or a whole tenant) until it is replaced.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from shared.local.common import EXIT_ACTION, EXIT_OK, UsageError, parse_when
-from shared.local.runner import local_runtime
+from shared.local.common import (
+    EXIT_ACTION,
+    EXIT_OK,
+    UsageError,
+    json_bytes,
+    parse_when,
+    terminal_width,
+    write_stdout,
+)
+from shared.local.runner import STORAGE_HELP, local_runtime
+from shared.local.table import Shrink, render_table
 
 TIMER_FUNCTION = "send_alerts"
 
@@ -25,6 +33,8 @@ def add_alert_commands(subparsers: Any) -> None:
         "alerts",
         help="send (run) or preview (plan) the deadline alerts that are due",
         description="Drive the alert timer function locally, against the configured storage.",
+        epilog=STORAGE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
     run = actions.add_parser(
@@ -34,6 +44,8 @@ def add_alert_commands(subparsers: Any) -> None:
             "Invoke the registered send_alerts timer function with an injected clock. "
             "Exit 1 when a send failed (it is retried by a later run)."
         ),
+        epilog=STORAGE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--now", metavar="ISO", help="the time to run at (default: now)")
     run.add_argument("--json", action="store_true", help="print the ca-watch/alerts/v1 JSON")
@@ -41,7 +53,12 @@ def add_alert_commands(subparsers: Any) -> None:
     plan = actions.add_parser(
         "plan",
         help="show what a run at --now would send, claiming nothing",
-        description="A dry run: reads the store and the ledger, writes nothing, sends nothing.",
+        description=(
+            "A dry run: reads the store and the ledger, writes nothing, sends nothing. "
+            "Exit 1 when a run at --now would send something."
+        ),
+        epilog=STORAGE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     plan.add_argument("--now", metavar="ISO", required=True, help="the time to plan for")
     plan.add_argument("--json", action="store_true", help="print the ca-watch/alerts/v1 JSON")
@@ -54,6 +71,8 @@ def add_alert_commands(subparsers: Any) -> None:
             "Record that an operator has handled a tenant CA. REFERENCE is a tenant id "
             "(silences every CA of the tenant), a SHA-1 thumbprint or a SHA-256."
         ),
+        epilog=STORAGE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ack.add_argument("reference", metavar="TENANT_ID|THUMBPRINT|SHA256")
     ack.add_argument("--by", required=True, metavar="NAME", help="who acknowledges")
@@ -100,37 +119,56 @@ def command_alerts_plan(args: argparse.Namespace) -> int:
         store=rt.store, settings=rt.settings, rules=rt.rules, now=now, dry_run=True
     )
     _print(document, args.json, sys.stdout)
-    return EXIT_OK
+    return EXIT_ACTION if due_in_plan(document) else EXIT_OK
+
+
+def due_in_plan(document: dict[str, Any]) -> bool:
+    """Would a run now send something? (what makes ``alerts plan`` exit 1)"""
+    planned = [
+        status
+        for entry in [*document["items"], *document.get("self_health", [])]
+        for status in entry["channels"].values()
+    ]
+    return "planned" in planned
 
 
 def _print(document: dict[str, Any], as_json: bool, out: TextIO) -> int:
     from shared.app.alert_pass import any_failed
 
     if as_json:
-        json.dump(document, out, indent=2)
-        out.write("\n")
+        write_stdout(json_bytes(document), out)
     else:
         render_summary(document, out)
     return EXIT_ACTION if any_failed(document) else EXIT_OK
 
 
 def render_summary(document: dict[str, Any], out: TextIO) -> None:
+    """The alert document as a table with headers, written at once."""
     verb = "plan" if document.get("dry_run") else "run"
-    out.write(f"alerts {verb} at {document['now']}: {len(document['items'])} item(s) due\n")
-    for item in document["items"]:
-        outcomes = ", ".join(f"{c}={s}" for c, s in item["channels"].items())
-        out.write(
-            f"  {item['tenant_id']}  {item['deadline']:<40} {item['stage']:<8} "
-            f"due {item['due']}  {outcomes}\n"
+    lines = [f"alerts {verb} at {document['now']}: {len(document['items'])} item(s) due\n"]
+    rows = [
+        (
+            item["tenant_id"],
+            item["deadline"],
+            item["stage"],
+            item["due"],
+            ", ".join(f"{c}={s}" for c, s in item["channels"].items()) or "-",
         )
+        for item in document["items"]
+    ]
+    if rows:
+        header = ("TENANT", "DEADLINE", "STAGE", "DUE", "CHANNELS")
+        shrink = (Shrink(1, 20, "left"), Shrink(4, 16, "wrap"))
+        lines.append(render_table(header, rows, terminal_width(out), shrink))
     for problem in document.get("self_health", []):
         outcomes = ", ".join(f"{c}={s}" for c, s in problem["channels"].items()) or "no channel"
-        out.write(f"  operator alert: {problem['summary']}  {outcomes}\n")
+        lines.append(f"operator alert: {problem['summary']}  {outcomes}\n")
     for message in document.get("messages", []):
         state = f"FAILED: {message['error']}" if message["error"] else "sent"
-        out.write(f"  message on {message['channel']} ({message['items']} item(s)): {state}\n")
+        lines.append(f"message on {message['channel']} ({message['items']} item(s)): {state}\n")
     for error in document.get("errors", []):
-        out.write(f"  error on {error['channel']}: {error['error']}\n")
+        lines.append(f"error on {error['channel']}: {error['error']}\n")
+    write_stdout("".join(lines).encode("utf-8"), out)
 
 
 def command_ack(args: argparse.Namespace) -> int:

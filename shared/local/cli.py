@@ -57,7 +57,8 @@ class _VersionAction(argparse.Action):
             text = version("ca-rotation-watch")
         except PackageNotFoundError:  # run from a source tree without `pip install -e .`
             text = "unknown (not installed)"
-        parser.exit(message=f"ca-watch {text}\n")
+        sys.stdout.write(f"ca-watch {text}\n")
+        parser.exit()
 
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a C tool reports when its reader goes away

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,7 +28,9 @@ from shared.local.common import (
     Progress,
     UsageError,
     iter_files,
+    json_bytes,
     parse_when,
+    write_stdout,
 )
 from shared.settings import STORAGE_CONNECTION_NAME, SettingsError
 
@@ -89,6 +92,18 @@ AZURITE_HINT = (
     "Locally, start Azurite first: `ca-watch azurite start` (or `npx azurite --location "
     ".azurite --skipApiVersionCheck --disableTelemetry`); for Azure, set CertStorage "
     "(a connection string) or CertStorage__blobServiceUri and CertStorage__tableServiceUri."
+)
+
+
+STORAGE_HELP = (
+    "needs storage: the CertStorage setting names it (default UseDevelopmentStorage=true,\n"
+    "  i.e. Azurite on 127.0.0.1:10000-10002).\n"
+    "  Azurite: ca-watch azurite start   (or: npx azurite --location .azurite \\\n"
+    "           --skipApiVersionCheck --disableTelemetry)\n"
+    "  Azure:   CertStorage='DefaultEndpointsProtocol=https;AccountName=...;...', or\n"
+    "           CertStorage__blobServiceUri=https://ACCOUNT.blob.core.windows.net and\n"
+    "           CertStorage__tableServiceUri=https://ACCOUNT.table.core.windows.net\n"
+    "           (az login / azd auth login supplies the identity)"
 )
 
 
@@ -164,7 +179,9 @@ def pending_blobs(rt: Any) -> list[tuple[str, str]]:
 DEFAULT_WORKERS = 8  # like host.json's blobs.maxDegreeOfParallelism
 
 
-def process_pending(rt: Any, *, quiet: bool = True, workers: int = 1) -> tuple[int, int]:
+def process_pending(
+    rt: Any, *, quiet: bool = True, workers: int = 1, delivered_names: list[str] | None = None
+) -> tuple[int, int]:
     """Deliver each pending blob to the registered blob function, as the host would, with
     up to ``workers`` deliveries at once. Returns (delivered, not delivered); what was not
     delivered stays pending and is retried on the next pass, as the host does."""
@@ -174,7 +191,7 @@ def process_pending(rt: Any, *, quiet: bool = True, workers: int = 1) -> tuple[i
 
     analyze_upload = registered_function("analyze_upload")
     pending = pending_blobs(rt)
-    progress = Progress(len(pending), "processed")
+    progress = Progress(len(pending), "processed", quiet=quiet)
     unreachable = threading.Event()
     lock = threading.Lock()
     counts = {"delivered": 0, "done": 0}
@@ -195,6 +212,8 @@ def process_pending(rt: Any, *, quiet: bool = True, workers: int = 1) -> tuple[i
         else:
             with lock:
                 counts["delivered"] += 1
+                if delivered_names is not None:
+                    delivered_names.append(name)
             if not quiet:
                 print(f"processed {name}")
         with lock:
@@ -219,24 +238,45 @@ def command_process(args: argparse.Namespace) -> int:
     if args.now:
         moment = parse_when(args.now)
         handlers.use_clock(lambda: moment)
+    needs_action = False
     try:
         while True:
+            started = moment if args.now else datetime.now(UTC)
+            names: list[str] = []
             try:
-                delivered, failed = process_pending(rt, quiet=args.quiet, workers=args.parallel)
+                delivered, failed = process_pending(
+                    rt, quiet=args.quiet, workers=args.parallel, delivered_names=names
+                )
             except ServiceRequestError as exc:
                 if not args.watch:
                     raise _storage_hint(exc) from None
                 delivered, failed = 0, 0
                 print("ca-watch: storage unreachable; retrying", file=sys.stderr)
+            until = moment if args.now else datetime.now(UTC)
+            refused = _refused_uploads(rt, set(names), started, until) if names else []
             if delivered or failed or not args.watch:
                 print(f"{delivered} blob(s) processed, {failed} not (retried on the next pass)")
+            for row in refused:
+                print(f"  {row.get('status')}: {row['name']} ({row.get('error_code')})")
+            if refused:
+                print(f"{len(refused)} upload(s) rejected or unreadable: see `ca-watch report`")
+            needs_action = needs_action or bool(failed or refused)
             if not args.watch:
-                return EXIT_ACTION if failed else EXIT_OK
+                return EXIT_ACTION if needs_action else EXIT_OK
             time.sleep(args.interval)
     except KeyboardInterrupt:
-        return EXIT_OK
+        return EXIT_ACTION if needs_action else EXIT_OK
     finally:
         handlers.use_clock(None)
+
+
+def _refused_uploads(
+    rt: Any, names: set[str], since: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """The uploads of this pass that were rejected or unreadable, from the per-day
+    failures index the self-health check reads (one or two partition reads)."""
+    rows = rt.store.uploads.failed_uploads(since, until)
+    return [row for row in rows if row.get("name") in names]
 
 
 # --- report ------------------------------------------------------------------------
@@ -245,10 +285,14 @@ def render_report(report: dict[str, Any], stream: Any) -> None:
     stream.write(f"{len(certs)} certificate(s), {len(report['uploads'])} upload(s)\n\n")
     header = ("VERDICT", "ROLE", "TENANT", "START (notBefore)", "SHA-1", "STATE")
     rows = []
+    # One identifier style: the SHA-1 thumbprint Azure shows; a SHA-256 (the table's key)
+    # only where no SHA-1 is on record, and then marked as one.
+    sha1_of = {c["sha256_fingerprint"]: c["sha1_thumbprint"] for c in certs}
     for cert in certs:
         state = "open"
         if cert.get("resolved_by"):
-            state = f"replaced by {cert['resolved_by'][:12]}…"
+            replacement = cert["resolved_by"]
+            state = f"replaced by {sha1_of.get(replacement) or 'SHA-256 ' + replacement[:16]}"
         elif cert.get("acknowledged"):
             state = f"acknowledged by {cert['acknowledged']['by']}"
         rows.append((
@@ -269,7 +313,9 @@ def render_report(report: dict[str, Any], stream: Any) -> None:
         detail = (
             f"{error['code']}: {error['message']}"
             if error
-            else (f"{len(upload['certificates'])} certificate(s)")
+            else ", ".join(
+                sha1_of.get(sha, "SHA-256 " + sha[:16]) for sha in upload["certificates"]
+            )
         )
         stream.write(f"  {upload['status']:<10}  {upload['name']}  {detail}\n")
 
@@ -278,8 +324,7 @@ def command_report(args: argparse.Namespace) -> int:
     rt = local_runtime()
     report = rt.store.report()
     if args.json:
-        json.dump(report, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        write_stdout(json_bytes(report))
     else:
         render_report(report, sys.stdout)
     needs_action = any(
@@ -294,6 +339,8 @@ def add_commands(commands: Any) -> None:
         "upload",
         help="upload certificate files to the certificates container",
         description="Upload files (directories walked) to CERT_CONTAINER, keeping relative paths.",
+        epilog=STORAGE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     upload.add_argument("paths", nargs="+", metavar="PATH")
     upload.add_argument("--prefix", help="a folder to put the blobs under")
@@ -305,8 +352,11 @@ def add_commands(commands: Any) -> None:
         help="deliver every unprocessed blob to the blob function (the local Event Grid)",
         description=(
             "Deliver each blob not yet recorded at its current ETag to the registered "
-            "analyze_upload function, exactly as the Functions host does."
+            "analyze_upload function, exactly as the Functions host does. Exit 1 when an "
+            "upload was rejected or unreadable, or not delivered."
         ),
+        epilog=STORAGE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mode = process.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="one pass, then exit (default)")
@@ -326,7 +376,13 @@ def add_commands(commands: Any) -> None:
     report = commands.add_parser(
         "report",
         help="what the tables hold: every certificate and upload",
-        description="Print the certificates and uploads tables (ca-watch/report/v1 with --json).",
+        description=(
+            "Print the certificates and uploads tables (ca-watch/report/v1 with --json). "
+            "Exit 1 while an affected or mismatched certificate is open (not replaced, not "
+            "acknowledged) or an upload was refused."
+        ),
+        epilog=STORAGE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument("--json", action="store_true", help="print ca-watch/report/v1 JSON")
     report.set_defaults(handler=command_report)
