@@ -216,3 +216,56 @@ def test_json_bytes_is_byte_identical_to_json_dumps_for_any_text() -> None:
     ]
     for document in documents:
         assert json_bytes(document) == (json.dumps(document, indent=2) + "\n").encode()
+
+
+class _Terminal:
+    """A terminal's stream for render_scan_table: text, and isatty() true."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+
+@pytest.mark.parametrize("columns", [80, 120, 160])
+def test_the_table_fits_the_terminal_and_errors_have_their_own_column(
+    monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    from analyzer_samples import NOW, rules
+
+    from shared.analysis.scan import analyze_bytes
+    from shared.local.scan_cmd import render_scan_table
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.setenv("NO_COLOR", "1")
+    results = [
+        analyze_bytes("deep/" * 12 + "affected.pem", tenant(INSIDE).pem, rules(), NOW),
+        analyze_bytes("notes.txt", b"these are not certificates\n", rules(), NOW),
+        analyze_bytes("cut.der", GLOVEBOXES_DER.read_bytes()[:200], rules(), NOW),
+    ]
+    terminal = _Terminal()
+    render_scan_table(results, terminal, NOW)  # type: ignore[arg-type]
+    table, summary = terminal.text.rsplit("\n\n", 1)
+    lines = table.splitlines()
+    assert lines[0].split()[-1] == "ERROR"
+    error_column = lines[0].index("ERROR")
+    if columns >= 160:
+        assert all(len(line) <= columns for line in lines)
+    notes = next(i for i, line in enumerate(lines) if line.startswith("notes.txt"))
+    assert lines[notes][error_column:].startswith("not-a-certificate:")
+    # the error text is all there, wrapped in its column
+    wrapped = " ".join(line[error_column:].strip() for line in lines[notes : notes + 6])
+    assert "is neither PEM nor valid base64" in wrapped
+    assert terminal.text.count("truncated:") == 1  # the code said once, not twice
+    assert summary.startswith("3 files, 1 certificate: 1 affected; 2 files unreadable")
+
+
+def test_a_pipe_gets_the_whole_table(folder: Path) -> None:
+    long_name = folder / ("x" * 150 + ".pem")
+    long_name.write_bytes(pca().pem)
+    done = scan(str(folder), COLUMNS="80")
+    assert long_name.name.encode() in done.stdout

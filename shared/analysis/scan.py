@@ -7,10 +7,9 @@ the benchmarks alike, so all three give the same answer.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.alerts.rules import Rules
-from shared.analysis.chain import ChainLink, chain_links
 from shared.analysis.classify import NEEDS_ACTION, Classification, classify_certificate
 from shared.analysis.facts import CertificateError, CertificateFacts, extract_facts, facts_json
 from shared.analysis.reader import (
@@ -21,6 +20,9 @@ from shared.analysis.reader import (
     Status,
     read_certificates,
 )
+
+if TYPE_CHECKING:  # the chain check (and cryptography) loads only for multi-cert files
+    from shared.analysis.chain import ChainLink
 
 SCAN_SCHEMA = "ca-watch/scan/v1"
 _ANALYZED = Status.ANALYZED  # a global: ~8x cheaper than the Enum lookup per file
@@ -95,7 +97,11 @@ def analyze_read_result(source: str, read: ReadResult, rules: Rules, now: dateti
             )
             continue
         facts_list.append(facts)
-    links = chain_links(facts_list) if len(facts_list) > 1 else {}
+    links: dict[str, ChainLink] = {}
+    if len(facts_list) > 1:
+        from shared.analysis.chain import chain_links
+
+        links = chain_links(facts_list)
     classified: dict[str, Classification] = {}
     analyzed = tuple(
         AnalyzedCertificate(

@@ -87,6 +87,15 @@ def paint(text: str, key: str, enabled: bool) -> str:
 
 
 # --- output -------------------------------------------------------------------------
+def describe_error(code: str, message: str) -> str:
+    """``code: message`` saying the code once: a message that already starts with it, or
+    quotes a lower-level error starting with it (``the DER is damaged: truncated: ...``),
+    does not repeat it."""
+    prefix = f"{code}: "
+    message = message.removeprefix(prefix).replace(f": {prefix}", ": ")
+    return prefix + message
+
+
 def write_stdout(data: bytes, stream: TextIO | None = None) -> None:
     """Write a whole output at once: one ``write`` on the binary layer (a loop only for
     a partial write), whatever PYTHONUNBUFFERED says. A stream without a binary layer
@@ -165,10 +174,10 @@ def _escape_as_json_does(data: bytes) -> bytes:
 
 
 def terminal_width(stream: TextIO) -> int | None:
-    """The width tables must fit: the terminal's, or COLUMNS when set; None (no limit)
-    when the output goes to a file or a pipe."""
+    """The width tables must fit on a terminal (COLUMNS overrides its size); None (no
+    limit) when the output goes to a file or a pipe, where a cut line would lose data."""
     import shutil
 
-    if "COLUMNS" in os.environ or stream.isatty():
-        return max(shutil.get_terminal_size().columns, 40)
-    return None
+    if not stream.isatty():
+        return None
+    return max(shutil.get_terminal_size().columns, 40)

@@ -27,6 +27,7 @@ from shared.local.common import (
     EXIT_OK,
     Progress,
     UsageError,
+    describe_error,
     iter_files,
     json_bytes,
     parse_when,
@@ -311,7 +312,7 @@ def render_report(report: dict[str, Any], stream: Any) -> None:
     for upload in report["uploads"]:
         error = upload["error"]
         detail = (
-            f"{error['code']}: {error['message']}"
+            describe_error(error["code"], error["message"])
             if error
             else ", ".join(
                 sha1_of.get(sha, "SHA-256 " + sha[:16]) for sha in upload["certificates"]

@@ -12,6 +12,7 @@ from shared.local.common import (
     EXIT_ACTION,
     EXIT_OK,
     Progress,
+    describe_error,
     json_bytes,
     paint,
     parse_when,
@@ -33,12 +34,14 @@ HEADER = (
     "SHA-1",
     "ERROR",
 )
-# Too wide for the terminal: the error text wraps first, then the file name loses its
-# start, then the SHA-1 and tenant their ends.
+# Too wide for the terminal: the error text wraps first, then the SHA-1 keeps a prefix
+# long enough to find it (as git does), the file name loses its start, the tenant its end.
 SHRINK = (
-    Shrink(8, 24, "wrap"),
-    Shrink(0, 20, "left"),
-    Shrink(7, 12, "right"),
+    Shrink(8, 50, "wrap"),
+    Shrink(7, 16, "right"),
+    Shrink(0, 40, "left"),
+    Shrink(8, 30, "wrap"),
+    Shrink(0, 24, "left"),
     Shrink(4, 13, "right"),
 )
 
@@ -50,9 +53,7 @@ def validity(facts: Any, now: datetime) -> str:
 
 
 def error_text(error: Any) -> str:
-    """``code: message``, saying the code once when the message already starts with it."""
-    code, message = str(error.code), error.message
-    return message if message.startswith(f"{code}:") else f"{code}: {message}"
+    return describe_error(str(error.code), error.message)
 
 
 def _error_row(result: Any) -> tuple[str, ...]:
