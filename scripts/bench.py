@@ -20,6 +20,10 @@ def main() -> int:
     import bench_hostile
 
     results["hostile"] = bench_hostile.run()
+    print("\n== Scan, whole process (issue 13) ==")
+    import bench_scan
+
+    results["scan"] = bench_scan.run()
     print("\n== Pipeline (issue 3) ==")
     import bench_pipeline
 

@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for folder in (ROOT, ROOT / "scripts"):  # the project, and bench_analyzer beside this file
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from bench_analyzer import generate  # noqa: E402
 
 PKILINT_TARGET_RATIO = 25.0
 FLOOR_TARGET_RATIO = 2.0
@@ -82,8 +85,6 @@ print(linted)
 
 def write_files(folder: Path, count: int) -> None:
     """``count`` distinct tenant CAs as PEM files (the analyzer bench's generator)."""
-    from bench_analyzer import generate
-
     for index, issued in enumerate(generate(count)):
         (folder / f"cert-{index:05}.pem").write_bytes(issued.pem)
 
@@ -204,5 +205,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.exit(main())
