@@ -611,7 +611,7 @@ def test_alerts_plan_claims_nothing_and_run_uses_the_timer_function(
     record_ca(store, affected)
     at = "2020-08-04T09:00:00Z"
 
-    assert cli(["alerts", "plan", "--now", at, "--json"]) == 0
+    assert cli(["alerts", "plan", "--now", at, "--json"]) == 1  # items due: action needed
     plan = json.loads(capsys.readouterr().out)
     assert plan["schema"] == "ca-watch/alerts/v1" and plan["dry_run"] is True
     assert {i["channels"]["outbox"] for i in plan["items"]} == {"planned"}
@@ -625,7 +625,7 @@ def test_alerts_plan_claims_nothing_and_run_uses_the_timer_function(
         "2020-08-04T09:00:00"
     )  # the injected clock reached the channel
 
-    assert cli(["alerts", "plan", "--now", at]) == 0
+    assert cli(["alerts", "plan", "--now", at]) == 0  # all already sent: nothing due
     summary = capsys.readouterr().out
     assert "alerts plan at 2020-08-04T09:00:00Z: 2 item(s) due" in summary
     assert "outbox=already-sent" in summary
