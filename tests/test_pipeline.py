@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -130,11 +130,17 @@ def test_mixed_tree_gives_a_row_per_certificate_and_upload_and_is_idempotent(app
 def test_duplicate_delivery_leaves_the_same_rows(app_runtime) -> None:
     upload(app_runtime, {"a.pem": samples.tenant_ca("b7d8c6e2-1111-4222-8333-944445555666").pem})
     analyze = registered_function("analyze_upload")
+    handlers.use_clock(lambda: NOW)
     analyze(blob_trigger_argument(app_runtime.settings.cert_container, "a.pem"))
-    first = comparable(app_runtime.store.report())
-    for _ in range(2):
+    first = app_runtime.store.report()
+    # Later deliveries of the same event: were it recorded again, its processing time and
+    # the certificate's last_seen would move, so the whole report is compared, timestamps
+    # included.
+    for hours in (1, 2):
+        handlers.use_clock(lambda hours=hours: NOW + timedelta(hours=hours))
         analyze(blob_trigger_argument(app_runtime.settings.cert_container, "a.pem"))
-    assert comparable(app_runtime.store.report()) == first
+    handlers.use_clock(None)
+    assert app_runtime.store.report() == first
     # Re-uploading the same bytes gives a new ETag: recorded again, still one row.
     upload(app_runtime, {"a.pem": samples.tenant_ca("b7d8c6e2-1111-4222-8333-944445555666").pem})
     process_pending(app_runtime)
@@ -216,11 +222,15 @@ def test_five_hundred_blobs_each_recorded_once(app_runtime) -> None:
     upload(app_runtime, files)
     assert process_pending(app_runtime) == (500, 0)
     report = app_runtime.store.report()
-    assert len(report["uploads"]) == 500
+    # One upload row per blob, each holding its one certificate, and each certificate listed
+    # with exactly the blob it came from.
+    assert sorted(u["name"] for u in report["uploads"]) == sorted(files)
     assert all(u["status"] == "analyzed" for u in report["uploads"])
-    assert len({c["sha256_fingerprint"] for c in report["certificates"]}) == len(
-        report["certificates"]
-    )
+    held = {u["name"]: u["certificates"] for u in report["uploads"]}
+    assert all(len(shas) == 1 for shas in held.values())
+    sources = {c["sha256_fingerprint"]: c["sources"] for c in report["certificates"]}
+    assert len(sources) == 500
+    assert all(sources[shas[0]] == [name] for name, shas in held.items())
 
 
 @pytest.mark.xdist_group("azurite-restart")
@@ -314,3 +324,28 @@ def test_concurrent_deliveries_merge_sources_of_a_shared_certificate(app_runtime
     assert ca_row["sources"] == sorted(files)
     assert len(report["certificates"]) == 41 and len(report["uploads"]) == 40
     assert process_pending(app_runtime, workers=8) == (0, 0)
+
+
+def test_a_tenant_ca_whose_last_upload_is_replaced_leaves_no_tenant_or_index_row(
+    app_runtime,
+) -> None:
+    """New content under the same blob name removes what the old content contributed: the
+    replaced tenant CA's certificate row, its tenant row and its alert-index row (else it
+    would keep being alerted)."""
+    tenant_id = "c0ffee00-1111-4222-8333-944445555666"
+    incident = samples.tenant_ca(tenant_id)
+    upload(app_runtime, {"tenant/ca.cer": incident.der})
+    process_pending(app_runtime)
+    store = app_runtime.store
+    assert [c.sha256 for c in store.tenants.tenant_certificates(tenant_id)] == [
+        sha256_hex(incident.der)
+    ]
+    open_now = store.index.open_tenant_certificates(NOW, all_open=True)
+    assert [c.sha256 for c in open_now] == [sha256_hex(incident.der)]
+
+    upload(app_runtime, {"tenant/ca.cer": samples.device_certificate(incident).der})
+    process_pending(app_runtime)
+    assert store.tenants.tenant_certificates(tenant_id) == []
+    assert store.index.open_tenant_certificates(NOW, all_open=True) == []
+    shas = {c["sha256_fingerprint"] for c in store.report()["certificates"]}
+    assert sha256_hex(incident.der) not in shas

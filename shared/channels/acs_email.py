@@ -50,15 +50,20 @@ def build_email_message(
     }
 
 
-def default_client(endpoint: str) -> EmailSender:
+def email_credential() -> Any:
+    """The app's identity for ACS: the user-assigned one named by ``AZURE_CLIENT_ID``."""
     # Imported here: the identity stack is only needed when no client is injected.
-    from azure.communication.email import EmailClient
     from azure.identity import DefaultAzureCredential
 
-    credential = DefaultAzureCredential(
+    return DefaultAzureCredential(
         managed_identity_client_id=os.environ.get("AZURE_CLIENT_ID") or None
     )
-    return EmailClient(endpoint, credential)
+
+
+def default_client(endpoint: str) -> EmailSender:
+    from azure.communication.email import EmailClient
+
+    return EmailClient(endpoint, email_credential())
 
 
 class AcsEmailChannel:
