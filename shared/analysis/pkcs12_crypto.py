@@ -7,7 +7,8 @@ Hand-written here, and why:
   and are unmaintained. It is a loop of hash calls, checked against OpenSSL in the tests.
 - RC2 (RFC 2268) with 40-bit keys: the certificate encryption that OpenSSL 1.x and
   LibreSSL still write by default (``pkcs12 -export``), while ``cryptography`` offers RC2
-  with 128-bit keys only. Pure Python is slow (~3 µs a block), so its input is capped.
+  with 128-bit keys only. Pure Python is slow (10-40 µs a block on this shared machine),
+  so its input is capped.
 Everything else (PBKDF2, AES, Triple DES, RC4, HMAC) is ``cryptography`` or ``hashlib``.
 
 The bound (DESIGN §2: a work bound per file, by algorithm, not by timeout): a KDF
@@ -16,7 +17,7 @@ iterations of one file together may not pass ``MAX_TOTAL_ITERATIONS``. What real
 write: OpenSSL 1.x and 3.x 2,048 (PKCS12_DEFAULT_ITER) for the MAC and the encryption;
 Windows' PFX export 2,000; Java keytool 10,000 since JDK 12 and, before JDK-8153005,
 50,000 for encryption and 100,000 for the MAC, the largest default in use. 2^24 took 3-8 s
-and 2^31-1 never ended (issue 14); 100,000 costs ~0.1 s here.
+and 2^31-1 never ended (issue 14); 100,000 costs 0.1-0.2 s here.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ MAX_RC2_BYTES = 64 * 1024  # pure-Python RC2 input per file (~0.2 s; ~150 certif
 
 # The two encodings of "no password" (RFC 7292 B.1: a BMPString with a 2-byte NUL
 # terminator): OpenSSL, Java and Windows turn "" into the terminator alone; a NULL
-# password (some tools, and OpenSSL's -passout with nothing) is no bytes at all.
+# password (OpenSSL's API called with NULL, and some other writers) is no bytes at all.
 EMPTY_BMP_PASSWORD = b"\x00\x00"
 NULL_PASSWORD = b""
 KDF_KEY, KDF_IV, KDF_MAC = 1, 2, 3  # RFC 7292 B.3 diversifier IDs
