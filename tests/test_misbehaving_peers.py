@@ -12,6 +12,7 @@ import contextlib
 import socket
 import threading
 import time
+import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -337,6 +338,7 @@ def test_teams_without_an_answer_is_unknown_then_retried_once_as_a_possible_repe
 
     soon, _ = timed_run(store, settings, T0 + timedelta(minutes=1), channels)
     assert soon["messages"] == [] and len(peer.posts) == 1  # backing off
+    assert ledger(store, "teams") == [("unknown", 1, 1)] * 2
 
     retry, seconds = timed_run(store, settings, T0 + timedelta(minutes=6), channels)
     assert outcome(retry, "teams") == ["sent"] and seconds < SLACK
@@ -347,6 +349,7 @@ def test_teams_without_an_answer_is_unknown_then_retried_once_as_a_possible_repe
 
     later, _ = timed_run(store, settings, T0 + timedelta(hours=2), channels)
     assert later["messages"] == [] and len(peer.posts) == 2
+    assert [s for s, _, _ in ledger(store, "teams")] == ["sent", "sent"]
 
 
 def test_teams_5xx_twice_posts_at_most_twice_and_tells_the_operators(
@@ -402,8 +405,14 @@ def test_teams_reads_a_few_kb_of_a_1_gib_body(
 ) -> None:
     peer = peers(webhook(huge_body(status)))
     record_affected_ca(store)
-    document, seconds = timed_run(store, settings, T0, {"teams": teams(peer)})
-    assert seconds < SLACK
+    tracemalloc.start()
+    try:
+        document, seconds = timed_run(store, settings, T0, {"teams": teams(peer)})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seconds < 2 * SLACK  # tracemalloc slows every allocation; 1 GiB would take minutes
+    assert peak < 8 << 20  # the pass's own objects (~0.6 MB): the body never lands in memory
     assert outcome(document, "teams") == (["sent"] if status == 202 else ["failed"])
     assert len(peer.posts) == 1
     peer.stop.set()
