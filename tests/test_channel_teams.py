@@ -148,9 +148,18 @@ def test_429_with_retry_after_then_202(receiver: Receiver) -> None:
     assert sleeps == [7.0]
 
 
-def test_retry_after_is_capped_and_real_waits_stay_short(receiver: Receiver) -> None:
+def test_a_retry_after_beyond_the_cap_is_left_to_the_ledger(receiver: Receiver) -> None:
     receiver.replies = [Reply(429, headers={"Retry-After": "3600"}), Reply(200)]
-    channel = TeamsChannel(receiver.url, max_retry_wait=0.05)  # the real time.sleep
+    sleeps = Sleeps()
+    with pytest.raises(ChannelError) as caught:
+        TeamsChannel(receiver.url, sleep=sleeps, max_retry_wait=30).send(message(), ())
+    assert caught.value.retry_after == 3600 and caught.value.unclear is False
+    assert receiver.requests == 1 and sleeps == []
+
+
+def test_short_retry_after_waits_really(receiver: Receiver) -> None:
+    receiver.replies = [Reply(429, headers={"Retry-After": "0.05"}), Reply(200)]
+    channel = TeamsChannel(receiver.url)  # the real time.sleep
     channel.send(message(), ())
     assert receiver.requests == 2 and len(receiver.cards) == 1
 

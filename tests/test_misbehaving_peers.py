@@ -383,17 +383,25 @@ def test_teams_429_with_retry_after_waits_in_the_run_when_it_fits(
     assert [s for s, _, _ in ledger(store, "teams")] == ["sent", "sent"]
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "next_attempt"),
+    [("3600", "2020-08-04T10:00:00Z"), ("31536000", "2020-08-05T09:00:00Z")],  # a day at most
+)
 def test_teams_429_with_a_long_retry_after_fails_and_waits_that_long(
-    store: TableStore, settings: Settings, peers: Callable[[Callable], Peer]
+    store: TableStore,
+    settings: Settings,
+    peers: Callable[[Callable], Peer],
+    retry_after: str,
+    next_attempt: str,
 ) -> None:
-    peer = peers(webhook(answer(429, "Retry-After: 3600")))
+    peer = peers(webhook(answer(429, f"Retry-After: {retry_after}")))
     record_affected_ca(store)
     document, seconds = timed_run(store, settings, T0, {"teams": teams(peer)})
     assert outcome(document, "teams") == ["failed"] and seconds < SLACK
     assert len(peer.posts) == 1
     assert ledger(store, "teams") == [("failed", 1, 0)] * 2  # definite: no repeat mark
     rows = list(store.iter_rows("ledger"))
-    assert {r["next_attempt_at"] for r in rows} == {"2020-08-04T10:00:00Z"}
+    assert {r["next_attempt_at"] for r in rows} == {next_attempt}
     # Five minutes later (the usual backoff) it is still waiting, as the peer asked.
     again, _ = timed_run(store, settings, T0 + timedelta(minutes=6), {"teams": teams(peer)})
     assert again["messages"] == [] and len(peer.posts) == 1

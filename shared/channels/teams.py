@@ -143,11 +143,10 @@ class TeamsChannel:
                 answer = self._post(body, clock)
                 status = answer.status
                 if 200 <= status < 300:
-                    return (
-                        answer.headers.get("x-ms-workflow-run-id")
-                        or answer.headers.get("x-ms-request-id")
-                        or None
+                    run_id = answer.headers.get("x-ms-workflow-run-id") or answer.headers.get(
+                        "x-ms-request-id"
                     )
+                    return clean(run_id, 200) if run_id else None
                 wait = retry_after_seconds(answer.headers.get("Retry-After"))
                 detail = f"HTTP {status}: {answer.excerpt}"
                 if status >= 500:
@@ -155,9 +154,11 @@ class TeamsChannel:
                     raise self._error(detail, retryable=True, unclear=True)
                 if status not in _NOT_DELIVERED:
                     raise self._error(detail, retryable=False)
-                # Without Retry-After: 1 s, 2 s, 4 s ... always within the cap.
-                delay = min(self._max_retry_wait, 2.0 ** (attempt - 1) if wait is None else wait)
-                if attempt == self._max_attempts or delay >= clock.remaining():
+                # Without Retry-After: 1 s, 2 s, 4 s ... A wait longer than the cap or
+                # than the deadline allows is left to the ledger, never cut short.
+                delay = 2.0 ** (attempt - 1) if wait is None else wait
+                last = attempt == self._max_attempts
+                if last or delay > self._max_retry_wait or delay >= clock.remaining():
                     raise self._error(detail, retryable=True, retry_after=wait)
                 log.warning(
                     "Teams send attempt %d answered %d; retrying in %.1f s",

@@ -286,8 +286,8 @@ class Ledger:
             retry_at = (
                 next_attempt_after(attempts, now) if retryable else now + NON_RETRYABLE_BACKOFF
             )
-            if retry_after is not None:
-                retry_at = max(retry_at, now + retry_after)
+            if retry_after is not None:  # as the peer asked, up to a day
+                retry_at = max(retry_at, now + min(retry_after, NON_RETRYABLE_BACKOFF))
             rows.append(
                 {
                     "PartitionKey": pk,
