@@ -301,7 +301,19 @@ class _CertLike(Protocol):
 def resolve_replacements(
     certs: Iterable[_CertLike], rules: Rules | None = None
 ) -> dict[str, str | None]:
-    """sha256 -> sha256 of the tenant CA that replaces it (the newest qualifying), or None.
+    """sha256 -> sha256 of the tenant CA that replaces it (the newest qualifying), or None,
+    by the certificates on record alone (``registration.resolve_with_evidence`` adds the
+    registration evidence)."""
+    return {
+        sha: (found[0] if found else None)
+        for sha, found in replacement_candidates(certs, rules).items()
+    }
+
+
+def replacement_candidates(
+    certs: Iterable[_CertLike], rules: Rules | None = None
+) -> dict[str, list[str]]:
+    """sha256 -> the tenant CAs that may replace it, newest first.
 
     A tenant CA is replaced by a newer tenant CA of the same tenant. An ``affected`` one
     only by a certificate that is not affected itself and was issued after the window of
@@ -314,25 +326,26 @@ def resolve_replacements(
     by_tenant: dict[str, list[_CertLike]] = {}
     for cert in certs:
         by_tenant.setdefault(cert.tenant_id.lower(), []).append(cert)
-    out: dict[str, str | None] = {}
+    out: dict[str, list[str]] = {}
     for group in by_tenant.values():
         # Newest first; sha256 breaks ties so the answer does not depend on input order.
         group.sort(key=lambda c: (c.not_before, c.sha256), reverse=True)
         for cert in group:
-            out[cert.sha256] = _resolver(cert, group, rules)
+            out[cert.sha256] = _candidates(cert, group, rules)
     return out
 
 
-def _resolver(cert: _CertLike, newest_first: list[_CertLike], rules: Rules) -> str | None:
+def _candidates(cert: _CertLike, newest_first: list[_CertLike], rules: Rules) -> list[str]:
     after = cert.not_before
     if cert.verdict == "affected":
         for incident in rules.incidents:
             if incident.contains(cert.not_before):
                 after = max(after, incident.window_end)
+    found = []
     for other in newest_first:
         if other.not_before <= after:
-            return None  # sorted: nothing older qualifies either
+            break  # sorted: nothing older qualifies either
         if cert.verdict == "affected" and other.verdict == "affected":
             continue
-        return other.sha256
-    return None
+        found.append(other.sha256)
+    return found

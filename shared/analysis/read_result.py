@@ -37,6 +37,8 @@ class ErrorCode(StrEnum):
     PUBLIC_KEY_ONLY = "public-key-only"
     UNSUPPORTED_PEM_BLOCK = "unsupported-pem-block"
     UNSUPPORTED_ENCODING = "unsupported-encoding"
+    MALFORMED_LISTING = "malformed-listing"  # a registration listing (JSON) we cannot read
+    EMPTY_LISTING = "empty-listing"
     # A PKCS#12 whose key derivation would cost more than any real tool asks for.
     PKCS12_ITERATIONS_TOO_HIGH = "pkcs12-iterations-too-high"
     # What reading a local file can meet (ca-watch scan); never raised by the reader itself.

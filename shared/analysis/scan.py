@@ -12,6 +12,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from shared.alerts.rules import Rules
 from shared.analysis.classify import NEEDS_ACTION, Classification, classify_certificate
 from shared.analysis.facts import CertificateError, CertificateFacts, extract_facts, facts_json
+from shared.analysis.listings import (
+    ListingDocument,
+    ListingError,
+    looks_like_listing,
+    read_listing_document,
+)
 from shared.analysis.reader import (
     DEFAULT_MAX_UPLOAD_BYTES,
     ErrorCode,
@@ -53,6 +59,7 @@ class FileResult(NamedTuple):  # immutable; cheap to build, as CertificateFacts
     error: ReadError | None = None
     certificates: tuple[AnalyzedCertificate, ...] = ()
     format: str = ""
+    listing: ListingDocument | None = None  # a registration listing (DESIGN §3)
 
     @property
     def needs_action(self) -> bool:
@@ -72,7 +79,26 @@ class FileResult(NamedTuple):  # immutable; cheap to build, as CertificateFacts
             ),
             "format": self.format or None,
             "certificates": [cert.to_json() for cert in self.certificates],
+            **({"listing": _listing_json(self.listing)} if self.listing else {}),
         }
+
+
+def _listing_json(document: ListingDocument) -> dict[str, Any]:
+    return {
+        "targets": [
+            {
+                "target": listing.target,
+                "kind": listing.kind,
+                "display_name": listing.display_name,
+                "certificates": [
+                    {"name": c.name, "thumbprint": c.thumbprint, "verified": c.verified}
+                    for c in listing.certificates
+                ],
+            }
+            for listing in document.listings
+        ],
+        "tenant_cas": [entry.to_json() for entry in document.sphere_entries],
+    }
 
 
 def analyze_read_result(source: str, read: ReadResult, rules: Rules, now: datetime) -> FileResult:
@@ -139,7 +165,27 @@ def analyze_bytes(
 ) -> FileResult:
     """The whole analysis of one file; never raises for any content."""
     now = now or datetime.now(UTC)
+    if looks_like_listing(data[:max_bytes]) and len(data) <= max_bytes:
+        return analyze_listing(source, data, rules, now)
     return analyze_read_result(source, read_certificates(data, max_bytes), rules, now)
+
+
+def analyze_listing(source: str, data: bytes, rules: Rules, now: datetime) -> FileResult:
+    """A registration listing: its targets are evidence; the certificates an Azure Sphere
+    CA list carries are analysed as if uploaded one by one."""
+    try:
+        document = read_listing_document(data)
+    except ListingError as exc:
+        error = ReadError(ErrorCode.MALFORMED_LISTING, exc.message)
+        if exc.code == "empty-listing":
+            error = ReadError(ErrorCode.EMPTY_LISTING, exc.message)
+        return FileResult(source, Status.UNREADABLE, error, (), "")
+    bodies = tuple(entry.der for entry in document.sphere_entries if entry.der)
+    result = FileResult(source, _ANALYZED, None, (), document.format, document)
+    if bodies:
+        read = analyze_read_result(source, ReadResult(bodies, document.format), rules, now)
+        result = read._replace(listing=document)
+    return result
 
 
 def scan_document(results: list[FileResult]) -> dict[str, Any]:

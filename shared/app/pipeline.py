@@ -22,7 +22,7 @@ from shared.analysis.scan import FileResult, analyze_bytes, analyze_read_result,
 from shared.app import telemetry
 from shared.settings import Settings
 from shared.storage.keys import normalize_etag
-from shared.storage.pool import submit
+from shared.storage.pool import run_all, submit
 from shared.storage.store import TableStore
 
 if TYPE_CHECKING:
@@ -94,6 +94,8 @@ def process_blob(
             overwrite=True,
             content_settings=_json_content(),
         )
+        if result.listing is not None and result.listing.listings:
+            record_listings(store, name, result, now)
         recorded = store.uploads.record_upload(
             name, etag, result, now, previous=previous, before_commit=result_written
         )
@@ -109,6 +111,17 @@ def process_blob(
         f", error {result.error.code}" if result.error else "",
     )
     return result
+
+
+def record_listings(store: TableStore, name: str, result: FileResult, now: datetime) -> None:
+    """A registration listing replaces its targets' snapshots; the tenants whose CAs it
+    names are refreshed (re-opened or resolved), as a certificate upload does. Before the
+    upload row: a crash in between redoes it, and recording a snapshot twice is harmless."""
+    assert result.listing is not None
+    tenants: set[str] = set()
+    for listing in result.listing.listings:
+        tenants |= store.registrations.record_listing(listing, name, now)
+    run_all(lambda t=tenant: store.tenants.refresh_tenant(t) for tenant in sorted(tenants))
 
 
 def _json_content() -> object:

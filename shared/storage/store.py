@@ -6,6 +6,7 @@ and the CLI hold; each part owns its table and its keys):
 - ``tenants``       (``tenantcas``)                    shared.storage.tenants
 - ``index``, ``gate`` (``alertindex``)                 shared.storage.alert_index, .gate
 - ``acks``          (``acks``)                         shared.storage.acks
+- ``registrations`` (``regtargets``, ``thumbtenants``)  shared.storage.registrations
 - the ledger        (``ledger``)                       shared.storage.ledger
 - the report read model                                shared.storage.report
 """
@@ -23,6 +24,7 @@ from shared.storage.acks import AckStore
 from shared.storage.alert_index import AlertIndex
 from shared.storage.certificates import CertificateStore
 from shared.storage.gate import NextLookGate
+from shared.storage.registrations import RegistrationStore
 from shared.storage.report import build_report
 from shared.storage.tables import TABLES, Tables
 from shared.storage.tenants import TenantStore
@@ -40,7 +42,8 @@ class TableStore:
         self.gate = NextLookGate(self.tables)
         self.index = AlertIndex(self.tables, rules, self.gate)
         self.acks = AckStore(self.tables)
-        self.tenants = TenantStore(self.tables, rules, self.index, self.acks)
+        self.registrations = RegistrationStore(self.tables)
+        self.tenants = TenantStore(self.tables, rules, self.index, self.acks, self.registrations)
         self.certificates = CertificateStore(self.tables, self.tenants)
         self.uploads = UploadStore(self.tables, self.certificates, self.tenants)
 
@@ -65,4 +68,4 @@ class TableStore:
         self.tenants.refresh_tenant(tenant_id)
 
     def report(self) -> dict[str, Any]:
-        return build_report(self.tables, self.tenants, self.acks)
+        return build_report(self.tables, self.tenants, self.acks, self.registrations)

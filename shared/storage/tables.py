@@ -17,6 +17,8 @@ TABLES = (
     "alertindex",
     "acks",
     "ledger",
+    "regtargets",
+    "thumbtenants",
 )
 
 

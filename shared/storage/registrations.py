@@ -1,0 +1,208 @@
+"""Registration evidence (DESIGN §3, §4): the last listing of each target.
+
+``regtargets``: PK = "target", RK = the target id (key-encoded): one row per hub, DPS or
+manifest target holding its whole snapshot (entries as JSON), so replacing a snapshot is
+one conditional write (ETag) and a newer listing always wins over an older one, whatever
+order they are processed in. Targets are few (tens), so resolution reads them all in one
+query. ``thumbtenants``: PK = SHA-1 thumbprint, RK = SHA-256, ``tenant_id``: which tenant
+a listed thumbprint belongs to, so a listing re-times only the tenants it concerns.
+
+Writes then reads: a listing writes its snapshot before it looks up tenants, and a tenant
+CA writes its thumbprint row before its tenant is refreshed, so a listing and a
+certificate processed at the same moment always meet in one of the two.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+
+from shared.alerts.registration import TargetEntry, TargetSnapshot
+from shared.analysis.listings import Listing
+from shared.storage.keys import MAX_CONFLICT_RETRIES, iso, parse_iso, precondition_failed, table_key
+from shared.storage.pool import submit
+from shared.storage.tables import Tables
+
+TARGET_PARTITION = "target"
+_CHUNK = 30_000  # characters per string property (the limit is 32K UTF-16 units)
+_MAX_CHUNKS = 24  # ~700 KB of entries; an entity holds 1 MB
+
+
+def _entries_json(listing: Listing) -> str:
+    return json.dumps(
+        [[c.thumbprint, c.sha256, c.verified, c.name] for c in listing.certificates],
+        separators=(",", ":"),
+    )
+
+
+def _chunks(text: str) -> dict[str, str]:
+    parts = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+    if len(parts) > _MAX_CHUNKS:
+        raise ValueError("a registration listing is too large to record")
+    return {f"entries_{n}": part for n, part in enumerate(parts)}
+
+
+def _entries_of(row: dict[str, Any]) -> list[list[Any]]:
+    text = "".join(row.get(f"entries_{n}") or "" for n in range(_MAX_CHUNKS))
+    return json.loads(text) if text else []
+
+
+def snapshot_of(row: dict[str, Any]) -> TargetSnapshot:
+    code = row.get("error_code")
+    return TargetSnapshot(
+        target=row["target"],
+        kind=row["kind"],
+        display_name=row.get("display_name") or row["target"],
+        seen_at=parse_iso(row["seen_at"]) if row.get("seen_at") else None,
+        source=row.get("source") or "",
+        entries=tuple(
+            TargetEntry(thumb, sha, bool(verified), name or "")
+            for thumb, sha, verified, name in _entries_of(row)
+        ),
+        error=(code, row.get("error_message") or "") if code else None,
+    )
+
+
+class RegistrationStore:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    # --- writes ----------------------------------------------------------------------
+
+    def record_listing(self, listing: Listing, source: str, now: datetime) -> set[str]:
+        """Make ``listing`` (taken at ``now``) the snapshot of its target, unless a newer
+        one is already recorded. Returns the tenants whose resolution may change."""
+        table = self._tables("regtargets")
+        key = table_key(listing.target)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            row = self._row(listing.target)
+            if row is not None and row.get("seen_at") and parse_iso(row["seen_at"]) > now:
+                return set()  # an older listing processed late: the newer one stands
+            old = snapshot_of(dict(row)).entries if row is not None else ()
+            before = {(e.thumbprint, e.sha256, e.verified) for e in old}
+            entity = {
+                "PartitionKey": TARGET_PARTITION,
+                "RowKey": key,
+                "target": listing.target,
+                "kind": listing.kind,
+                "display_name": listing.display_name,
+                "format": listing.format,
+                "seen_at": iso(now),
+                "source": source,
+                "count": len(listing.certificates),
+                "error_code": None,
+                "error_message": None,
+                **_chunks(_entries_json(listing)),
+            }
+            if row is not None and source != "live":
+                # a failed live read stays on record until a live read succeeds
+                entity["error_code"] = row.get("error_code")
+                entity["error_message"] = row.get("error_message")
+            try:
+                if row is None:
+                    table.create_entity(entity)
+                else:
+                    table.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=row.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except ResourceExistsError:
+                continue
+            except (ResourceModifiedError, HttpResponseError) as exc:
+                if not precondition_failed(exc):
+                    raise
+                continue
+            after = {(c.thumbprint, c.sha256, c.verified) for c in listing.certificates}
+            changed = {thumb for thumb, _, _ in before ^ after}
+            return self.tenants_of(changed)
+        raise RuntimeError(f"registration target {listing.target}: too many concurrent updates")
+
+    def record_target_error(
+        self, target: str, kind: str, display_name: str, code: str, message: str, now: datetime
+    ) -> None:
+        """A target that could not be read: its last good snapshot stays in force."""
+        entity = {
+            "PartitionKey": TARGET_PARTITION,
+            "RowKey": table_key(target.lower()),
+            "target": target.lower(),
+            "kind": kind,
+            "display_name": display_name,
+            "error_code": code,
+            "error_message": message,
+            "error_at": iso(now),
+        }
+        self._tables("regtargets").upsert_entity(entity, mode=UpdateMode.MERGE)
+
+    def add_thumbprint(self, sha1: str, sha256: str, tenant_id: str) -> None:
+        """Remember which tenant a tenant CA's thumbprint belongs to (before its tenant is
+        refreshed; see the module note)."""
+        self._tables("thumbtenants").upsert_entity(
+            {"PartitionKey": sha1.upper(), "RowKey": sha256, "tenant_id": tenant_id},
+            mode=UpdateMode.REPLACE,
+        )
+
+    # --- reads -----------------------------------------------------------------------
+
+    def tenants_of(self, thumbprints: Iterable[str]) -> set[str]:
+        """The tenants owning these SHA-1 thumbprints (one partition read each, side by side)."""
+
+        def owners(thumb: str) -> list[str]:
+            return [
+                row["tenant_id"]
+                for row in self._tables("thumbtenants").query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": thumb}, select=["tenant_id"]
+                )
+            ]
+
+        pages = [submit(owners, thumb) for thumb in sorted(set(thumbprints))]
+        return {tenant for page in pages for tenant in page.result()}
+
+    def snapshots(self) -> list[TargetSnapshot]:
+        """Every target's snapshot (one query; targets are few). Targets that were never
+        read successfully have no entries."""
+        rows = self._tables("regtargets").query_entities(
+            "PartitionKey eq @pk", parameters={"pk": TARGET_PARTITION}
+        )
+        return sorted((snapshot_of(dict(row)) for row in rows), key=lambda s: s.target)
+
+    def target_rows(self) -> list[dict[str, Any]]:
+        """The report's ``targets`` (DESIGN §3)."""
+        out = []
+        for row in self._tables("regtargets").query_entities(
+            "PartitionKey eq @pk", parameters={"pk": TARGET_PARTITION}
+        ):
+            out.append(
+                {
+                    "target": row["target"],
+                    "kind": row["kind"],
+                    "display_name": row.get("display_name") or row["target"],
+                    "seen_at": row.get("seen_at"),
+                    "source": row.get("source"),
+                    "certificates": row.get("count") or 0,
+                    "error": (
+                        {"code": row["error_code"], "message": row.get("error_message") or ""}
+                        if row.get("error_code")
+                        else None
+                    ),
+                }
+            )
+        return sorted(out, key=lambda t: t["target"])
+
+    def _row(self, target: str) -> Any:
+        try:
+            return self._tables("regtargets").get_entity(TARGET_PARTITION, table_key(target))
+        except ResourceNotFoundError:
+            return None
