@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from shared.alerts.registration import Registration
+
 
 @dataclass(frozen=True)
 class TenantCertificate:
@@ -86,6 +88,8 @@ class DueAlert:
     days_left: int  # whole days from now to due; negative when overdue
     message: str  # the rule's text for the operator
     actions: tuple[str, ...] = field(default=())
+    # Where the current CA is registered and what is left (None: not looked up).
+    registration: Registration | None = None
 
     def ledger_key(self, channel: str) -> LedgerKey:
         return LedgerKey(

@@ -33,6 +33,7 @@ from shared.alerts.model import (
     TenantCertificate,
 )
 from shared.alerts.planner import MAX_UNCLEAR_SENDS, AlertPlanner, Decision
+from shared.alerts.registration import Registration
 from shared.alerts.rules import Rules
 from shared.app.delivery import (
     ADDRESSED_CHANNELS,
@@ -45,6 +46,7 @@ from shared.app.delivery import (
     PassState,
     deliver,
 )
+from shared.app.recheck import recheck_due
 from shared.app.self_health import FAILING_ATTEMPTS, report_self_health
 from shared.channels import Channel, build_channels
 from shared.settings import Settings
@@ -61,6 +63,7 @@ SCHEMA = "ca-watch/alerts/v1"
 # (Less room for the "possible repeat" note a retried message may get.)
 CHANNEL_MAX_BYTES = {"teams": TEAMS_MAX_BYTES - REPEAT_NOTE_BYTES}
 MAIL_MAX_BYTES = 1_000_000
+NO_REGISTRATION = Registration(evidence=False, renewed=None, targets=())
 
 __all__ = ["FAILING_ATTEMPTS", "any_failed", "run_alerts"]
 
@@ -101,6 +104,8 @@ def run_alerts(
         # A plan shows every open deadline (sent ones too); a run reads only what is due.
         certificates = store.index.open_tenant_certificates(now, all_open=dry_run)
     due = planner.due_alerts(now, certificates)
+    # The index may lag the truth (a renewal recorded a moment ago): ask the truth.
+    due, certificates = recheck_due(store, due, certificates)
     if channels is None and not dry_run:
         channels = build_channels(settings, clock=lambda: now)
     names = tuple(channels) if channels is not None else tuple(settings.alert_channels)
@@ -137,6 +142,7 @@ def run_alerts(
             "stage_key": a.stage_key,
             "days_left": a.days_left,
             "channels": {c: state.outcomes[a.ledger_key(c)] for c in names},
+            "registration": (a.registration or NO_REGISTRATION).to_json(),
         }
         for a in due
     ]

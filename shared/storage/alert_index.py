@@ -10,6 +10,7 @@ delete and an insert in one partition.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -150,42 +151,48 @@ class AlertIndex:
     def reschedule(self, moves: Iterable[tuple[TenantCertificate, datetime | None]]) -> None:
         """Move open tenant CAs' index rows to the moment each next needs a look (None:
         not again unless its tenant changes). A row never leaves its shard, so the moves of
-        a shard go up to 49 to a transaction (an upsert and a delete each); a batch that
-        fails (a concurrent run moved a row first) is redone row by row. Upsert before
-        delete: a crash in between leaves two rows, costing one extra read, never an alert."""
-        by_shard: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        a shard go up to 99 operations to a transaction. Each move deletes the rows it
+        read: when one is gone (a refresh closed the CA, or a concurrent run moved it),
+        the batch fails and is redone one move per transaction, and that move is dropped,
+        so a pass never puts back a row a refresh has just removed."""
+        by_shard: dict[str, list[list[tuple[str, dict[str, Any]]]]] = {}
         for cert, check_at in moves:
             new_key = f"{iso(check_at) if check_at else NEVER}|{cert.sha256}"
             if not cert.index_keys or cert.index_keys == (new_key,):
                 continue
             shard = index_partition(cert.tenant_id)
-            operations = by_shard.setdefault(shard, [])
-            if new_key not in cert.index_keys:
-                operations.append(("upsert", index_entity(cert, new_key)))
-            operations.extend(
+            move: list[tuple[str, dict[str, Any]]] = [
                 ("delete", {"PartitionKey": shard, "RowKey": key})
                 for key in cert.index_keys
                 if key != new_key
-            )
-        batches = [
-            operations[start : start + 99]
-            for operations in by_shard.values()
-            for start in range(0, len(operations), 99)
-        ]
+            ]
+            if new_key not in cert.index_keys:
+                move.append(("upsert", index_entity(cert, new_key)))
+            by_shard.setdefault(shard, []).append(move)
+        batches: list[list[list[tuple[str, dict[str, Any]]]]] = []
+        for shard_moves in by_shard.values():
+            batch: list[list[tuple[str, dict[str, Any]]]] = []
+            size = 0
+            for move in shard_moves:
+                if size + len(move) > 99:
+                    batches.append(batch)
+                    batch, size = [], 0
+                batch.append(move)
+                size += len(move)
+            if batch:
+                batches.append(batch)
         run_all(lambda batch=batch: self._submit_moves(batch) for batch in batches)
 
-    def _submit_moves(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+    def _submit_moves(self, batch: list[list[tuple[str, dict[str, Any]]]]) -> None:
         index = self._tables("alertindex")
         try:
-            index.submit_transaction(batch)
+            index.submit_transaction([op for move in batch for op in move])
         except (TableTransactionError, HttpResponseError):
-            for kind, entity in batch:
-                if kind == "upsert":
-                    index.upsert_entity(entity, mode=UpdateMode.REPLACE)
-                else:
-                    self._tables.delete_quietly(
-                        "alertindex", entity["PartitionKey"], entity["RowKey"]
-                    )
+            if len(batch) == 1:
+                return  # a row of it is gone or already moved: another writer won
+            for move in batch:
+                with contextlib.suppress(TableTransactionError, HttpResponseError):
+                    index.submit_transaction(move)
 
     def align_schedule(self) -> bool:
         """After the rules (or the index layout) change, put every open row back at its

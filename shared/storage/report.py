@@ -5,12 +5,43 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from shared.alerts.registration import TargetSnapshot
 from shared.storage.acks import AckStore
+from shared.storage.keys import iso
+from shared.storage.registrations import RegistrationStore
 from shared.storage.tables import Tables
 from shared.storage.tenants import TenantStore
 
 
-def build_report(tables: Tables, tenants: TenantStore, acks: AckStore) -> dict[str, Any]:
+def registrations_of(
+    sha1: str, sha256: str, snapshots: list[TargetSnapshot]
+) -> list[dict[str, Any]]:
+    """Where one certificate is registered (report/v1 ``registrations``)."""
+    found = []
+    for snap in snapshots:
+        entry = snap.entry_for(sha1, sha256)
+        if entry is not None:
+            found.append(
+                {
+                    "target": snap.target,
+                    "kind": snap.kind,
+                    "display_name": snap.display_name,
+                    "name": entry.name,
+                    "verified": entry.verified,
+                    "seen_at": iso(snap.seen_at) if snap.seen_at else None,
+                    "source": snap.source,
+                }
+            )
+    return found
+
+
+def build_report(
+    tables: Tables,
+    tenants: TenantStore,
+    acks: AckStore,
+    registrations: RegistrationStore | None = None,
+) -> dict[str, Any]:
+    snapshots = registrations.snapshots() if registrations else []
     tenant_rows = tenants.by_tenant()
     acks_by_tenant = acks.by_tenant()
     certificates = []
@@ -24,6 +55,11 @@ def build_report(tables: Tables, tenants: TenantStore, acks: AckStore) -> dict[s
         tenant_acks = acks_by_tenant.get(tenant or "", {})
         ack = tenant_acks.get(row["RowKey"]) or (tenant_acks.get("*") if tenant_row else None)
         body["acknowledged"] = ack.to_json() if ack else None
+        body["registrations"] = registrations_of(body["sha1_thumbprint"], row["RowKey"], snapshots)
+        if tenant_row:
+            body["renewal_pending"] = [
+                t for t in (tenant_row.get("renewal_pending") or "").split(",") if t
+            ]
         certificates.append(body)
     certificates.sort(key=lambda c: (c["azure_sphere"]["tenant_id"] or "~", c["not_before"]))
     uploads = [
@@ -36,10 +72,16 @@ def build_report(tables: Tables, tenants: TenantStore, acks: AckStore) -> dict[s
                 if row.get("error_code")
                 else None
             ),
+            "format": row.get("format"),
             "certificates": json.loads(row.get("certificates") or "[]"),
             "processed_at": row.get("processed_at"),
         }
         for row in tables("uploads").list_entities()
     ]
     uploads.sort(key=lambda u: u["name"])
-    return {"schema": "ca-watch/report/v1", "certificates": certificates, "uploads": uploads}
+    return {
+        "schema": "ca-watch/report/v1",
+        "certificates": certificates,
+        "targets": registrations.target_rows() if registrations else [],
+        "uploads": uploads,
+    }
