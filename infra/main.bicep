@@ -89,6 +89,8 @@ param tableNames array = [
   'alertindex'
   'acks'
   'ledger'
+  'regtargets'
+  'thumbtenants'
 ]
 param maxUploadBytes string = '1048576'
 @description('TOML rules file inside the deployed package; empty = the built-in rules (shared/alerts/default_rules.toml).')

@@ -20,6 +20,8 @@ param tableNames array = [
   'alertindex'
   'acks'
   'ledger'
+  'regtargets'
+  'thumbtenants'
 ]
 @minValue(1)
 @maxValue(365)
