@@ -19,6 +19,7 @@ from itertools import groupby
 from typing import Any
 
 from shared.alerts.model import DueAlert, RenderedMessage
+from shared.alerts.registration_text import registration_lines
 
 PRODUCT = "CA Rotation Watch"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -202,6 +203,16 @@ def _card_item(item: DueAlert) -> dict[str, Any]:
         items.append(
             _text_block(f"{number}\\. {escape_markdown(clean(action, 1000))}", spacing="Small")
         )
+    for line in registration_lines(item.registration):
+        code = line.kind == "command"
+        items.append(
+            _text_block(
+                escape_markdown(clean(line.text, 1000)),
+                spacing="None" if code else "Small",
+                **({"fontType": "Monospace", "size": "Small"} if code else {}),
+                **({"weight": "Bolder"} if line.kind == "summary" else {}),
+            )
+        )
     return {"type": "Container", "spacing": "Medium", "items": items}
 
 
@@ -273,6 +284,9 @@ def _text(
             lines.extend(
                 f"    {n}. {clean(action, 1000)}" for n, action in enumerate(item.actions, 1)
             )
+            for line in registration_lines(item.registration):
+                indent = "        " if line.kind == "command" else "    "
+                lines.append(f"{indent}{clean(line.text, 1000)}")
             lines.append("")
     if omitted:
         lines.append(_more_text(omitted))
@@ -316,10 +330,28 @@ def _html(
                 parts.append("<ol>")
                 parts.extend(f"<li>{_h(clean(a, 1000))}</li>" for a in item.actions)
                 parts.append("</ol>")
+            parts.extend(_html_registration(item))
     if omitted:
         parts.append(f"<p><strong>{_h(_more_text(omitted))}</strong></p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _html_registration(item: DueAlert) -> list[str]:
+    lines = registration_lines(item.registration)
+    parts, commands = [], []
+    for line in lines:
+        if line.kind == "command":
+            commands.append(_h(clean(line.text, 1000)))
+            continue
+        if commands:
+            parts.append("<pre>" + "\n".join(commands) + "</pre>")
+            commands = []
+        tag = "strong" if line.kind == "summary" else "span"
+        parts.append(f"<p><{tag}>{_h(clean(line.text, 1000))}</{tag}></p>")
+    if commands:
+        parts.append("<pre>" + "\n".join(commands) + "</pre>")
+    return parts
 
 
 def render_message(
