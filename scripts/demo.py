@@ -3,12 +3,16 @@
 Builds the sample set (the kit's real Azure Sphere certificates plus generated ones shaped
 like the July 2020 incident), uploads it, runs the blob function on every upload, prints
 the report, then replays the incident: the alert timer at each date of summer 2020, into
-the outbox. Finally the renewed certificate is uploaded for one tenant and its alerts stop.
+the outbox. Then the renewed certificates are uploaded for two tenants with a fresh IoT
+Hub listing: one tenant closes, the other stays open because its DPS lacks the renewed CA,
+until a DPS listing shows it verified.
 Everything goes through the `ca-watch` CLI and the registered functions of function_app.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sys
@@ -20,6 +24,7 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shared.analysis.reader import read_certificates  # noqa: E402
 from shared.app import handlers  # noqa: E402
 from shared.local import samples  # noqa: E402
 from shared.local.azurite import Azurite  # noqa: E402
@@ -35,6 +40,14 @@ REPLAY = [
     datetime(2020, 8, 25, 9, 0, tzinfo=UTC),
 ]
 AFTER_RENEWAL = datetime(2020, 9, 1, 9, 0, tzinfo=UTC)
+AFTER_DPS = datetime(2020, 9, 2, 9, 0, tzinfo=UTC)
+ARM = "/subscriptions/00000000-0000-4000-8000-00000000d3e0/resourceGroups/fleet-rg/providers"
+HUB = f"{ARM}/Microsoft.Devices/IotHubs/fleet-hub"
+DPS = f"{ARM}/Microsoft.Devices/provisioningServices/fleet-dps"
+OLD_FILES = {
+    samples.TENANT_OID: f"tenant-{samples.TENANT_OID}/CAcertificate.cer",
+    samples.TENANT_PARAMS: f"tenant-{samples.TENANT_PARAMS}/ca.pem",
+}
 
 
 def heading(text: str) -> None:
@@ -46,11 +59,43 @@ def build_sample_tree(target: Path) -> int:
     real = ROOT / "tests" / "data" / "azure-sphere-public"
     files = {f"real/{p.name}": p.read_bytes() for p in real.iterdir() if p.suffix != ".md"}
     files.update(samples.incident_sample_files())
+    # Where the two affected tenants' CAs are trusted: both in the hub, one in a DPS too.
+    old_oid, old_params = (der_of(files[OLD_FILES[t]]) for t in OLD_FILES)
+    files["listings/fleet-hub.json"] = listing(
+        HUB, [("tenant-oid", old_oid, True), ("tenant-params", old_params, True)]
+    )
+    files["listings/fleet-dps.json"] = listing(DPS, [("tenant-params", old_params, True)])
     for name, data in files.items():
         path = target / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return len(files)
+
+
+def der_of(data: bytes) -> bytes:
+    return read_certificates(data).certificates[0]
+
+
+def listing(parent: str, entries: list[tuple[str, bytes, bool]]) -> bytes:
+    """What `az iot hub|dps certificate list` prints, for these (name, DER, verified)."""
+    value = []
+    for name, der, verified in entries:
+        thumbprint = hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
+        kind = "IotHubs" if "/IotHubs/" in parent else "ProvisioningServices"
+        value.append({
+            "id": f"{parent}/certificates/{name}", "name": name,
+            "type": f"Microsoft.Devices/{kind}/Certificates",
+            "properties": {"thumbprint": thumbprint, "isVerified": verified,
+                           "expiry": "Sat, 05 Aug 2022 00:00:00 GMT"},
+        })  # fmt: skip
+    return json.dumps({"value": value}, indent=2).encode()
+
+
+def write(root: Path, name: str, data: bytes) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
 
 
 def run_timer_at(moment: datetime) -> dict:
@@ -160,18 +205,51 @@ def main() -> int:
         resent = sum(1 for i in again["items"] if "sent" in i["channels"].values())
         print(f"(the {REPLAY[-1]:%Y-%m-%d} run again: {resent} sent)")
 
-        heading("4. The renewed certificate is uploaded for one tenant")
-        name, data = samples.renewed_tenant_file(samples.TENANT_OID)
-        renewed = ROOT / ".sample" / name
-        renewed.parent.mkdir(parents=True, exist_ok=True)
-        renewed.write_bytes(data)
-        ca_watch(["upload", "-q", "--prefix", str(Path(name).parent), str(renewed)])
+        heading("4. Renewed CAs for two tenants, and the hub has both verified")
+        sample = ROOT / ".sample"
+        renewed = {t: samples.renewed_tenant_file(t) for t in OLD_FILES}
+        old = {t: der_of((sample / OLD_FILES[t]).read_bytes()) for t in OLD_FILES}
+        step4 = sample / "step4"
+        shutil.rmtree(step4, ignore_errors=True)
+        for name, data in renewed.values():
+            write(step4, name, data)
+        write(step4, "listings/fleet-hub.json", listing(HUB, [
+            ("tenant-oid", old[samples.TENANT_OID], True),
+            ("tenant-params", old[samples.TENANT_PARAMS], True),
+            ("tenant-oid-2020-08", renewed[samples.TENANT_OID][1], True),
+            ("tenant-params-2020-08", renewed[samples.TENANT_PARAMS][1], True),
+        ]))  # fmt: skip
+        ca_watch(["upload", "-q", str(step4)])
         ca_watch(["process", "--once", "--now", "2020-08-26T09:00:00Z"])
         document = run_timer_at(AFTER_RENEWAL)
         sent, carried = print_timeline_entry(AFTER_RENEWAL, document)
         alerts, messages = alerts + sent, messages + carried
-        silenced = [i for i in document["items"] if i["tenant_id"] == samples.TENANT_OID]
-        print(f"tenant {samples.TENANT_OID}: {len(silenced)} alert(s) after its renewal")
+        for tenant in OLD_FILES:
+            items = [i for i in document["items"] if i["tenant_id"] == tenant]
+            pending = sorted({t for i in items for t in i["registration"]["pending"]})
+            names = [p.rsplit("/", 1)[-1] for p in pending]
+            print(f"tenant {tenant}: {len(items)} alert(s); pending in: {', '.join(names) or '-'}")
+        newest = max(outbox.glob("*.txt"), key=lambda path: path.stat().st_mtime)
+        text = newest.read_text(encoding="utf-8")
+        print(f"\nWhat the alert says ({newest.relative_to(ROOT)}):")
+        print(text[text.rindex("    Registered in") :].rstrip())
+
+        heading("5. A DPS listing shows the renewed CA verified")
+        step5 = sample / "step5"
+        shutil.rmtree(step5, ignore_errors=True)
+        write(step5, "listings/fleet-dps.json", listing(DPS, [
+            ("tenant-params", old[samples.TENANT_PARAMS], True),
+            ("tenant-params-2020-08", renewed[samples.TENANT_PARAMS][1], True),
+        ]))  # fmt: skip
+        ca_watch(["upload", "-q", str(step5)])
+        ca_watch(["process", "--once", "--now", "2020-09-01T12:00:00Z"])
+        document = run_timer_at(AFTER_DPS)
+        sent, carried = print_timeline_entry(AFTER_DPS, document)
+        alerts, messages = alerts + sent, messages + carried
+        left = [i for i in document["items"] if i["tenant_id"] in OLD_FILES]
+        print(f"renewed tenants: {len(left)} alert(s) left")
+        again = run_timer_at(AFTER_DPS)
+        print(f"(the {AFTER_DPS:%Y-%m-%d} run again: {len(again['messages'])} message(s))")
         written = len(list(outbox.glob("*.json")))
         print(
             f"\n{alerts} alerts went out in {messages} messages (one digest per channel and "

@@ -296,6 +296,8 @@ def render_report(report: dict[str, Any], stream: Any) -> None:
             state = f"replaced by {sha1_of.get(replacement) or 'SHA-256 ' + replacement[:16]}"
         elif cert.get("acknowledged"):
             state = f"acknowledged by {cert['acknowledged']['by']}"
+        elif cert.get("renewal_pending"):
+            state = f"open: renewal pending in {len(cert['renewal_pending'])} target(s)"
         rows.append((
             cert["verdict"], cert["azure_sphere"]["role"] or "-",
             cert["azure_sphere"]["tenant_id"] or "-", cert["not_before"],
@@ -308,17 +310,51 @@ def render_report(report: dict[str, Any], stream: Any) -> None:
         stream.write(
             "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
         )
+    _render_registrations(report, stream)
     stream.write("\nUPLOADS\n")
     for upload in report["uploads"]:
         error = upload["error"]
         detail = (
             describe_error(error["code"], error["message"])
             if error
+            else f"registration listing ({upload['format']})"
+            if upload.get("format") in LISTING_FORMATS and not upload["certificates"]
             else ", ".join(
                 sha1_of.get(sha, "SHA-256 " + sha[:16]) for sha in upload["certificates"]
             )
         )
         stream.write(f"  {upload['status']:<10}  {upload['name']}  {detail}\n")
+
+
+LISTING_FORMATS = ("iot-hub-certificates", "dps-certificates", "ca-watch-registrations")
+
+
+def _render_registrations(report: dict[str, Any], stream: Any) -> None:
+    """Per tenant CA, where it is registered; then each target's last listing."""
+    targets = report.get("targets") or []
+    if not targets:
+        return
+    stream.write("\nREGISTERED IN (per tenant CA)\n")
+    for cert in report["certificates"]:
+        if cert["azure_sphere"]["role"] != "tenant-ca":
+            continue
+        where = ", ".join(
+            f"{r['display_name']} ({r['kind']}, {'verified' if r['verified'] else 'unverified'})"
+            for r in cert.get("registrations") or []
+        )
+        stream.write(
+            f"  {cert['azure_sphere']['tenant_id']}  {cert['sha1_thumbprint']}  "
+            f"{where or 'no target lists it'}\n"
+        )
+    stream.write("\nTARGETS\n")
+    for target in targets:
+        error = target.get("error")
+        detail = f"  last read failed: {error['code']}: {error['message']}" if error else ""
+        stream.write(
+            f"  {target['kind']:<11}  {target['display_name']}  {target['certificates']} CA(s), "
+            f"seen {target.get('seen_at') or 'never'} from {target.get('source') or '-'}"
+            f"{detail}\n"
+        )
 
 
 def command_report(args: argparse.Namespace) -> int:
