@@ -87,10 +87,12 @@ def test_an_ordinary_certificate_costs_five_requests_and_a_duplicate_two(counted
 def test_a_tenant_ca_adds_its_tenant_and_index_rows(counted) -> None:
     counted.put("tenant.cer", samples.tenant_ca().der)
     requests = counted.deliver("tenant.cer")
-    # The five of any certificate, plus the tenant CA's bookkeeping: its tenantcas row, the
-    # tenant's refresh (read tenantcas, acks and its index rows; write resolved_by, the
-    # index row) and the gate (read it, then create or lower it).
-    assert len(requests) == 5 + 8, requests
+    # The five of any certificate, plus the tenant CA's bookkeeping: its thumbprint row
+    # (which tenant a listed thumbprint belongs to) and its tenantcas row, the tenant's
+    # refresh (read tenantcas, acks and its index rows; write resolved_by, the index row),
+    # the gate (read it, then create or lower it), and the refresh's check that nothing
+    # moved under it (read tenantcas, acks and the index rows again: the renewal race).
+    assert len(requests) == 5 + 12, requests
     assert counted.upload_row("tenant.cer")["status"] == "analyzed"
 
 
