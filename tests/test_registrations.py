@@ -342,3 +342,37 @@ def test_recheck_reads_only_due_tenants(app_runtime) -> None:
     assert {i["tenant_id"] for i in document["items"]} == {tenant(9)}
     assert set(read) == {tenant(9)}
     assert iso(AUG10) == document["now"]
+
+
+def test_report_and_messages_show_where_each_ca_is_registered(app_runtime, tmp_path) -> None:
+    import io
+
+    from shared.local.runner import render_report
+
+    handlers.use_clock(lambda: NOW)
+    old, new = pair(11)
+    lonely, _ = pair(12)
+    upload(
+        app_runtime,
+        {
+            "old.cer": old.der,
+            "new.cer": new.der,
+            "lonely.cer": lonely.der,
+            "dps.json": arm_listing(DPS_ID, [("old", old, True), ("new", new, False)]),
+        },
+    )
+    process_pending(app_runtime)
+    out = io.StringIO()
+    render_report(app_runtime.store.report(), out)
+    text = out.getvalue()
+    assert f"{tenant(11)}  " in text and "Fleet-DPS (dps, verified)" in text
+    assert "Fleet-DPS (dps, unverified)" in text
+    assert "no target lists it" in text  # the lonely tenant's CA
+    assert "registration listing (dps-certificates)" in text
+    document = run(app_runtime)
+    assert document["messages"]
+    outbox = list((tmp_path / "outbox").glob("*.txt"))
+    body = "\n".join(path.read_text(encoding="utf-8") for path in outbox)
+    assert "DPS Fleet-DPS: current CA verified, renewed CA registered, not verified" in body
+    assert "az iot dps certificate verify --dps-name Fleet-DPS --resource-group" in body
+    assert "No registration evidence was seen" in body  # the lonely tenant

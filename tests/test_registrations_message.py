@@ -83,3 +83,16 @@ def test_hostile_target_names_are_escaped_in_every_form() -> None:
     card = json.dumps(message.adaptive_card)
     assert "${cardData}" not in card
     assert "[x](http://evil)" not in card
+
+
+def test_names_unfit_for_a_shell_get_no_command() -> None:
+    hostile = f"{SUB}/iothubs/hub;rm -rf ~"
+    item = replace(
+        alert(),
+        registration=registration(
+            TargetState(hostile, "iot-hub", "hub;rm -rf ~", VERIFIED, ABSENT)
+        ),
+    )
+    text = render_message([item], NOW).text
+    assert "az iot hub certificate" not in text
+    assert "register the renewed CA" in text

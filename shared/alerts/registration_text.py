@@ -28,6 +28,11 @@ _ARM = re.compile(
 )
 
 
+# Names put into a command line must be plain Azure names: a listing is uploaded input,
+# and an operator may paste the command into a shell.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._()-]{0,127}")
+
+
 @dataclass(frozen=True)
 class RegistrationLine:
     kind: str  # "summary" | "target" | "command" | "note"
@@ -94,16 +99,19 @@ def commands(state: TargetState, registration: Registration) -> list[str]:
     file = renewed_file(registration)
     name = state.renewed_name or f"tenant-ca-{thumb.lower()[:8]}"
     found = _ARM.match(state.target)
-    if state.kind not in ("iot-hub", "dps") or found is None:
+    safe = found is not None and all(
+        _SAFE_NAME.fullmatch(value) for value in (state.display_name, found["rg"], name)
+    )
+    if state.kind not in ("iot-hub", "dps") or found is None or not safe:
         return [
             f"In {state.display_name}: register the renewed CA (SHA-1 {thumb}) and verify it "
             f"with `azsphere ca download-proof --verificationcode <code>`."
         ]
     if state.kind == "iot-hub":
-        base = f"az iot hub certificate {{}} --hub-name {found['name']} "
+        base = f"az iot hub certificate {{}} --hub-name {state.display_name} "
         base += f"--resource-group {found['rg']} --name {name}"
     else:
-        base = f"az iot dps certificate {{}} --dps-name {found['name']} "
+        base = f"az iot dps certificate {{}} --dps-name {state.display_name} "
         base += f"--resource-group {found['rg']} --certificate-name {name}"
     steps = [f"# {target_label(state)}"]
     if state.renewed == ABSENT:
