@@ -347,6 +347,7 @@ def test_recheck_reads_only_due_tenants(app_runtime) -> None:
 def test_report_and_messages_show_where_each_ca_is_registered(app_runtime, tmp_path) -> None:
     import io
 
+    from shared.local.alerts_cmd import render_summary
     from shared.local.runner import render_report
 
     handlers.use_clock(lambda: NOW)
@@ -369,6 +370,11 @@ def test_report_and_messages_show_where_each_ca_is_registered(app_runtime, tmp_p
     assert "Fleet-DPS (dps, unverified)" in text
     assert "no target lists it" in text  # the lonely tenant's CA
     assert "registration listing (dps-certificates)" in text
+    summary = io.StringIO()
+    render_summary(plan(app_runtime), summary)
+    assert f"renewal pending for {tenant(11)} in: Fleet-DPS (dps: renewed CA unverified)" in (
+        summary.getvalue()
+    )
     document = run(app_runtime)
     assert document["messages"]
     outbox = list((tmp_path / "outbox").glob("*.txt"))
@@ -376,3 +382,34 @@ def test_report_and_messages_show_where_each_ca_is_registered(app_runtime, tmp_p
     assert "DPS Fleet-DPS: current CA verified, renewed CA registered, not verified" in body
     assert "az iot dps certificate verify --dps-name Fleet-DPS --resource-group" in body
     assert "No registration evidence was seen" in body  # the lonely tenant
+
+
+def test_a_target_that_cannot_be_read_keeps_its_snapshot_and_is_named_daily(
+    app_runtime, tmp_path
+) -> None:
+    from shared.analysis.listings import parse_listing
+
+    handlers.use_clock(lambda: NOW)
+    old, new = pair(13)
+    upload(app_runtime, {"old.cer": old.der, "new.cer": new.der})
+    process_pending(app_runtime)
+    store = app_runtime.store
+    (listing,) = parse_listing(json.loads(arm_listing(HUB_ID, [("old", old, True)])))
+    assert store.registrations.record_listing(listing, "live", NOW) == {tenant(13)}
+    store.tenants.refresh_tenant(tenant(13))
+    store.registrations.record_target_error(
+        HUB_ID, "iot-hub", "Fleet-Hub", "forbidden", "403 <b>AuthorizationFailed</b>", AUG10
+    )
+    (target,) = store.report()["targets"]
+    assert target["error"] == {"code": "forbidden", "message": "403 <b>AuthorizationFailed</b>"}
+    assert (target["certificates"], target["source"]) == (1, "live")  # last good snapshot
+    document = run(app_runtime)
+    (item, *_) = document["items"]
+    assert item["registration"]["pending"] == [HUB_ID.lower()]  # the snapshot still counts
+    (problem,) = document["self_health"]
+    assert problem["problem"] == "registration-targets-failing"
+    body = "\n".join(p.read_text(encoding="utf-8") for p in (tmp_path / "outbox").glob("*.html"))
+    assert "Fleet-Hub: forbidden" in body and "&lt;b&gt;AuthorizationFailed" in body
+    # The next successful read clears the error on the target.
+    store.registrations.record_listing(listing, "live", AUG10 + timedelta(hours=1))
+    assert store.report()["targets"][0]["error"] is None

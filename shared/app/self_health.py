@@ -14,6 +14,7 @@ from shared.alerts.operator_message import render_operator_message
 from shared.alerts.planner import MAX_UNCLEAR_SENDS, Decision, decide
 from shared.app.delivery import ADDRESSED_CHANNELS, ALREADY_SENT, PLANNED, PassState, deliver
 from shared.channels import Channel
+from shared.storage.registrations import TARGET_FAILURE_KIND
 from shared.storage.store import TableStore
 
 SELF_HEALTH = "self-health"
@@ -42,7 +43,22 @@ def _problems(
     channels: Mapping[str, Channel] | None,
 ) -> list[_Problem]:
     problems = []
-    uploads = _failed_uploads(store, state.now)
+    failures = _failed_uploads(store, state.now)
+    uploads = [row for row in failures if row.get("kind") != TARGET_FAILURE_KIND]
+    targets = {row.get("target"): row for row in failures if row.get("kind") == TARGET_FAILURE_KIND}
+    if targets:
+        problems.append(
+            _Problem(
+                "registration-targets-failing",
+                f"{len(targets)} registration target(s) could not be read in the last 24 hours; "
+                "their last good listing stays in force",
+                tuple(
+                    f"{clean(row.get('name'), 200)}: {clean(row.get('error_code'))} "
+                    f"({clean(row.get('error_message') or '', 300)})"
+                    for row in list(targets.values())[:MAX_LISTED_UPLOADS]
+                ),
+            )
+        )
     if uploads:
         lines = [
             f"{clean(u.get('name'), 200)}: {clean(u.get('status'))} "

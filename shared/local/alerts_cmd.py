@@ -160,6 +160,18 @@ def render_summary(document: dict[str, Any], out: TextIO) -> None:
         header = ("TENANT", "DEADLINE", "STAGE", "DUE", "CHANNELS")
         shrink = (Shrink(1, 20, "left"), Shrink(4, 16, "wrap"))
         lines.append(render_table(header, rows, terminal_width(out), shrink))
+    # Where each due tenant CA's renewal is still missing or unverified (DESIGN §3).
+    pending_by_cert: dict[tuple[str, str], list[str]] = {}
+    for item in document["items"]:
+        registration = item.get("registration") or {}
+        pending_by_cert[(item["tenant_id"], item["certificate"])] = [
+            f"{t['display_name']} ({t['kind']}: renewed CA {t['renewed']})"
+            for t in registration.get("targets", [])
+            if t["target"] in registration.get("pending", [])
+        ]
+    for (tenant, _certificate), targets in pending_by_cert.items():
+        if targets:
+            lines.append(f"renewal pending for {tenant} in: {', '.join(targets)}\n")
     for problem in document.get("self_health", []):
         outcomes = ", ".join(f"{c}={s}" for c, s in problem["channels"].items()) or "no channel"
         lines.append(f"operator alert: {problem['summary']}  {outcomes}\n")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -35,6 +35,7 @@ from shared.storage.pool import submit
 from shared.storage.tables import Tables
 
 TARGET_PARTITION = "target"
+TARGET_FAILURE_KIND = "registration-target"  # its rows in ``uploadfailures``
 _CHUNK = 30_000  # characters per string property (the limit is 32K UTF-16 units)
 _MAX_CHUNKS = 24  # ~700 KB of entries; an entity holds 1 MB
 
@@ -145,6 +146,22 @@ class RegistrationStore:
             "error_at": iso(now),
         }
         self._tables("regtargets").upsert_entity(entity, mode=UpdateMode.MERGE)
+        # Beside the day's failed uploads, so the timer's self-health check (which reads
+        # that day's rows anyway) names the target without another query.
+        self._tables("uploadfailures").upsert_entity(
+            {
+                "PartitionKey": now.astimezone(UTC).date().isoformat(),
+                "RowKey": f"target|{table_key(target.lower())}",
+                "name": display_name,
+                "target": target.lower(),
+                "kind": TARGET_FAILURE_KIND,
+                "status": "unreadable-target",
+                "error_code": code,
+                "error_message": message,
+                "processed_at": iso(now),
+            },
+            mode=UpdateMode.REPLACE,
+        )
 
     def add_thumbprint(self, sha1: str, sha256: str, tenant_id: str) -> None:
         """Remember which tenant a tenant CA's thumbprint belongs to (before its tenant is
