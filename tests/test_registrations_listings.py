@@ -120,6 +120,8 @@ def test_sniff_tells_listings_from_other_files() -> None:
     assert not looks_like_listing(OLD.pem)
     assert not looks_like_listing(OLD.der)
     assert not looks_like_listing(b'{"name": "not a listing"}')
+    assert not looks_like_listing(b'{"schema": "ca-watch/scan/v1", "sha1_thumbprint": "AB"}')
+    assert looks_like_listing(b'{"schema" : "ca-watch/registrations/v1"}')
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,8 @@ _ARM_CERTIFICATE = re.compile(
     r"(?P<type>iothubs|provisioningservices)/(?P<name>[^/]+))/certificates/(?P<cert>[^/]+)/?$",
     re.IGNORECASE,
 )
-_SNIFF = re.compile(rb'"(thumbprint|schema)"', re.IGNORECASE)
+# A "thumbprint" key (not "sha1_thumbprint": a scan result is not a listing) or our schema.
+_SNIFF = re.compile(rb'"thumbprint"\s*:|"schema"\s*:\s*"ca-watch/registrations/', re.IGNORECASE)
 
 
 class ListingError(ValueError):
@@ -107,8 +108,8 @@ def normalize_thumbprint(value: object) -> str:
 
 
 def looks_like_listing(data: bytes) -> bool:
-    """A cheap sniff: JSON text (UTF-8, UTF-8 BOM or UTF-16) naming a thumbprint or a
-    schema. Certificate formats never start with ``{`` or ``[``."""
+    """A cheap sniff: JSON text (UTF-8, UTF-8 BOM or UTF-16) with a ``thumbprint`` key or
+    the manifest schema. Certificate formats never start with ``{`` or ``[``."""
     head = data[:4096]
     encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
     stripped = head.decode(encoding, errors="ignore").lstrip()
