@@ -96,3 +96,17 @@ def test_names_unfit_for_a_shell_get_no_command() -> None:
     text = render_message([item], NOW).text
     assert "az iot hub certificate" not in text
     assert "register the renewed CA" in text
+
+
+LINK = "https://evil.example/x"
+
+
+def test_a_target_named_like_a_link_is_defanged() -> None:
+    item = replace(
+        alert(),
+        registration=registration(TargetState(LINK, "other", LINK, VERIFIED, ABSENT)),
+    )
+    message = render_message([item], NOW)
+    for form in (message.text, message.html, json.dumps(message.adaptive_card)):
+        assert "https://evil.example" not in form
+    assert "hxxps://evil[.]example" in message.text

@@ -207,7 +207,7 @@ def _card_item(item: DueAlert) -> dict[str, Any]:
         code = line.kind == "command"
         items.append(
             _text_block(
-                escape_markdown(clean(line.text, 1000)),
+                escape_markdown(cert_text(line.text, 1000)),
                 spacing="None" if code else "Small",
                 **({"fontType": "Monospace", "size": "Small"} if code else {}),
                 **({"weight": "Bolder"} if line.kind == "summary" else {}),
@@ -286,7 +286,7 @@ def _text(
             )
             for line in registration_lines(item.registration):
                 indent = "        " if line.kind == "command" else "    "
-                lines.append(f"{indent}{clean(line.text, 1000)}")
+                lines.append(f"{indent}{cert_text(line.text, 1000)}")
             lines.append("")
     if omitted:
         lines.append(_more_text(omitted))
@@ -342,13 +342,13 @@ def _html_registration(item: DueAlert) -> list[str]:
     parts, commands = [], []
     for line in lines:
         if line.kind == "command":
-            commands.append(_h(clean(line.text, 1000)))
+            commands.append(_h(cert_text(line.text, 1000)))
             continue
         if commands:
             parts.append("<pre>" + "\n".join(commands) + "</pre>")
             commands = []
         tag = "strong" if line.kind == "summary" else "span"
-        parts.append(f"<p><{tag}>{_h(clean(line.text, 1000))}</{tag}></p>")
+        parts.append(f"<p><{tag}>{_h(cert_text(line.text, 1000))}</{tag}></p>")
     if commands:
         parts.append("<pre>" + "\n".join(commands) + "</pre>")
     return parts
