@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,10 +44,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 def test_the_demo_says_alerts_go_out_as_one_digest_per_channel_and_run(
     demo: tuple[str, Path],
 ) -> None:
-    out, _root = demo
+    out, root = demo
     assert "one digest per channel" in out
-    assert "15 alerts went out in 8 messages" in out
     assert "Stage 7d is the 7-day notice" in out and "actual days left" in out
+    # The totals it states are the real ones (15 alerts in 8 messages when it was written):
+    # the alerts its timeline lists, the messages the outbox holds.
+    found = re.search(r"^(\d+) alerts went out in (\d+) messages", out, re.MULTILINE)
+    assert found, out
+    listed = sum(int(n) for n in re.findall(r"Z  (\d+) alert\(s\) sent", out))
+    written = len(list((root / ".outbox" / "demo").glob("*.json")))
+    assert (int(found[1]), int(found[2])) == (listed, written)
+    assert listed > written  # several alerts share a digest
 
 
 def test_the_timeline_shows_the_self_health_alert(demo: tuple[str, Path]) -> None:
@@ -68,7 +76,7 @@ def test_the_demo_says_why_each_affected_tenant_ca_is_affected(demo: tuple[str, 
 def test_the_demo_outbox_has_a_recipient(demo: tuple[str, Path]) -> None:
     _out, root = demo
     records = [json.loads(p.read_text()) for p in (root / ".outbox" / "demo").glob("*.json")]
-    assert len(records) == 8
+    assert records
     assert all(record["recipients"] == ["ops@example.com"] for record in records)
 
 

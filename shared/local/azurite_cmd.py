@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.local.azurite import PROJECT_ROOT, Azurite, AzuriteError
 from shared.local.common import EXIT_ACTION, EXIT_OK, UsageError
 
-DEFAULT_LOCATION = PROJECT_ROOT / ".azurite"
+# shared.local.azurite (subprocess, sockets, the storage settings) loads only when used:
+# every ca-watch command, scan included, builds this parser.
+DEFAULT_LOCATION = Path(__file__).resolve().parents[2] / ".azurite"
 DEFAULT_PORTS = (10000, 10001, 10002)  # blob, queue, table: UseDevelopmentStorage=true
 PID_FILE = "azurite.pid"
 
@@ -48,6 +49,8 @@ def command_start(args: argparse.Namespace) -> int:
             f"port(s) {', '.join(map(str, busy))} already in use: another Azurite is running "
             "(stop it first), or point CertStorage at it"
         )
+    from shared.local.azurite import Azurite, AzuriteError
+
     blob, queue, table = DEFAULT_PORTS
     azurite = Azurite(location, blob_port=blob, queue_port=queue, table_port=table)
     try:

@@ -31,8 +31,10 @@ from shared.local.common import (
     iter_files,
     json_bytes,
     parse_when,
+    terminal_width,
     write_stdout,
 )
+from shared.local.table import Shrink, render_table
 from shared.settings import STORAGE_CONNECTION_NAME, SettingsError
 
 
@@ -284,6 +286,7 @@ def _refused_uploads(
 def render_report(report: dict[str, Any], stream: Any) -> None:
     certs = report["certificates"]
     stream.write(f"{len(certs)} certificate(s), {len(report['uploads'])} upload(s)\n\n")
+
     header = ("VERDICT", "ROLE", "TENANT", "START (notBefore)", "SHA-1", "STATE")
     rows = []
     # One identifier style: the SHA-1 thumbprint Azure shows; a SHA-256 (the table's key)
@@ -304,14 +307,11 @@ def render_report(report: dict[str, Any], stream: Any) -> None:
             cert["sha1_thumbprint"],
             state if cert["azure_sphere"]["role"] == "tenant-ca" else "-",
         ))  # fmt: skip
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-    stream.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "\n")
-    for row in rows:
-        stream.write(
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
-        )
+    width = terminal_width(stream)
+    shrink = (Shrink(5, 20, "wrap"), Shrink(4, 16, "right"), Shrink(2, 13, "right"))
+    stream.write(render_table(header, rows, width, shrink))
     _render_registrations(report, stream)
-    stream.write("\nUPLOADS\n")
+    uploads = []
     for upload in report["uploads"]:
         error = upload["error"]
         detail = (
@@ -323,7 +323,11 @@ def render_report(report: dict[str, Any], stream: Any) -> None:
                 sha1_of.get(sha, "SHA-256 " + sha[:16]) for sha in upload["certificates"]
             )
         )
-        stream.write(f"  {upload['status']:<10}  {upload['name']}  {detail}\n")
+        uploads.append((upload["status"], upload["name"], detail or "-"))
+    stream.write("\nUPLOADS\n")
+    upload_header = ("STATUS", "BLOB", "CERTIFICATES (SHA-1) OR ERROR")
+    shrink = (Shrink(2, 30, "wrap"), Shrink(1, 20, "left"))
+    stream.write(render_table(upload_header, uploads, width, shrink))
 
 
 LISTING_FORMATS = ("iot-hub-certificates", "dps-certificates", "ca-watch-registrations")
