@@ -109,6 +109,11 @@ def send_alerts(past_due: bool = False) -> dict[str, Any]:
     global last_alert_result
     rt = runtime()
     last_alert_result = None
-    result = run_alerts(store=rt.store, settings=rt.settings, rules=rt.rules, now=now())
+    at = now()
+    if rt.settings.registration_targets:  # no SDK import unless targets are configured
+        from shared.app.registration_pull import pull_if_due
+
+        pull_if_due(rt.store, rt.settings, at)  # never raises; at most every refresh
+    result = run_alerts(store=rt.store, settings=rt.settings, rules=rt.rules, now=at)
     last_alert_result = result
     return result

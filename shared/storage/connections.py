@@ -89,6 +89,13 @@ def shared_credential(managed_identity: bool, client_id: str | None) -> Any:
     return DefaultAzureCredential(managed_identity_client_id=client_id)
 
 
+def app_credential(env: Mapping[str, str] | None = None) -> Any:
+    """The app's own identity, built as for its storage connection: the user-assigned
+    managed identity in Azure (``CertStorage__credential`` / ``__clientId``), a developer's
+    ``az login`` locally. The live registration pull reads ARM with it."""
+    return _credential(os.environ if env is None else env, STORAGE_CONNECTION_NAME)
+
+
 def _connection(env: Mapping[str, str], name: str) -> tuple[str | None, str | None]:
     """(connection string, None) or (None, service-uri prefix) for the named connection."""
     value = env.get(name)

@@ -1,0 +1,85 @@
+"""``ca-watch registrations pull``: run the live registration pull once, locally.
+
+It lists the certificates of every ``REGISTRATION_TARGETS`` hub and DPS through ARM with
+the developer's ``az login`` (the app uses its managed identity), records each listing
+like an uploaded one (source ``live``) and notes the pull time, so the timer waits
+``REGISTRATION_REFRESH`` before its next one. Exit 1 when a target could not be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from shared.local.common import EXIT_ACTION, EXIT_OK, UsageError, parse_when
+
+
+def add_registration_commands(subparsers: Any) -> None:
+    """Register ``registrations`` (``pull``) on the ``ca-watch`` parser."""
+    registrations = subparsers.add_parser(
+        "registrations",
+        help="registration evidence: list the IoT Hub / DPS targets' CA certificates live",
+        description="Registration evidence from the hubs and DPS named in REGISTRATION_TARGETS.",
+    )
+    actions = registrations.add_subparsers(
+        dest="registrations_command", metavar="ACTION", required=True
+    )
+    pull = actions.add_parser(
+        "pull",
+        help="list every REGISTRATION_TARGETS hub/DPS once and record what each holds",
+        description=(
+            "Read the CA certificates of each hub and DPS in REGISTRATION_TARGETS through "
+            "Azure Resource Manager (signed in with az login; Reader on each target) and "
+            "record each listing like an uploaded one. A target that cannot be read keeps "
+            "its last good listing. Exit 1 when a target could not be read."
+        ),
+    )
+    pull.add_argument("--now", metavar="ISO", help="the time to record (default: now)")
+    pull.add_argument(
+        "--json", action="store_true", help="print the ca-watch/registrations-pull/v1 JSON"
+    )
+    pull.set_defaults(handler=command_registrations_pull)
+
+
+def command_registrations_pull(args: argparse.Namespace) -> int:
+    from shared.app.registration_pull import arm_options, pull_registrations, record_pull
+    from shared.local.runner import local_runtime
+
+    now = parse_when(args.now) if args.now else datetime.now(UTC)
+    rt = local_runtime()
+    if not rt.settings.registration_targets:
+        raise UsageError(
+            "REGISTRATION_TARGETS is not set: give a comma list of IoT Hub / DPS resource ids "
+            "(az iot hub show -n HUB --query id -o tsv)"
+        )
+    result = pull_registrations(rt.store, rt.settings, now, **arm_options())
+    record_pull(rt.store, now)
+    document = result.to_json()
+    if args.json:
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render_pull(document, sys.stdout)
+    return EXIT_OK if result.ok else EXIT_ACTION
+
+
+def render_pull(document: dict[str, Any], out: TextIO) -> None:
+    targets = document["targets"]
+    failed = sum(1 for t in targets if t["error"])
+    out.write(
+        f"registrations pull at {document['now']}: {len(targets) - failed} target(s) read, "
+        f"{failed} unreadable\n"
+    )
+    for target in targets:
+        label = f"{target['display_name']} ({target['kind']})"
+        if target["error"]:
+            error = target["error"]
+            out.write(f"  unreadable  {label}: {error['code']}: {error['message']}\n")
+            out.write(f"              {target['target']} keeps its last good listing\n")
+        else:
+            out.write(f"  read        {label}: {target['certificates']} certificate(s)\n")
+    if document["tenants_refreshed"]:
+        out.write(f"  re-timed the alerts of {len(document['tenants_refreshed'])} tenant(s)\n")

@@ -1,0 +1,264 @@
+"""A loopback HTTPS server standing in for Azure Resource Manager, for the live registration
+pull tests: the real management SDKs talk to it over TLS (its own CA, made here with
+``cryptography``), it serves the documented response shapes of IoT Hub ``Certificates -
+List By Iot Hub`` and DPS ``Dps Certificate - List``, plays scripted failures (429 with
+Retry-After, 403, 404, a dropped connection) and counts every request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import ssl
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+# The token the tests' static credential hands out; the server refuses any other.
+TEST_TOKEN = "static-test-token-not-entra-id"
+DROP = "drop"  # a scripted "response" that closes the connection without answering
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: Any = None  # JSON-serialisable, or None for no body
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str  # without the query
+    query: str
+    authorization: str | None
+
+
+@dataclass
+class _State:
+    scripts: dict[str, list[Reply | str]] = field(default_factory=dict)
+    seen: list[Seen] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def make_tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """(CA certificate, server certificate chain, server key) as PEM files: a throwaway CA
+    and a certificate for 127.0.0.1 it signed, so the client verifies a real chain."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ca-watch test ARM CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, chain_file, key_file = (directory / n for n in ("ca.pem", "server.pem", "key.pem"))
+    ca_file.write_bytes(_pem(ca))
+    chain_file.write_bytes(_pem(server) + _pem(ca))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca_file, chain_file, key_file
+
+
+class ArmServer:
+    """``with ArmServer(tmp_path) as arm:`` then ``arm.script(path, Reply(...), ...)``.
+
+    Each path plays its replies in order; the last one repeats. A path with no script
+    answers 404 with ARM's ``ResourceNotFound`` error body."""
+
+    def __init__(self, directory: Path) -> None:
+        self.ca_file, chain, key = make_tls_files(directory)
+        self._state = _State()
+        state = self._state
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                path = parts.path.lower()
+                with state.lock:
+                    state.seen.append(
+                        Seen("GET", path, parts.query, self.headers.get("Authorization"))
+                    )
+                    script = state.scripts.get(path)
+                    reply: Reply | str
+                    if self.headers.get("Authorization") != f"Bearer {TEST_TOKEN}":
+                        reply = Reply(401, _error("InvalidAuthenticationToken", "bad token"))
+                    elif not script:
+                        reply = Reply(404, _error("ResourceNotFound", f"{path} not found"))
+                    else:
+                        reply = script.pop(0) if len(script) > 1 else script[0]
+                if reply == DROP:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                assert isinstance(reply, Reply)
+                body = b"" if reply.body is None else json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("x-ms-request-id", "00000000-0000-0000-0000-000000000000")
+                for name, value in reply.headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(chain, key)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self.base_url = f"https://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ArmServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def script(self, resource_path: str, *replies: Reply | str) -> None:
+        """Replies for GET ``resource_path`` (case-insensitive, without the query)."""
+        with self._state.lock:
+            self._state.scripts[resource_path.lower()] = list(replies)
+
+    @property
+    def seen(self) -> list[Seen]:
+        with self._state.lock:
+            return list(self._state.seen)
+
+    def count(self, resource_path: str | None = None) -> int:
+        """Requests served (to one path, or in all)."""
+        wanted = resource_path.lower() if resource_path else None
+        return sum(1 for s in self.seen if wanted is None or s.path == wanted)
+
+    def clear(self) -> None:
+        with self._state.lock:
+            self._state.seen.clear()
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def arm_error(code: str, message: str) -> dict[str, Any]:
+    """ARM's error body (``ErrorResponse``)."""
+    return _error(code, message)
+
+
+def certificates_path(resource_id: str) -> str:
+    return f"{resource_id}/certificates"
+
+
+def certificate_entry(
+    resource_id: str,
+    name: str,
+    thumbprint: str,
+    verified: bool,
+    *,
+    subject: str = "CN=Microsoft Azure Sphere 00000000-0000-0000-0000-000000000000",
+    expiry: str = "Sat, 31 Dec 2039 23:59:59 GMT",
+    body: str | None = None,
+) -> dict[str, Any]:
+    """One entry as ``Certificates - List By Iot Hub`` / ``Dps Certificate - List`` return
+    it (the REST API specs' examples ``iothub_listcertificates.json`` and
+    ``DPSGetCertificates.json``): RFC 1123 dates, ``certificate`` optional."""
+    is_hub = "/iothubs/" in resource_id.lower()
+    properties: dict[str, Any] = {
+        "subject": subject,
+        "expiry": expiry,
+        "thumbprint": thumbprint,
+        "isVerified": verified,
+        "created": "Thu, 12 Oct 2017 19:23:50 GMT",
+        "updated": "Thu, 12 Oct 2017 19:23:50 GMT",
+    }
+    if body is not None:
+        properties["certificate"] = body
+    return {
+        "properties": properties,
+        "id": f"{resource_id}/certificates/{name}",
+        "name": name,
+        "type": (
+            "Microsoft.Devices/IotHubs/Certificates"
+            if is_hub
+            else "Microsoft.Devices/ProvisioningServices/Certificates"
+        ),
+        "etag": "AAAAAAExpNs=",
+    }
+
+
+def pages(entries: Sequence[dict[str, Any]], size: int, next_base: str) -> Iterator[Reply]:
+    """``entries`` as ``{"value": [...], "nextLink": ...}`` pages of ``size``."""
+    chunks = [list(entries[i : i + size]) for i in range(0, len(entries), size)] or [[]]
+    for n, chunk in enumerate(chunks):
+        body: dict[str, Any] = {"value": chunk}
+        if n + 1 < len(chunks):
+            body["nextLink"] = f"{next_base}&$skiptoken=page{n + 1}"
+        yield Reply(200, body)
