@@ -9,6 +9,7 @@ identity (the server refuses any other token, so the SDK's auth policy is exerci
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -212,6 +213,23 @@ def test_next_link_pages_are_followed_and_an_empty_hub_is_evidence_too(
     pull_registrations(app_runtime.store, settings, NOW + timedelta(hours=6), **arm_options)
     assert snapshot(app_runtime, HUB).entries == ()
     assert targets(app_runtime)[HUB]["certificates"] == 0
+
+
+def test_a_body_the_reader_refuses_still_leaves_the_thumbprint_as_evidence(
+    app_runtime: handlers.Runtime, arm: ArmServer, arm_options: dict[str, Any]
+) -> None:
+    """ARM's own examples carry a placeholder body ("####..."): the thumbprint still counts."""
+    old, new = pair(9)
+    hub = listing(HUB_ID, [("old", old, True), ("new", new, True)])
+    hub["value"][0]["properties"]["certificate"] = "############################################"
+    hub["value"][1]["properties"]["certificate"] = base64.b64encode(new.der).decode()
+    arm.script(HUB_PATH, Reply(200, hub))
+
+    result = pull_registrations(app_runtime.store, settings_for(HUB_ID), NOW, **arm_options)
+
+    assert result.ok and result.outcomes[0].certificates == 2
+    bodies = {e.name: e.sha256 for e in snapshot(app_runtime, HUB).entries}
+    assert bodies == {"old": None, "new": sha(new)}  # a good body still counts
 
 
 def test_a_next_link_to_another_host_is_refused_and_gets_no_token(

@@ -356,19 +356,26 @@ def _listing(target: RegistrationTarget, entries: Sequence[Any]) -> Listing:
         listings = parse_listing(document)
     except ListingError:
         # A body the listing reader refuses (ARM's examples show placeholders) should not
-        # cost the whole target: the thumbprint alone still identifies each certificate.
-        bare = [
-            {**e, "properties": {k: v for k, v in e["properties"].items() if k != "certificate"}}
-            for e in document["value"]
-            if isinstance(e.get("properties"), Mapping)
-        ]
-        if len(bare) != len(document["value"]) or bare == document["value"]:
-            raise
-        listings = parse_listing({"value": bare})
-        log.warning("registration target %s: certificate bodies ignored", target.target)
+        # cost the whole target: that entry's thumbprint alone still identifies it.
+        listings = parse_listing(_without_refused_bodies(document))
+        log.warning("registration target %s: refused certificate bodies ignored", target.target)
     if len(listings) != 1 or listings[0].target != target.target:
         raise ListingError("malformed-listing", "the listing does not name the target")
     return listings[0]
+
+
+def _without_refused_bodies(document: Mapping[str, Any]) -> dict[str, Any]:
+    value = []
+    for entry in document["value"]:
+        properties = entry.get("properties")
+        if isinstance(properties, Mapping) and properties.get("certificate"):
+            try:
+                parse_listing({"value": [entry]})
+            except ListingError:
+                bare = {k: v for k, v in properties.items() if k != "certificate"}
+                entry = {**entry, "properties": bare}
+        value.append(entry)
+    return {"value": value}
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
