@@ -48,6 +48,7 @@ INSIDE = datetime(2020, 7, 1, tzinfo=UTC)  # affected by the 2020 incident
 RENEWED = datetime(2020, 8, 1, tzinfo=UTC)  # issued after the window: a real replacement
 HUB, DPS = HUB_ID.lower(), DPS_ID.lower()
 HUB_PATH, DPS_PATH = certificates_path(HUB_ID), certificates_path(DPS_ID)
+UNREADABLE = "registration-targets-failing"  # the self-health problem naming them
 
 
 class StaticTokenCredential:
@@ -316,22 +317,22 @@ def test_throttled_and_forbidden_targets_keep_their_snapshot_and_show_in_self_he
     document = run_alerts(
         store=app_runtime.store, settings=health_settings, rules=app_runtime.rules, now=later
     )
-    (problem,) = [p for p in document["self_health"] if p["problem"] == "target-unreadable"]
+    (problem,) = [p for p in document["self_health"] if p["problem"] == UNREADABLE]
     assert problem["channels"] == {"outbox": "sent"}
     text = "\n".join(p.read_text(encoding="utf-8") for p in outbox.glob("*.txt"))
     assert "2 registration target(s) could not be read" in text
-    assert "Fleet-Hub (iot-hub" in text and "throttled" in text
-    assert "Fleet-DPS (dps" in text and "forbidden" in text and "AuthorizationFailed" in text
+    assert "Fleet-Hub: throttled" in text
+    assert "Fleet-DPS: forbidden" in text and "AuthorizationFailed" in text
     again = run_alerts(
         store=app_runtime.store,
         settings=health_settings,
         rules=app_runtime.rules,
         now=later + timedelta(hours=1),
     )
-    (problem,) = [p for p in again["self_health"] if p["problem"] == "target-unreadable"]
+    (problem,) = [p for p in again["self_health"] if p["problem"] == UNREADABLE]
     assert problem["channels"] == {"outbox": "already-sent"}
 
-    # ARM recovers: a good read clears the error and the problem.
+    # ARM recovers: a good read clears the error; a day later the problem is gone.
     arm.script(HUB_PATH, Reply(200, listing(HUB_ID, [("old", old, True), ("new", new, True)])))
     arm.script(DPS_PATH, Reply(200, listing(DPS_ID, [("old", old, True), ("new", new, True)])))
     assert pull_registrations(
@@ -343,10 +344,10 @@ def test_throttled_and_forbidden_targets_keep_their_snapshot_and_show_in_self_he
         store=app_runtime.store,
         settings=health_settings,
         rules=app_runtime.rules,
-        now=later + timedelta(days=1),
+        now=later + timedelta(days=1, hours=1),
         dry_run=True,
     )
-    assert "target-unreadable" not in {p["problem"] for p in healthy["self_health"]}
+    assert UNREADABLE not in {p["problem"] for p in healthy["self_health"]}
 
 
 def test_a_short_retry_after_is_honoured_then_the_read_succeeds(
