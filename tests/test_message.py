@@ -9,6 +9,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import markupsafe
 import pytest
 
 from shared.alerts.message import (
@@ -174,8 +175,9 @@ def test_certificate_values_are_escaped(injection: str) -> None:
     injection = defang(injection)  # a URL in it shows as hxxp://: no client links it
 
     # HTML: nothing from the certificate becomes markup (Markdown means nothing there).
-    assert html.escape(injection) in message.html
-    if html.escape(injection) != injection:
+    escaped = str(markupsafe.escape(injection))  # Jinja2's autoescape
+    assert escaped in message.html
+    if escaped != injection:
         assert injection not in message.html
     assert "<script" not in message.html and "<img" not in message.html
 

@@ -2,8 +2,9 @@
 
 Pure: no I/O. Every value that may come from a certificate (tenant id, thumbprint,
 subject, and the rule texts, which may quote them) is escaped for the form it goes into:
-HTML escaping for the HTML part, Markdown escaping plus Adaptive Card template
-neutralising for the card, control characters removed everywhere (DESIGN §4).
+HTML escaping for the HTML part (a Jinja2 template, autoescaped), Markdown escaping plus
+Adaptive Card template neutralising for the card, control characters removed everywhere
+(DESIGN §4).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from shared.alerts.model import DueAlert, RenderedMessage
 from shared.alerts.registration_text import registration_lines
+from shared.alerts.templating import render_html
 
 PRODUCT = "CA Rotation Watch"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -300,58 +302,48 @@ def _h(value: str) -> str:
 def _html(
     subject: str, now: datetime, groups: list[tuple[str, list[DueAlert]]], omitted: int
 ) -> str:
-    parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8">',
-        f"<title>{_h(subject)}</title></head>",
-        '<body style="font-family:Segoe UI,Helvetica,Arial,sans-serif;font-size:14px">',
-        f"<h2>{_h(subject)}</h2>",
-        f'<p style="color:#666">As of {_h(format_time(now))}</p>',
+    """The e-mail's HTML part from ``templates/alert_email.html.j2`` (autoescaped)."""
+    tenants = [
+        {
+            "tenant_id": cert_text(tenant_id),
+            "alerts": [
+                {
+                    "urgent": item.stage == "overdue" or item.days_left <= 0,
+                    "title": clean(item.deadline_title),
+                    "days_left": days_left_label(item),
+                    "facts": _facts(item),
+                    "message": clean(item.message, 2000) if item.message.strip() else "",
+                    "actions": [clean(a, 1000) for a in item.actions],
+                    "registration": _html_registration(item),
+                }
+                for item in tenant_items
+            ],
+        }
+        for tenant_id, tenant_items in groups
     ]
-    for tenant_id, tenant_items in groups:
-        parts.append(f"<h3>Tenant {_h(cert_text(tenant_id))}</h3>")
-        for item in tenant_items:
-            urgent = item.stage == "overdue" or item.days_left <= 0
-            color = "#a80000" if urgent else "#8a6d00"
-            parts.append(
-                f'<h4 style="color:{color}">{_h(clean(item.deadline_title))}: '
-                f"{_h(days_left_label(item))}</h4>"
-            )
-            parts.append('<table style="border-collapse:collapse">')
-            parts.extend(
-                f'<tr><th style="text-align:left;padding:2px 12px 2px 0">{_h(label)}</th>'
-                f"<td>{_h(value)}</td></tr>"
-                for label, value in _facts(item)
-            )
-            parts.append("</table>")
-            if item.message.strip():
-                parts.append(f"<p>{_h(clean(item.message, 2000))}</p>")
-            if item.actions:
-                parts.append("<ol>")
-                parts.extend(f"<li>{_h(clean(a, 1000))}</li>" for a in item.actions)
-                parts.append("</ol>")
-            parts.extend(_html_registration(item))
-    if omitted:
-        parts.append(f"<p><strong>{_h(_more_text(omitted))}</strong></p>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return render_html(
+        "alert_email.html.j2",
+        subject=subject,
+        as_of=format_time(now),
+        tenants=tenants,
+        more=_more_text(omitted) if omitted else "",
+    )
 
 
-def _html_registration(item: DueAlert) -> list[str]:
-    lines = registration_lines(item.registration)
-    parts, commands = [], []
-    for line in lines:
+def _html_registration(item: DueAlert) -> list[dict[str, Any]]:
+    """Blocks of the registration section: runs of commands become one ``<pre>``, every
+    other line a paragraph (the summary in bold)."""
+    blocks: list[dict[str, Any]] = []
+    for line in registration_lines(item.registration):
+        text = cert_text(line.text, 1000)
         if line.kind == "command":
-            commands.append(_h(cert_text(line.text, 1000)))
-            continue
-        if commands:
-            parts.append("<pre>" + "\n".join(commands) + "</pre>")
-            commands = []
-        tag = "strong" if line.kind == "summary" else "span"
-        parts.append(f"<p><{tag}>{_h(cert_text(line.text, 1000))}</{tag}></p>")
-    if commands:
-        parts.append("<pre>" + "\n".join(commands) + "</pre>")
-    return parts
+            if blocks and blocks[-1]["kind"] == "pre":
+                blocks[-1]["lines"].append(text)
+            else:
+                blocks.append({"kind": "pre", "lines": [text]})
+        else:
+            blocks.append({"kind": "p", "strong": line.kind == "summary", "text": text})
+    return blocks
 
 
 def render_message(

@@ -1,0 +1,36 @@
+"""The HTML templates of the alerts core (the alert e-mail, the fleet report): Jinja2 with
+autoescaping always on, so every value from a certificate, a blob name or a listing is
+escaped unless a template marks it safe (none does).
+
+Pure apart from reading the packaged templates on first use; the environment is built
+lazily so that importing the core reads no file.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+
+
+@cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        # A path next to this module: works from a checkout, a wheel and the Functions
+        # deployment alike (the templates ship as package data).
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a misspelt field fails the tests, not silently
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_html(template: str, **context: Any) -> str:
+    """Render one template of ``templates/`` with its values escaped."""
+    return environment().get_template(template).render(**context)
