@@ -8,6 +8,7 @@ lazily so that importing the core reads no file.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,23 @@ import jinja2
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 
 
+def _format(moment: datetime | None, fmt: str) -> str:
+    if moment is None:
+        return "unknown"
+    return moment.astimezone(UTC).strftime(fmt)
+
+
+def day(moment: datetime | None) -> str:
+    return _format(moment, "%Y-%m-%d")
+
+
+def minute(moment: datetime | None) -> str:
+    return _format(moment, "%Y-%m-%d %H:%M")
+
+
 @cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         # A path next to this module: works from a checkout, a wheel and the Functions
         # deployment alike (the templates ship as package data).
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -29,6 +44,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters.update(day=day, minute=minute)
+    return env
 
 
 def render_html(template: str, **context: Any) -> str:
