@@ -21,6 +21,7 @@ STORAGE_CONNECTION_NAME = "CertStorage"
 APP_SETTING_NAMES: tuple[str, ...] = (
     "CERT_CONTAINER",
     "RESULTS_CONTAINER",
+    "REPORT_CONTAINER",
     "MAX_UPLOAD_BYTES",
     "RULES_FILE",
     "ALERT_SCHEDULE",
@@ -140,6 +141,7 @@ def parse_duration(name: str, raw: str) -> timedelta:
 class Settings:
     cert_container: str = "certificates"
     results_container: str = "results"
+    report_container: str = "reports"  # fleet.html and fleet.json, written by the timer
     max_upload_bytes: int = 1_048_576
     rules_file: str | None = None
     alert_schedule: str = "0 0 * * * *"
@@ -184,6 +186,7 @@ class Settings:
         return cls(
             cert_container=env.get("CERT_CONTAINER", "").strip() or "certificates",
             results_container=env.get("RESULTS_CONTAINER", "").strip() or "results",
+            report_container=env.get("REPORT_CONTAINER", "").strip() or "reports",
             max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 1_048_576),
             rules_file=env.get("RULES_FILE", "").strip() or None,
             alert_schedule=env.get("ALERT_SCHEDULE", "").strip() or "0 0 * * * *",

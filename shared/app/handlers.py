@@ -116,4 +116,10 @@ def send_alerts(past_due: bool = False) -> dict[str, Any]:
         pull_if_due(rt.store, rt.settings, at)  # never raises; at most every refresh
     result = run_alerts(store=rt.store, settings=rt.settings, rules=rt.rules, now=at)
     last_alert_result = result
+    try:
+        from shared.app.report_writer import refresh_after_pass
+
+        refresh_after_pass(rt, result, at)
+    except Exception:  # the report is a view: it never costs an alert pass
+        log.exception("writing the fleet report failed; the next pass tries again")
     return result

@@ -361,12 +361,38 @@ def _render_registrations(report: dict[str, Any], stream: Any) -> None:
         )
 
 
+def write_html_report(rt: Any, target: str, moment: Any) -> Path:
+    """``report --html FILE``: the fleet page, written whole or not at all."""
+    from shared.app.report_writer import fleet_report
+
+    path = Path(target)
+    if path.is_dir():
+        raise UsageError(f"--html {target!r} is a directory; name the file to write")
+    if not path.parent.is_dir():
+        raise UsageError(f"--html {target!r}: the folder {str(path.parent)!r} does not exist")
+    _report, page = fleet_report(rt, moment)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(page, encoding="utf-8")
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {target!r}: {exc.strerror or exc}") from None
+    return path
+
+
 def command_report(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     rt = local_runtime()
+    moment = parse_when(args.now) if args.now else datetime.now(UTC)
     report = rt.store.report()
+    if args.html:
+        written = write_html_report(rt, args.html, moment)
+        print(f"fleet report written to {written}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         write_stdout(json_bytes(report))
-    else:
+    elif not args.html:
         render_report(report, sys.stdout)
     needs_action = any(
         c["verdict"] != "ok" and not c.get("resolved_by") and not c.get("acknowledged")
@@ -416,9 +442,10 @@ def add_commands(commands: Any) -> None:
 
     report = commands.add_parser(
         "report",
-        help="what the tables hold: every certificate and upload",
+        help="what the tables hold: every certificate and upload (text, JSON or HTML)",
         description=(
-            "Print the certificates and uploads tables (ca-watch/report/v1 with --json). "
+            "Print the certificates and uploads tables (ca-watch/report/v1 with --json), "
+            "or write the fleet report page with --html FILE. "
             "Exit 1 while an affected or mismatched certificate is open (not replaced, not "
             "acknowledged) or an upload was refused."
         ),
@@ -426,4 +453,12 @@ def add_commands(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument("--json", action="store_true", help="print ca-watch/report/v1 JSON")
+    report.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write the fleet report (one self-contained HTML page) to FILE",
+    )
+    report.add_argument(
+        "--now", metavar="ISO", help="the moment the report is as of (default: now)"
+    )
     report.set_defaults(handler=command_report)
