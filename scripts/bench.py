@@ -33,6 +33,10 @@ def main() -> int:
 
     results["alerts"] = bench_alerts.run()
     bench_alerts.print_summary(results["alerts"])
+    print("\n== Fleet report (issue 11) ==")
+    import bench_report
+
+    results["report"] = bench_report.run()
     out = Path(__file__).resolve().parent.parent / ".bench.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nAll figures: {out.name}")

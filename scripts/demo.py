@@ -256,6 +256,10 @@ def main() -> int:
             f"run, the operator alert included).\nMessages written: {written} in "
             f"{outbox.relative_to(ROOT)}/ (.json, .txt, .html)"
         )
+
+        heading("5. The fleet report")
+        report = outbox / "fleet.html"
+        ca_watch(["report", "--html", str(report), "--now", AFTER_RENEWAL.isoformat()])
         print(f"Done in {time.monotonic() - started:.1f} s.")
         print(
             "\nTo keep exploring the demo data (kept in .azurite/):\n"
@@ -264,6 +268,7 @@ def main() -> int:
             "  .venv/bin/ca-watch alerts plan --now 2020-08-10T09:00:00Z\n"
             "  .venv/bin/ca-watch azurite stop"
         )
+        print(f"\nThe fleet report (open it in a browser): {report.relative_to(ROOT)}")
         return 0
     finally:
         azurite.stop()
