@@ -41,6 +41,7 @@ class Runtime(Protocol):
     @property
     def blobs(self) -> BlobServiceClient: ...
 
+
 log = logging.getLogger("ca_watch.report")
 
 HTML_BLOB = "fleet.html"
