@@ -153,15 +153,22 @@ def _rows(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         }  # fmt: skip
 
 
-def seed(store: Any, document: dict[str, Any]) -> None:
-    """Write ``document`` into the store's tables, 100 rows per transaction."""
+def seed(store: Any, document: dict[str, Any], workers: int = 8) -> None:
+    """Write ``document`` into the store's tables, 100 rows per transaction, a few
+    transactions at once (a tenant is a partition: one transaction each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     batches: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for table, entity in _rows(document):
         batches[(table, entity["PartitionKey"])].append(entity)
-    for (table, _pk), entities in batches.items():
-        client = store.table(table)
-        for start in range(0, len(entities), 100):
-            client.submit_transaction([("upsert", e) for e in entities[start : start + 100]])
+    jobs = [
+        (table, entities[start : start + 100])
+        for (table, _pk), entities in batches.items()
+        for start in range(0, len(entities), 100)
+    ]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda job: store.table(job[0]).submit_transaction(
+            [("upsert", e) for e in job[1]]), jobs))  # fmt: skip
 
 
 def _median_ms(work: Any, repeats: int) -> float:

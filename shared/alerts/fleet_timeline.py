@@ -10,10 +10,12 @@ rotations years apart, or both at once stay readable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from shared.alerts.fleet import CaView, FleetView, TenantView
+from shared.alerts.rules import Incident
 
 MAX_ROWS = 50
 MAX_SEGMENTS = 4
@@ -116,30 +118,41 @@ def _tick_moments(start: datetime, end: datetime, months: int) -> list[datetime]
             year, month = year + 1, 1
 
 
-def build_axis(moments: list[datetime], x0: float = PLOT_X0, x1: float = PLOT_X1) -> Axis:
-    points = sorted(set(moments))
+def build_axis(
+    moments: list[datetime],
+    focus: Sequence[datetime] = (),
+    x0: float = PLOT_X0,
+    x1: float = PLOT_X1,
+) -> Axis:
+    """An axis through ``moments``. Clusters holding a ``focus`` moment (an incident window,
+    a date of the rules) are never merged into a neighbour and get three times the room,
+    so two deadlines 13 days apart stay apart beside years of validity bars."""
+    points = sorted(set(moments) | set(focus))
     # A gap wider than this starts a new cluster (and draws a break); past MAX_SEGMENTS
-    # clusters, the closest ones merge again.
+    # clusters, the closest ones that hold no focus moment merge again.
     threshold = timedelta(days=90)
     clusters = [[points[0], points[0]]]
-    gaps = []
     for moment in points[1:]:
         if moment - clusters[-1][1] > threshold:
-            gaps.append(moment - clusters[-1][1])
             clusters.append([moment, moment])
         else:
             clusters[-1][1] = moment
-    while len(clusters) > MAX_SEGMENTS:  # merge across the smallest gap
-        i = gaps.index(min(gaps))
+
+    def focused(cluster: list[datetime]) -> bool:
+        return any(cluster[0] <= f <= cluster[1] for f in focus)
+
+    while len(clusters) > MAX_SEGMENTS:
+        pairs = range(len(clusters) - 1)
+        free = [i for i in pairs if not focused(clusters[i]) and not focused(clusters[i + 1])]
+        i = min(free or pairs, key=lambda i: clusters[i + 1][0] - clusters[i][1])
         clusters[i : i + 2] = [[clusters[i][0], clusters[i + 1][1]]]
-        gaps.pop(i)
-    padded = []
+    padded, weights = [], []
     for start, end in clusters:
         pad = max((end - start) * 0.06, timedelta(days=6))
         padded.append((start - pad, end + pad))
-    # Width grows with the square root of the time a segment covers: a six-week incident
-    # keeps room for its two deadlines beside a two-year stretch of validity bars.
-    weights = [max((end - start) / _DAY, 20.0) ** 0.5 for start, end in padded]
+        # Width grows with the square root of the time a segment covers.
+        weight = max((end - start + 2 * pad) / _DAY, 20.0) ** 0.5
+        weights.append(weight * (3 if focused([start, end]) else 1))
     usable = (x1 - x0) - BREAK_W * (len(padded) - 1)
     segments, x = [], x0
     for (start, end), weight in zip(padded, weights, strict=True):
@@ -199,8 +212,12 @@ class Timeline:
     empty: bool = field(default=False)
 
 
-def _moments(fleet: FleetView, tenants: list[TenantView]) -> tuple[list[datetime], list]:
+def _moments(
+    fleet: FleetView, tenants: list[TenantView]
+) -> tuple[list[datetime], list[datetime], list[Incident]]:
+    """(moments, focus moments, the incidents drawn)."""
     moments = [fleet.now]
+    focus: list[datetime] = []
     incidents = []
     for incident in fleet.rules.incidents:
         if any(
@@ -209,15 +226,15 @@ def _moments(fleet: FleetView, tenants: list[TenantView]) -> tuple[list[datetime
             for c in t.cas
         ):
             incidents.append(incident)
-            moments += [incident.window_start, incident.window_end]
-            moments += [d.at for d in incident.deadlines if d.at is not None]
+            focus += [incident.window_start, incident.window_end]
+            focus += [d.at for d in incident.deadlines if d.at is not None]
     for tenant in tenants:
         for ca in tenant.cas[-MAX_BARS:]:
             if ca.not_before:
                 moments.append(ca.not_before)
             if ca.open:
                 moments += [d.due for d in ca.deadlines]
-    return moments, incidents
+    return moments, focus, incidents
 
 
 def _bar(axis: Axis, tenant: TenantView, ca: CaView) -> Bar | None:
@@ -253,8 +270,8 @@ def _bar(axis: Axis, tenant: TenantView, ca: CaView) -> Bar | None:
 
 def build_timeline(fleet: FleetView, max_rows: int = MAX_ROWS) -> Timeline:
     tenants = fleet.tenants[:max_rows]
-    moments, incidents = _moments(fleet, tenants)
-    axis = build_axis(moments)
+    moments, focus, incidents = _moments(fleet, tenants)
+    axis = build_axis(moments, focus)
     lines: list[HeaderLine] = []
 
     def line(kind: str, start: datetime, end: datetime, label: str) -> None:
