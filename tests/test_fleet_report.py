@@ -419,3 +419,24 @@ def test_a_failing_report_never_costs_the_alert_pass(
     _timer_at(datetime(2020, 8, 4, 9, tzinfo=UTC))
     assert handlers.last_alert_result is not None
     assert handlers.last_alert_result["messages"]
+
+
+def test_incident_keeps_its_room_beside_certificates_years_apart() -> None:
+    """The demo's fleet: the kit's real 2019 and 2023 tenant CAs beside the incident."""
+    document = incident_fleet()
+    document["certificates"] += [
+        certificate(
+            "9d7e79eb-e021-43ce-9f2b-fa944b447494",
+            "09",
+            "2019-04-27T07:42:26Z",
+            "2021-04-27T10:42:26Z",
+        ),
+        certificate(
+            "be51057e-e6eb-487d-82c8-a7043ccab9e1",
+            "0b",
+            "2023-03-01T00:00:00Z",
+            "2025-03-01T00:00:00Z",
+        ),
+    ]
+    page = render_fleet_html(fleet_at(document=document))
+    assert _x_of(page, "2020-08-18 Renewed") - _x_of(page, "2020-08-05 Renewed") >= 20
