@@ -62,7 +62,8 @@ def registration(target: str, verified: bool, kind: str = "iot-hub") -> dict[str
     return {
         "target": target,
         "kind": kind,
-        "name": target.rsplit("/", 1)[-1],
+        "display_name": target.rsplit("/", 1)[-1],
+        "name": "tenant-ca-1",
         "verified": verified,
         "seen_at": "2020-08-30T00:00:00Z",
         "source": "live",

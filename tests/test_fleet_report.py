@@ -440,3 +440,10 @@ def test_incident_keeps_its_room_beside_certificates_years_apart() -> None:
     ]
     page = render_fleet_html(fleet_at(document=document))
     assert _x_of(page, "2020-08-18 Renewed") - _x_of(page, "2020-08-05 Renewed") >= 20
+
+
+def test_a_target_is_named_by_its_listing_not_by_the_certificate_name_in_it() -> None:
+    document = incident_fleet()
+    document.pop("targets")  # only the per-certificate registrations
+    waiting = next(t for t in fleet_at(document=document).tenants if t.tenant_id == T_WAITING)
+    assert sorted(r.display_name for r in waiting.targets) == ["dps", "hub-west"]

@@ -235,7 +235,8 @@ def _targets(
         rows.append(
             TargetRow(
                 target=target,
-                display_name=text(info.get("display_name") or reg.get("name") or target),
+                # A registration's "name" is the certificate's name in the target: no title.
+                display_name=text(info.get("display_name") or reg.get("display_name") or target),
                 kind=text(info.get("kind") or reg.get("kind") or "other", 40),
                 current=_registration_state(current, target),
                 renewed=_registration_state(renewal, target) if renewal else None,
