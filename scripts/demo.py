@@ -265,7 +265,8 @@ def main() -> int:
             "\nTo keep exploring the demo data (kept in .azurite/):\n"
             "  .venv/bin/ca-watch azurite start      # Azurite on its default ports, same data\n"
             "  .venv/bin/ca-watch report\n"
-            "  .venv/bin/ca-watch alerts plan --now 2020-08-10T09:00:00Z\n"
+            "  .venv/bin/ca-watch report --json          # ca-watch/report/v1\n"
+            "  ls .outbox/demo/                           # the messages, as .txt, .html, .json\n"
             "  .venv/bin/ca-watch azurite stop"
         )
         print(f"\nThe fleet report (open it in a browser): {report.relative_to(ROOT)}")

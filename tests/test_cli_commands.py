@@ -183,3 +183,34 @@ def test_azurite_status_says_not_running_for_an_unused_location(tmp_path: Path) 
     assert done.returncode == 1 and "not running" in done.stdout
     stop = run_cli("azurite", "stop", "--location", str(tmp_path))
     assert stop.returncode == 0 and "no Azurite" in stop.stdout
+
+
+def _ports_free(*ports: int) -> bool:
+    import socket
+
+    for port in ports:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return False
+    return True
+
+
+def test_azurite_start_serves_the_storage_commands_and_stop_ends_it(tmp_path: Path) -> None:
+    if not _ports_free(10000, 10001, 10002):
+        pytest.skip("an Azurite (or something else) already listens on 10000-10002")
+    location = tmp_path / "azurite"
+    started = run_cli("azurite", "start", "--location", str(location))
+    try:
+        assert started.returncode == 0, started.stderr
+        assert run_cli("azurite", "status", "--location", str(location)).returncode == 0
+        again = run_cli("azurite", "start", "--location", str(location))
+        assert again.returncode == 0 and "already running" in again.stdout
+        # no CertStorage at all: the default, UseDevelopmentStorage=true, is this Azurite
+        report = run_cli("report", "--json")
+        assert report.returncode == 0, report.stderr
+        assert json.loads(report.stdout)["schema"] == "ca-watch/report/v1"
+    finally:
+        stopped = run_cli("azurite", "stop", "--location", str(location))
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert _ports_free(10000, 10001, 10002)
+    assert run_cli("azurite", "status", "--location", str(location)).returncode == 1
