@@ -269,3 +269,20 @@ def test_a_pipe_gets_the_whole_table(folder: Path) -> None:
     long_name.write_bytes(pca().pem)
     done = scan(str(folder), COLUMNS="80")
     assert long_name.name.encode() in done.stdout
+
+
+def test_hostile_file_names_are_shown_escaped_and_never_break_the_output(tmp_path: Path) -> None:
+    folder = tmp_path / "names"
+    folder.mkdir()
+    escape_name = "\x1b[31mred.pem"
+    (folder / escape_name).write_bytes(pca().pem)
+    undecodable = os.fsencode(str(folder)) + b"/caf\xe9.pem"  # Latin-1, not UTF-8
+    with open(undecodable, "wb") as stream:
+        stream.write(pca().pem)
+    table = scan(str(folder))
+    assert table.returncode == 0, table.stderr
+    assert b"\x1b" not in table.stdout  # the escape is shown, not obeyed
+    assert b"\\x1b[31mred.pem" in table.stdout and b"caf\\udce9.pem" in table.stdout
+    document = json.loads(scan("--json", str(folder)).stdout)
+    assert len(document["results"]) == 2
+    assert all(r["status"] == "analyzed" for r in document["results"])

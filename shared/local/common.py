@@ -87,6 +87,14 @@ def paint(text: str, key: str, enabled: bool) -> str:
 
 
 # --- output -------------------------------------------------------------------------
+def printable(text: str) -> str:
+    """``text`` with control, format and undecodable characters escaped (``\\x1b``,
+    ``\\udcff``): a file name never drives the terminal, and always encodes."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def describe_error(code: str, message: str) -> str:
     """``code: message`` saying the code once: a message that already starts with it, or
     quotes a lower-level error starting with it (``the DER is damaged: truncated: ...``),

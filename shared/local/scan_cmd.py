@@ -16,6 +16,7 @@ from shared.local.common import (
     json_bytes,
     paint,
     parse_when,
+    printable,
     terminal_width,
     use_colour,
     write_stdout,
@@ -57,7 +58,7 @@ def error_text(error: Any) -> str:
 
 
 def _error_row(result: Any) -> tuple[str, ...]:
-    return (result.source, str(result.status), *("-",) * 6, error_text(result.error))
+    return (printable(result.source), str(result.status), *("-",) * 6, error_text(result.error))
 
 
 def render_scan_table(
@@ -72,7 +73,7 @@ def render_scan_table(
             facts, cls = cert.facts, cert.classification
             rows.append(
                 (
-                    result.source,
+                    printable(result.source),
                     str(cls.verdict),
                     validity(facts, now),
                     str(cls.role or "-"),
