@@ -321,8 +321,9 @@ def test_throttled_and_forbidden_targets_keep_their_snapshot_and_show_in_self_he
     assert problem["channels"] == {"outbox": "sent"}
     text = "\n".join(p.read_text(encoding="utf-8") for p in outbox.glob("*.txt"))
     assert "2 registration target(s) could not be read" in text
-    assert "Fleet-Hub: throttled" in text
-    assert "Fleet-DPS: forbidden" in text and "AuthorizationFailed" in text
+    # Each named by its resource id too: two hubs may share a name across subscriptions.
+    assert f"Fleet-Hub ({HUB}): throttled" in text
+    assert f"Fleet-DPS ({DPS}): forbidden" in text and "AuthorizationFailed" in text
     again = run_alerts(
         store=app_runtime.store,
         settings=health_settings,

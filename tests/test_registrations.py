@@ -409,7 +409,8 @@ def test_a_target_that_cannot_be_read_keeps_its_snapshot_and_is_named_daily(
     (problem,) = document["self_health"]
     assert problem["problem"] == "registration-targets-failing"
     body = "\n".join(p.read_text(encoding="utf-8") for p in (tmp_path / "outbox").glob("*.html"))
-    assert "Fleet-Hub: forbidden" in body and "&lt;b&gt;AuthorizationFailed" in body
+    assert f"Fleet-Hub ({HUB_ID.lower()}): forbidden" in body
+    assert "&lt;b&gt;AuthorizationFailed" in body
     # The next successful read clears the error on the target.
     store.registrations.record_listing(listing, "live", AUG10 + timedelta(hours=1))
     assert store.report()["targets"][0]["error"] is None

@@ -53,8 +53,8 @@ def _problems(
                 f"{len(targets)} registration target(s) could not be read in the last 24 hours; "
                 "their last good listing stays in force",
                 tuple(
-                    f"{clean(row.get('name'), 200)}: {clean(row.get('error_code'))} "
-                    f"({clean(row.get('error_message') or '', 300)})"
+                    f"{clean(row.get('name'), 200)} ({clean(row.get('target'), 300)}): "
+                    f"{clean(row.get('error_code'))} ({clean(row.get('error_message') or '', 300)})"
                     for row in list(targets.values())[:MAX_LISTED_UPLOADS]
                 ),
             )
