@@ -297,7 +297,7 @@ def test_throttled_and_forbidden_targets_keep_their_snapshot_and_show_in_self_he
     assert "AuthorizationFailed" in errors[DPS][1]
     # A Retry-After beyond the bound is not waited for (nor retried): one request each.
     assert arm.count(HUB_PATH) == 1 and arm.count(DPS_PATH) == 1
-    assert elapsed < 10
+    assert elapsed < 30  # not the 3600 s asked for (a loaded machine is slow)
     # The last good snapshots stay in force, and the report carries the errors.
     for target in (HUB, DPS):
         kept = snapshot(app_runtime, target)
@@ -364,7 +364,7 @@ def test_a_short_retry_after_is_honoured_then_the_read_succeeds(
     result = pull_registrations(app_runtime.store, settings_for(DPS_ID), NOW, **arm_options)
     assert result.ok and result.outcomes[0].certificates == 1
     assert arm.count(DPS_PATH) == 2
-    assert 0.9 <= time.monotonic() - started < 10
+    assert 0.9 <= time.monotonic() - started < 30
 
 
 @pytest.mark.parametrize(
