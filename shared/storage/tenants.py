@@ -16,7 +16,7 @@ keeps an index row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,8 +77,12 @@ class TenantStore:
     def remove(self, tenant_id: str, sha256: str) -> None:
         self._tables.delete_quietly("tenantcas", tenant_id, sha256)
 
-    def tenant_certificates(self, tenant_id: str) -> list[TenantCertificate]:
-        acks = self._acks.of_tenant(tenant_id)
+    def tenant_certificates(
+        self, tenant_id: str, acks: Mapping[str, Any] | None = None
+    ) -> list[TenantCertificate]:
+        """The tenant's CAs (``acks``: its acknowledgements, when the caller read them)."""
+        if acks is None:
+            acks = self._acks.of_tenant(tenant_id)
         rows = self._tables("tenantcas").query_entities(
             "PartitionKey eq @pk", parameters={"pk": tenant_id}
         )
@@ -93,11 +97,14 @@ class TenantStore:
         ]
 
     def state(
-        self, tenant_id: str, snapshots: Sequence[TargetSnapshot] | None = None
+        self,
+        tenant_id: str,
+        snapshots: Sequence[TargetSnapshot] | None = None,
+        acks: Mapping[str, Any] | None = None,
     ) -> TenantState:
-        """The tenant's CAs and resolutions from the tables (``snapshots``: the evidence,
-        when the caller has read it already, as the alert pass does once per pass)."""
-        certs = self.tenant_certificates(tenant_id)
+        """The tenant's CAs and resolutions from the tables (``snapshots`` and ``acks``:
+        when the caller has read them already, as the alert pass does once per pass)."""
+        certs = self.tenant_certificates(tenant_id, acks)
         candidates = replacement_candidates(certs, self.rules)
         if snapshots is None:
             snapshots = self.registrations.snapshots() if any(candidates.values()) else []
