@@ -209,6 +209,7 @@ def test_every_bad_input_is_recorded_with_its_code(app_runtime) -> None:
     }
 
 
+@pytest.mark.timeout(600)  # 500 blobs through Azurite: seconds alone, minutes on a loaded box
 def test_five_hundred_blobs_each_recorded_once(app_runtime) -> None:
     pca = samples.azure_sphere_pca()
     files = {
