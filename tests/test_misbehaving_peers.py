@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alert_samples import rendered
 
 from shared.alerts.message import POSSIBLE_REPEAT
 from shared.alerts.rules import load_rules
 from shared.analysis.scan import analyze_bytes
 from shared.app.alert_pass import run_alerts
-from shared.channels import Channel, build_channels
+from shared.channels import Channel, ChannelError, build_channels
 from shared.channels.outbox import OutboxChannel
 from shared.channels.smtp import SmtpChannel
 from shared.channels.teams import TeamsChannel
@@ -505,3 +506,51 @@ def test_each_send_gets_no_more_than_what_is_left_of_the_pass_budget(
     )
     assert seconds < budget + SLACK
     assert len(hook.posts) == 1 and outcome(document, "teams") == ["unknown"]
+
+
+# --- TLS handshakes that never finish ---------------------------------------------------------
+
+
+def trickle_tls(peer: Peer, conn: socket.socket) -> None:
+    """Take the ClientHello, then start a 16 KB handshake record and trickle it: every
+    read gets a byte in time. (CPython bounds a whole handshake by the socket timeout,
+    which the channels cut to what is left of the deadline.)"""
+    _recv(peer, conn)
+    peer.send(conn, b"\x16\x03\x03\x3e\x80")
+    peer.trickle(conn, b"\x02" * 0x3E80, every=0.1)
+
+
+def trickle_tls_after_starttls(peer: Peer, conn: socket.socket, number: int) -> None:
+    peer.send(conn, b"220 loopback ESMTP\r\n")
+    buffer = b""
+    while True:
+        while b"\r\n" not in buffer:
+            buffer += _recv(peer, conn)
+        line, _, buffer = buffer.partition(b"\r\n")
+        if line[:4].upper() == b"EHLO":
+            peer.send(conn, b"250-loopback\r\n250 STARTTLS\r\n")
+        elif line.upper() == b"STARTTLS":
+            peer.send(conn, b"220 go ahead\r\n")
+            trickle_tls(peer, conn)
+            return
+
+
+def test_a_trickled_tls_handshake_ends_at_the_deadline(
+    peers: Callable[[Callable], Peer],
+) -> None:
+    slow = peers(lambda peer, conn, number: trickle_tls(peer, conn))
+    relay = peers(trickle_tls_after_starttls)
+    hook = TeamsChannel(f"https://127.0.0.1:{slow.port}/x?sig=s", timeout=30, deadline=0.5)
+    mail = SmtpChannel(
+        "127.0.0.1", relay.port, sender="watch@example.com", timeout=30, deadline=0.5
+    )
+    for send in (
+        lambda: hook.send(rendered(1), ()),
+        lambda: mail.send(rendered(1), ("ops@example.com",)),
+    ):
+        started = time.monotonic()
+        with pytest.raises(ChannelError) as caught:
+            send()
+        assert time.monotonic() - started < 0.5 + SLACK / 2  # not the 30 s read timeout
+        assert caught.value.unclear is False and caught.value.retryable is True
+        assert "deadline" in caught.value.detail

@@ -12,7 +12,15 @@ from shared.alerts.message import clean
 from shared.alerts.model import LedgerKey, LedgerStatus
 from shared.alerts.operator_message import render_operator_message
 from shared.alerts.planner import MAX_UNCLEAR_SENDS, Decision, decide
-from shared.app.delivery import ADDRESSED_CHANNELS, ALREADY_SENT, PLANNED, PassState, deliver
+from shared.app.delivery import (
+    ADDRESSED_CHANNELS,
+    ALREADY_SENT,
+    FAILED,
+    PLANNED,
+    UNKNOWN,
+    PassState,
+    deliver,
+)
 from shared.channels import Channel
 from shared.storage.registrations import TARGET_FAILURE_KIND
 from shared.storage.store import TableStore
@@ -147,7 +155,7 @@ def report_self_health(
                 outcome, provider_id, error = deliver(
                     state, c, channels[c], message, recipients, [keys[c]]
                 )
-                statuses[c] = outcome
+                statuses[c] = FAILED if outcome == UNKNOWN else outcome
                 state.messages.append(
                     {
                         "channel": c,
@@ -157,6 +165,7 @@ def report_self_health(
                         "omitted": 0,
                         "provider_id": provider_id,
                         "error": error,
+                        "outcome": outcome,
                         "self_health": problem.id,
                     }
                 )
