@@ -41,6 +41,11 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self._ends - self._clock())
 
+    def passed(self) -> bool:
+        """Whether the deadline ended the operation: the timer fired, or a socket timeout
+        cut to the time left ran out a moment before it (clocks differ by a hair)."""
+        return self.expired or self.remaining() < 0.05
+
     def timeout(self, per_operation: float) -> float:
         """The socket timeout for the next operation: never beyond the deadline."""
         left = self.remaining()

@@ -186,7 +186,7 @@ class SmtpChannel:
         except (smtplib.SMTPException, OSError, DeadlineExceeded) as exc:
             # Disconnects, timeouts, refused connections, TLS handshake failures.
             reason = f"{type(exc).__name__}: {exc}"
-            if clock.expired or isinstance(exc, DeadlineExceeded):
+            if clock.passed() or isinstance(exc, DeadlineExceeded):
                 reason = f"no answer within the {clock.seconds:g} s deadline"
             unclear = smtp is not None and smtp.message_sent
             if unclear:

@@ -205,7 +205,7 @@ class TeamsChannel:
                 ) from None
             except (OSError, http.client.HTTPException) as exc:
                 # Nothing was sent: a definite failure, retried on the ledger's backoff.
-                reason = "deadline passed" if clock.expired else f"{type(exc).__name__}: {exc}"
+                reason = "deadline passed" if clock.passed() else f"{type(exc).__name__}: {exc}"
                 raise self._error(f"connect failed ({reason})", retryable=True) from None
             try:
                 assert connection.sock is not None
@@ -221,7 +221,7 @@ class TeamsChannel:
             except (OSError, http.client.HTTPException, DeadlineExceeded) as exc:
                 reason = (
                     f"no answer within the {clock.seconds:g} s deadline"
-                    if clock.expired or isinstance(exc, DeadlineExceeded)
+                    if clock.passed() or isinstance(exc, DeadlineExceeded)
                     else f"no complete answer ({type(exc).__name__}: {exc})"
                 )
                 raise self._error(reason, retryable=True, unclear=True) from None
