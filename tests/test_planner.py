@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -385,7 +384,9 @@ def test_an_ok_ca_is_resolved_by_any_newer_one_of_its_tenant():
 # --- speed ----------------------------------------------------------------------------
 
 
-def test_planning_a_thousand_open_certificates_is_fast():
+def test_planning_a_thousand_open_certificates_plans_each_once():
+    """A thousand open tenant CAs in one plan: each due one once per channel. (How fast is
+    a benchmark's question, not a test's: `make bench` times the alert pass.)"""
     certs = [
         tenant_ca(
             not_after=f"2021-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00Z",
@@ -395,14 +396,10 @@ def test_planning_a_thousand_open_certificates_is_fast():
         )
         for i in range(1000)
     ]
-    ledger: dict = {}
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        p = PLANNER.plan(at("2020-12-28T12:00:00Z"), certs, ledger, ["teams", "outbox"])
-        best = min(best, time.perf_counter() - start)
+    p = PLANNER.plan(at("2020-12-28T12:00:00Z"), certs, {}, ["teams", "outbox"])
+    keys = [(item.alert.certificate, item.alert.deadline_id) for item in p.items]
     assert len(p.items) > 300  # the run does real work
-    assert best < 0.05, f"planning 1,000 certificates took {best * 1000:.1f} ms"
+    assert len(keys) == len(set(keys))  # never the same deadline twice for a certificate
 
 
 def test_a_certificate_caught_by_a_later_incident_resolves_nothing():
