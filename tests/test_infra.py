@@ -49,10 +49,6 @@ INFRA_SETTING_NAMES = {
     "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
     "AZURE_CLIENT_ID",
 }
-# Settings DESIGN §3 names that the template sets even before the code reads them (the
-# registration-evidence and fleet-report issues); once in APP_SETTING_NAMES they count there.
-ANNOUNCED_SETTING_NAMES = {"REGISTRATION_TARGETS", "REGISTRATION_REFRESH", "REPORT_CONTAINER"}
-
 # What a Flex Consumption (FC1) site may carry: exactly what Microsoft's Flex templates set
 # (Azure-Samples functions-quickstart-python-http-azd / -azd-eventgrid-blob / -azd-otel and
 # azure-functions-flex-consumption-samples, directly or through the AVM site module's
@@ -296,8 +292,7 @@ def test_storage_is_identity_only_and_keeps_every_upload() -> None:
     # The fleet report (DESIGN §3: REPORT_CONTAINER, default "reports"), private like the rest.
     assert _default("infra/main.bicep", "reportContainerName") == "reports"
     assert _default("infra/app/storage.bicep", "reportContainerName") == "reports"
-    if hasattr(defaults, "report_container"):
-        assert defaults.report_container == "reports"
+    assert defaults.report_container == "reports"
     assert {c["name"] for c in containers} >= {"reportContainerName"}
     tables = set(_default("infra/main.bicep", "tableNames"))
     assert tables == set(TABLES)  # exactly the tables the store creates and uses
@@ -446,11 +441,15 @@ def test_location_is_restricted_to_regions_that_offer_flex_consumption() -> None
 
 def test_app_settings_are_exactly_what_the_code_reads_plus_platform_settings() -> None:
     settings = _app_settings()
-    assert set(settings) == set(APP_SETTING_NAMES) | ANNOUNCED_SETTING_NAMES | INFRA_SETTING_NAMES
+    assert set(settings) == set(APP_SETTING_NAMES) | INFRA_SETTING_NAMES
     assert settings["REPORT_CONTAINER"] == "reportContainerName"
-    assert _default("infra/app/function.bicep", "registrationRefresh") == "6h"
-    assert _default("infra/main.bicep", "registrationRefresh") == "6h"
+    # The template's defaults are the code's (DESIGN §3: REGISTRATION_REFRESH 6h, no targets).
+    defaults = Settings()
+    for template in ("infra/app/function.bicep", "infra/main.bicep"):
+        refresh = _default(template, "registrationRefresh")
+        assert Settings.from_env({"REGISTRATION_REFRESH": refresh}) == defaults, template
     assert _default("infra/main.bicep", "registrationTargets") == ""
+    assert Settings.from_env({"REGISTRATION_TARGETS": ""}) == defaults
     for prefix in ("AzureWebJobsStorage", "CertStorage"):
         assert settings[f"{prefix}__credential"] == "managedidentity"
         assert settings[f"{prefix}__clientId"] == "identityClientId"
