@@ -455,3 +455,12 @@ def test_a_target_is_named_by_its_listing_not_by_the_certificate_name_in_it() ->
     document.pop("targets")  # only the per-certificate registrations
     waiting = next(t for t in fleet_at(document=document).tenants if t.tenant_id == T_WAITING)
     assert sorted(r.display_name for r in waiting.targets) == ["dps", "hub-west"]
+
+
+def test_display_text_is_one_line_and_bounded() -> None:
+    from shared.alerts.fleet import MAX_TEXT, text
+
+    assert text("CN=a\x00b\r\nc\u2028d\u202ee") == "CN=a b  c d e"
+    assert text(None) == "" and text(7) == "7"
+    long = text("x" * 10_000)
+    assert len(long) == MAX_TEXT and long.endswith("…")

@@ -130,7 +130,9 @@ class FleetView:
 
 def text(value: Any, limit: int = MAX_TEXT) -> str:
     """One line of display text from any JSON value (control characters become spaces)."""
-    out = "".join(ch if ch.isprintable() else " " for ch in str("" if value is None else value))
+    out = str("" if value is None else value)
+    if not out.isprintable():  # rare: only then look at each character
+        out = "".join(ch if ch.isprintable() else " " for ch in out)
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
