@@ -198,7 +198,12 @@ def test_a_thousand_tenants_render_within_5_s_from_under_2_mb(browser: Any, tmp_
         browser, write(tmp_path, "big.html", page), viewport={"width": 1280, "height": 900}
     )
     try:
-        assert visit.seconds < 5, f"{visit.seconds:.1f} s to load"
+        # The browser's own clock (navigation start to the load event): the parse, style
+        # and layout of the page, not the test driver's round trips on a busy machine.
+        loaded_ms = visit.page.evaluate(
+            "() => performance.getEntriesByType('navigation')[0].loadEventEnd"
+        )
+        assert 0 < loaded_ms < 5000, f"{loaded_ms:.0f} ms to load ({visit.seconds:.1f} s wall)"
         visit.assert_clean()
         assert_timeline_readable(visit.page)
         assert visit.page.locator("svg.timeline text.row-label").count() == 50
