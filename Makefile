@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INFRA_VENV := .venv-infra
 AZURITE := node_modules/.bin/azurite
 
-.PHONY: help deps run test bench lint fmt infra-check clean
+.PHONY: help deps run test bench mutation lint fmt infra-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test: deps ## the whole suite (starts and stops its own Azurite, SMTP and HTTP r
 
 bench: $(VENV)/.installed $(AZURITE) ## the benchmarks the issues ask for, as ratios against baselines
 	$(PY) scripts/bench.py
+
+mutation: $(VENV)/.installed $(AZURITE) ## mutmut, module by module against its own tests; scores to .mutation.json (not CI)
+	$(PY) scripts/mutation.py --max-children 2 $(MODULES)
 
 lint: $(VENV)/.installed ## ruff
 	$(VENV)/bin/ruff check .

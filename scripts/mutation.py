@@ -1,0 +1,146 @@
+"""Mutation testing, module by module: `make mutation` (not part of `make test` or CI).
+
+Each module is mutated by mutmut with only the tests relevant to it (MODULE_TESTS below), so a
+full run fits in about 30 minutes on 2 cores. The score per module goes to .mutation.json
+(merged with the previous record, so running one module updates only its row) and a table is
+printed. Usage: python scripts/mutation.py [--max-children N] [module-name ...]
+Survivors of the last module run: `.venv/bin/mutmut results`, `.venv/bin/mutmut show NAME`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORD = ROOT / ".mutation.json"
+SETUP_CFG = ROOT / "setup.cfg"
+MUTANTS = ROOT / "mutants"
+
+_ANALYSIS_TESTS = [
+    "tests/test_analyzer.py",
+    "tests/test_classification_edges.py",
+    "tests/test_reader.py",
+    "tests/test_der.py",
+    "tests/test_mutants_analysis.py",
+]
+
+# module -> the tests that exercise it (what mutmut runs against each of its mutants).
+# A test file added for a module belongs here, or its mutants are judged without it.
+MODULE_TESTS: dict[str, list[str]] = {
+    "shared/analysis/classify.py": _ANALYSIS_TESTS,
+    "shared/analysis/facts.py": _ANALYSIS_TESTS,
+    "shared/analysis/der.py": [*_ANALYSIS_TESTS, "tests/test_wrappers.py"],
+    "shared/analysis/pem.py": [*_ANALYSIS_TESTS, "tests/test_wrappers.py"],
+    "shared/analysis/reader.py": [*_ANALYSIS_TESTS, "tests/test_wrappers.py"],
+    "shared/analysis/scan.py": [*_ANALYSIS_TESTS, "tests/test_wrappers.py"],
+    "shared/analysis/chain.py": [*_ANALYSIS_TESTS, "tests/test_wrappers.py"],
+    "shared/alerts/rules.py": ["tests/test_rules.py", "tests/test_mutants_alerts.py"],
+    "shared/alerts/rules_toml.py": ["tests/test_rules.py", "tests/test_mutants_alerts.py"],
+    "shared/alerts/planner.py": ["tests/test_planner.py", "tests/test_mutants_alerts.py"],
+    "shared/alerts/message.py": ["tests/test_message.py", "tests/test_mutants_alerts.py"],
+    "shared/app/pipeline.py": ["tests/test_pipeline.py"],
+    "shared/storage/uploads.py": ["tests/test_pipeline.py"],
+    "shared/storage/tenants.py": ["tests/test_pipeline.py"],
+    "shared/storage/certificates.py": ["tests/test_pipeline.py"],
+    "shared/storage/store.py": ["tests/test_pipeline.py", "tests/test_store_pool.py"],
+    "shared/storage/ledger.py": ["tests/test_alerts_runner.py", "tests/test_planner.py"],
+}
+
+
+def _setup_cfg(module: str, tests: list[str]) -> str:
+    selection = "\n    ".join(t for t in tests if (ROOT / t).exists())
+    return (
+        "# Written by scripts/mutation.py for one module's run; removed afterwards.\n"
+        "[mutmut]\n"
+        "source_paths=shared\n"
+        f"only_mutate={module}\n"
+        "also_copy=function_app.py\n    tests\n    scripts\n"
+        "pytest_add_cli_args=-p no:cacheprovider -p no:xdist -q\n"
+        f"pytest_add_cli_args_test_selection={selection}\n"
+    )
+
+
+def _mutmut(*args: str, show: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mutmut", *args]
+    return subprocess.run(command, cwd=ROOT, text=True, capture_output=not show, check=False)
+
+
+def run_module(module: str, max_children: int) -> dict[str, object]:
+    """Mutate one module against its tests; its stats and surviving mutants' names."""
+    if SETUP_CFG.exists() and "scripts/mutation.py" not in SETUP_CFG.read_text():
+        raise SystemExit("setup.cfg exists and is not ours: refusing to overwrite it")
+    shutil.rmtree(MUTANTS, ignore_errors=True)
+    MUTANTS.mkdir()
+    # Tests that start Azurite find it under the project root, which inside mutants/ is this.
+    (MUTANTS / "node_modules").symlink_to(ROOT / "node_modules")
+    SETUP_CFG.write_text(_setup_cfg(module, MODULE_TESTS[module]))
+    started = time.monotonic()
+    try:
+        run = _mutmut("run", "--max-children", str(max_children), show=True)
+        if run.returncode != 0:
+            raise SystemExit(f"mutmut run failed on {module} (exit {run.returncode})")
+        _mutmut("export-cicd-stats")
+        stats = json.loads((MUTANTS / "mutmut-cicd-stats.json").read_text())
+        results = _mutmut("results").stdout
+    finally:
+        SETUP_CFG.unlink(missing_ok=True)
+    seconds = round(time.monotonic() - started)
+    killed = int(stats["killed"]) + int(stats["timeout"])  # a timeout is a detected mutant
+    tested = int(stats["total"]) - int(stats["skipped"])
+    survivors = sorted(
+        line.split(":")[0].strip()
+        for line in results.splitlines()
+        if line.strip().endswith(": survived") or line.strip().endswith(": no tests")
+    )
+    return {
+        "killed": killed,
+        "survived": tested - killed,
+        "total": tested,
+        "score": round(100 * killed / tested, 1) if tested else None,
+        "seconds": seconds,
+        "tests": MODULE_TESTS[module],
+        "survivors": survivors,
+    }
+
+
+def print_table(record: dict[str, dict[str, object]]) -> None:
+    print(f"{'module':<34} {'killed':>6} {'surv.':>6} {'total':>6} {'score':>7} {'time':>6}")
+    for module, row in sorted(record.items()):
+        score = "-" if row["score"] is None else f"{row['score']}%"
+        print(
+            f"{module:<34} {row['killed']:>6} {row['survived']:>6} {row['total']:>6} "
+            f"{score:>7} {row['seconds']:>5}s"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="module names (e.g. classify) or paths")
+    parser.add_argument("--max-children", type=int, default=2)
+    args = parser.parse_args()
+    chosen = [
+        m
+        for m in MODULE_TESTS
+        if not args.modules or any(a == m or a == Path(m).stem for a in args.modules)
+    ]
+    if not chosen:
+        raise SystemExit(f"no such module; known: {', '.join(Path(m).stem for m in MODULE_TESTS)}")
+    record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    for module in chosen:
+        print(f"mutating {module} ...", flush=True)
+        record[module] = run_module(module, args.max_children)
+        row = record[module]
+        print(f"  {row['killed']}/{row['total']} killed ({row['score']}%) in {row['seconds']} s")
+        RECORD.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    print_table(record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
