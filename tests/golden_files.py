@@ -20,7 +20,7 @@ TENANT = "9d7e79eb-e021-43ce-9f2b-fa944b447494"
 
 
 def golden_sources() -> list[Path]:
-    return sorted(p for p in GOLDEN.iterdir() if p.name != EXPECTED.name)
+    return sorted(p for p in GOLDEN.iterdir() if not p.name.startswith("expected-"))
 
 
 def scan_golden() -> dict[str, object]:
