@@ -75,6 +75,14 @@ def _mutmut(*args: str, show: bool = False) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=ROOT, text=True, capture_output=not show, check=False)
 
 
+def _keep_survivor_diffs(module: str, results: str) -> None:
+    """Each survivor's diff to mutants-survivors/<module>.diff (mutants/ is rebuilt per module)."""
+    names = [line.split(":")[0].strip() for line in results.splitlines() if ": " in line]
+    out = ROOT / "mutants-survivors" / (Path(module).stem + ".diff")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("".join(_mutmut("show", name).stdout for name in names))
+
+
 def run_module(module: str, max_children: int) -> dict[str, object]:
     """Mutate one module against its tests; its stats and surviving mutants' names."""
     if SETUP_CFG.exists() and "scripts/mutation.py" not in SETUP_CFG.read_text():
@@ -92,6 +100,7 @@ def run_module(module: str, max_children: int) -> dict[str, object]:
         _mutmut("export-cicd-stats")
         stats = json.loads((MUTANTS / "mutmut-cicd-stats.json").read_text())
         results = _mutmut("results").stdout
+        _keep_survivor_diffs(module, results)
     finally:
         SETUP_CFG.unlink(missing_ok=True)
     seconds = round(time.monotonic() - started)
