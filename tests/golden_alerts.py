@@ -56,9 +56,9 @@ def _due_json(alert: object) -> dict[str, object]:
 def timeline() -> dict[str, object]:
     from shared.alerts.message import render_message
     from shared.alerts.planner import AlertPlanner
-    from shared.alerts.rules import load_rules
+    from shared.alerts.rules import DEFAULT_RULES_PATH, load_rules
 
-    planner = AlertPlanner(load_rules())
+    planner = AlertPlanner(load_rules(DEFAULT_RULES_PATH))
     certs = certificates()
     days: list[dict[str, object]] = []
     for day in range(DAYS):

@@ -24,10 +24,10 @@ def golden_sources() -> list[Path]:
 
 
 def scan_golden() -> dict[str, object]:
-    from shared.alerts.rules import load_rules
+    from shared.alerts.rules import DEFAULT_RULES_PATH, load_rules
     from shared.analysis.scan import analyze_bytes, scan_document
 
-    rules = load_rules()
+    rules = load_rules(DEFAULT_RULES_PATH)
     results = [analyze_bytes(p.name, p.read_bytes(), rules, GOLDEN_NOW) for p in golden_sources()]
     return scan_document(results)
 

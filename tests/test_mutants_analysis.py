@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from golden_files import EXPECTED, GOLDEN, GOLDEN_NOW, golden_sources, scan_golden
 
-from shared.alerts.rules import load_rules
+from shared.alerts.rules import DEFAULT_RULES_PATH, load_rules
 from shared.analysis.classify import Verdict, classify_certificate
 from shared.analysis.facts import AlgorithmIdentifier, CertificateFacts, Mismatch, extract_facts
 from shared.analysis.reader import read_certificates
@@ -50,7 +50,7 @@ def _tenant_facts() -> CertificateFacts:
 
 
 def test_rotation_begins_at_exactly_ninety_days_and_lasts_through_not_after() -> None:
-    facts, rules = _tenant_facts(), load_rules()
+    facts, rules = _tenant_facts(), load_rules(DEFAULT_RULES_PATH)
     assert rules.rotation is not None
     for now in (facts.not_after - timedelta(days=90), facts.not_after):
         result = classify_certificate(facts, rules, now)
@@ -61,19 +61,21 @@ def test_rotation_begins_at_exactly_ninety_days_and_lasts_through_not_after() ->
 
 def test_a_tenant_ca_at_its_not_after_instant_is_not_yet_expired() -> None:
     facts = _tenant_facts()
-    at_end = classify_certificate(facts, load_rules(), facts.not_after)
+    at_end = classify_certificate(facts, load_rules(DEFAULT_RULES_PATH), facts.not_after)
     assert at_end.reasons[0] == (
         "Valid until 2020-10-01 00:00:00 UTC (0 days left). "
         "Rotation under way; next: Tenant CA expires on 2020-10-01 00:00:00 UTC."
     )
-    after = classify_certificate(facts, load_rules(), facts.not_after + timedelta(seconds=1))
+    after = classify_certificate(
+        facts, load_rules(DEFAULT_RULES_PATH), facts.not_after + timedelta(seconds=1)
+    )
     assert after.reasons[0] == "Expired on 2020-10-01 00:00:00 UTC."
 
 
 def test_a_deadline_due_this_very_second_is_still_the_next_one() -> None:
     facts = _tenant_facts()
     register_due = facts.not_after - timedelta(days=45)
-    result = classify_certificate(facts, load_rules(), register_due)
+    result = classify_certificate(facts, load_rules(DEFAULT_RULES_PATH), register_due)
     assert result.reasons[0].endswith(
         "next: Register the renewed tenant CA on 2020-08-17 00:00:00 UTC."
     )
@@ -86,7 +88,7 @@ def test_unknown_signature_algorithms_are_named_by_their_oid() -> None:
     facts = tenant._replace(
         outer_algorithm=unknown_outer, inner_algorithm=unknown_inner, mismatch=Mismatch.OID
     )
-    reasons = classify_certificate(facts, load_rules(), GOLDEN_NOW).reasons
+    reasons = classify_certificate(facts, load_rules(DEFAULT_RULES_PATH), GOLDEN_NOW).reasons
     assert any(
         r.startswith(
             "The outer signature algorithm (1.2.3.4) differs from the one inside the "
@@ -97,7 +99,7 @@ def test_unknown_signature_algorithms_are_named_by_their_oid() -> None:
 
 
 def test_the_incident_id_is_that_of_the_window_holding_the_tenant_ca() -> None:
-    rules = load_rules()
+    rules = load_rules(DEFAULT_RULES_PATH)
     affected = read_certificates((GOLDEN / "03-window-start.der").read_bytes()).certificates[0]
     assert classify_certificate(extract_facts(affected), rules, GOLDEN_NOW).incident_id == (
         "azure-sphere-2020-07"
@@ -109,7 +111,7 @@ def test_facts_with_sub_second_times_are_compared_to_the_second_as_the_rules_say
     """Certificates carry whole seconds; facts built by a caller may not. The window's end
     (2020-07-28 00:15:00) still holds a notBefore half a second later, and naive times are
     read as UTC (Incident.contains)."""
-    rules = load_rules()
+    rules = load_rules(DEFAULT_RULES_PATH)
     end = datetime(2020, 7, 28, 0, 15, tzinfo=UTC)
     for not_before in (end + timedelta(microseconds=500_000), end.replace(tzinfo=None)):
         facts = _tenant_facts()._replace(not_before=not_before)
