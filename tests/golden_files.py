@@ -98,9 +98,43 @@ def _write_files() -> None:
         "19-empty.cer": b"",
         "20-truncated.der": upper.der[:100],
     }
+    unknown = bytes.fromhex("3005060329010f")  # AlgorithmIdentifier { 1.1.1.15 }, no params
+    files["21-negative-serial.der"] = _with_serial(upper, pca, bytes.fromhex("ff38"))  # -200
+    files["22-serial-zero.der"] = _with_serial(upper, pca, b"\x00")
+    files["23-unknown-algorithm.der"] = samples.with_algorithms(
+        upper.der, pca.key, inner=unknown, outer=unknown
+    )
+    # An outer structure the reader accepts around a TBSCertificate that is only a serial.
+    bits = samples.encode(0x03, b"\x00" + b"\x01" * 8)
+    files["24-malformed-tbs.pem"] = samples.pem(
+        samples.encode(0x30, samples.encode(0x30, b"\x02\x01\x01") + unknown + bits)
+    )
     GOLDEN.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
-        (GOLDEN / name).write_bytes(data)
+        if not (GOLDEN / name).exists():  # signatures are random: keep the committed files
+            (GOLDEN / name).write_bytes(data)
+
+
+def _with_serial(issued: object, signer: object, serial_content: bytes) -> bytes:
+    """The certificate with its serial INTEGER's content replaced, signed again."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from shared.analysis.der import TAG_SEQUENCE, children, element_bytes, expect, read_tlv
+    from shared.local import samples
+
+    der = issued.der
+    cert = read_tlv(der, 0, len(der))
+    tbs_tlv, outer_tlv, _bits = children(der, cert)
+    fields = children(der, expect(tbs_tlv, TAG_SEQUENCE, "TBSCertificate"))
+    index = 1 if fields[0][0] == 0xA0 else 0
+    parts = [element_bytes(der, field) for field in fields]
+    parts[index] = samples.encode(0x02, serial_content)
+    tbs = samples.encode(TAG_SEQUENCE, b"".join(parts))
+    signature = signer.key.sign(tbs, ec.ECDSA(samples.hashes.SHA256()))
+    return samples.encode(
+        TAG_SEQUENCE,
+        tbs + element_bytes(der, outer_tlv) + samples.encode(0x03, b"\x00" + signature),
+    )
 
 
 if __name__ == "__main__":

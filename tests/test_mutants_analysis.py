@@ -9,13 +9,21 @@ how to regenerate the expected JSON: tests/golden_files.py.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from golden_files import EXPECTED, GOLDEN, GOLDEN_NOW, golden_sources, scan_golden
 
 from shared.alerts.rules import DEFAULT_RULES_PATH, load_rules
 from shared.analysis.classify import Verdict, classify_certificate
-from shared.analysis.facts import AlgorithmIdentifier, CertificateFacts, Mismatch, extract_facts
+from shared.analysis.facts import (
+    AlgorithmIdentifier,
+    CertificateFacts,
+    Mismatch,
+    extract_facts,
+    facts_json,
+)
 from shared.analysis.reader import read_certificates
 
 
@@ -119,3 +127,16 @@ def test_facts_with_sub_second_times_are_compared_to_the_second_as_the_rules_say
         assert result.verdict == Verdict.AFFECTED, not_before
     late = _tenant_facts()._replace(not_before=end + timedelta(seconds=1, microseconds=1))
     assert classify_certificate(late, rules, GOLDEN_NOW).verdict == Verdict.OK
+
+
+def test_validity_times_are_written_in_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        body = facts_json(_tenant_facts())
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert body["not_after"] == "2020-10-01T00:00:00Z"
