@@ -44,8 +44,16 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/analysis/reader.py": [_GOLDEN_SCAN, "tests/test_der.py", "tests/test_reader.py"],
     "shared/analysis/scan.py": [_GOLDEN_SCAN, "tests/test_analyzer.py", "tests/test_wrappers.py"],
     "shared/analysis/chain.py": [_GOLDEN_SCAN, "tests/test_analyzer.py", "tests/test_wrappers.py"],
-    "shared/alerts/rules.py": [_GOLDEN_ALERTS, "tests/test_rules.py"],
-    "shared/alerts/rules_toml.py": [_GOLDEN_ALERTS, "tests/test_rules.py"],
+    "shared/alerts/rules.py": [
+        _GOLDEN_ALERTS,
+        "tests/test_mutants_rules.py",
+        "tests/test_rules.py",
+    ],
+    "shared/alerts/rules_toml.py": [
+        _GOLDEN_ALERTS,
+        "tests/test_mutants_rules.py",
+        "tests/test_rules.py",
+    ],
     "shared/alerts/planner.py": [_GOLDEN_ALERTS, "tests/test_planner.py"],
     "shared/alerts/message.py": [_GOLDEN_ALERTS, "tests/test_message.py"],
     "shared/app/pipeline.py": ["tests/test_pipeline.py"],
