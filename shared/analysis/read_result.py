@@ -46,6 +46,9 @@ class ErrorCode(StrEnum):
     SYMLINK_LOOP = "symlink-loop"
     NOT_FOUND = "not-found"
     READ_ERROR = "read-error"
+    # Refused by the blob function, not the reader:
+    TOO_LARGE_TO_RECORD = "too-large-to-record"  # a value outgrew a table property anyway
+    BAD_BLOB_NAME = "bad-blob-name"  # a name the storage service or the runner cannot use
 
 
 REJECTING_CODES = frozenset(
@@ -54,6 +57,8 @@ REJECTING_CODES = frozenset(
         ErrorCode.PRIVATE_KEY_MATERIAL,
         ErrorCode.PASSWORD_PROTECTED,
         ErrorCode.PKCS12_ITERATIONS_TOO_HIGH,
+        ErrorCode.TOO_LARGE_TO_RECORD,
+        ErrorCode.BAD_BLOB_NAME,
     }
 )
 

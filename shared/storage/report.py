@@ -1,4 +1,8 @@
-"""The report read model (``ca-watch/report/v1``): what the tables hold, joined."""
+"""The report read model (``ca-watch/report/v1``): what the tables hold, joined.
+
+A certificate's sources are its inline first source plus its ``certsources`` rows; an
+upload's certificates are its inline SHA-256s plus its ``uploadcerts`` rows. Each table
+is listed once, whatever the counts."""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from typing import Any
 
 from shared.alerts.registration import TargetSnapshot
 from shared.storage.acks import AckStore
+from shared.storage.certificates import CertificateStore
 from shared.storage.keys import iso
 from shared.storage.registrations import RegistrationStore
 from shared.storage.tables import Tables
 from shared.storage.tenants import TenantStore
+from shared.storage.uploads import UploadStore
 
 
 def registrations_of(
@@ -39,15 +45,19 @@ def build_report(
     tables: Tables,
     tenants: TenantStore,
     acks: AckStore,
+    certificate_store: CertificateStore,
+    upload_store: UploadStore,
     registrations: RegistrationStore | None = None,
 ) -> dict[str, Any]:
     snapshots = registrations.snapshots() if registrations else []
     tenant_rows = tenants.by_tenant()
     acks_by_tenant = acks.by_tenant()
+    further_sources = certificate_store.further_sources()
     certificates = []
     for row in tables("certificates").list_entities():
         body = json.loads(row["document"])
-        body["sources"] = json.loads(row.get("sources") or "[]")
+        inline = json.loads(row.get("sources") or "[]")
+        body["sources"] = sorted(set(inline) | set(further_sources.get(row["RowKey"], ())))
         body["first_seen"], body["last_seen"] = row["first_seen"], row["last_seen"]
         tenant = row.get("tenant_id")
         tenant_row = tenant_rows.get(tenant or "", {}).get(row["RowKey"], {})
@@ -62,6 +72,7 @@ def build_report(
             ]
         certificates.append(body)
     certificates.sort(key=lambda c: (c["azure_sphere"]["tenant_id"] or "~", c["not_before"]))
+    chunked = upload_store.certificate_rows()
     uploads = [
         {
             "name": row["name"],
@@ -73,7 +84,8 @@ def build_report(
                 else None
             ),
             "format": row.get("format"),
-            "certificates": json.loads(row.get("certificates") or "[]"),
+            "certificates": json.loads(row.get("certificates") or "[]")
+            + chunked.get((row["PartitionKey"], row["RowKey"]), []),
             "processed_at": row.get("processed_at"),
         }
         for row in tables("uploads").list_entities()

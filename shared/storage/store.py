@@ -1,8 +1,9 @@
 """The storage of analysed uploads, one part per table family (a thin facade the handlers
 and the CLI hold; each part owns its table and its keys):
 
-- ``uploads``       (``uploads``, ``uploadfailures``)  shared.storage.uploads
-- ``certificates``  (``certificates``)                 shared.storage.certificates
+- ``uploads``       (``uploads``, ``uploadcerts``,
+                     ``uploadfailures``)               shared.storage.uploads
+- ``certificates``  (``certificates``, ``certsources``) shared.storage.certificates
 - ``tenants``       (``tenantcas``)                    shared.storage.tenants
 - ``index``, ``gate`` (``alertindex``)                 shared.storage.alert_index, .gate
 - ``acks``          (``acks``)                         shared.storage.acks
@@ -68,4 +69,11 @@ class TableStore:
         self.tenants.refresh_tenant(tenant_id)
 
     def report(self) -> dict[str, Any]:
-        return build_report(self.tables, self.tenants, self.acks, self.registrations)
+        return build_report(
+            self.tables,
+            self.tenants,
+            self.acks,
+            self.certificates,
+            self.uploads,
+            self.registrations,
+        )

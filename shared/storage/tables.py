@@ -11,7 +11,9 @@ from azure.data.tables import TableClient, TableServiceClient
 
 TABLES = (
     "certificates",
+    "certsources",
     "uploads",
+    "uploadcerts",
     "uploadfailures",
     "tenantcas",
     "alertindex",

@@ -4,6 +4,12 @@ removed. ``uploadfailures``: PK = the UTC day, RK = the upload's keys: uploads n
 analysed, so the timer's self-health check reads one or two days' failures, not the
 uploads table.
 
+No property grows past a table's limit (32K characters): the upload row lists its first
+``INLINE_CERTIFICATES`` SHA-256s itself (an ordinary upload costs no extra request) and
+the rest in ``uploadcerts`` rows (PK = the upload's PK, RK = "<ETag>|<chunk>"), each
+holding ``CERTIFICATES_PER_ROW``. Should a write fail on size anyway, the upload is
+recorded as rejected (``too-large-to-record``) with a failure row: never unrecorded.
+
 Everything is idempotent: the upload row is written last, so a retried delivery redoes the
 same writes. Transient storage errors propagate so that the Functions host retries."""
 
@@ -14,15 +20,31 @@ from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from azure.core.exceptions import HttpResponseError
 from azure.data.tables import UpdateMode
 
 from shared.analysis.classify import Role
+from shared.analysis.reader import ErrorCode, ReadError, Status
 from shared.analysis.scan import AnalyzedCertificate, FileResult
-from shared.storage.certificates import CertificateStore
+from shared.storage.certificates import TEXT_LIMIT, CertificateStore, cut_text
 from shared.storage.keys import iso, normalize_etag, table_key, upload_partition
 from shared.storage.pool import run_all
 from shared.storage.tables import Tables
 from shared.storage.tenants import TenantStore
+
+INLINE_CERTIFICATES = 200  # SHA-256s on the upload row itself: 200 x 67 characters
+CERTIFICATES_PER_ROW = 400  # SHA-256s per ``uploadcerts`` row: 26,800 characters
+_SIZE_ERRORS = ("PropertyValueTooLarge", "EntityTooLarge", "RequestBodyTooLarge")
+
+
+def outgrew_table(exc: HttpResponseError) -> bool:
+    """A write refused because a value or row is over a table limit (not transient)."""
+    text = f"{getattr(exc, 'error_code', '')} {exc}"
+    return getattr(exc, "status_code", None) == 413 or any(code in text for code in _SIZE_ERRORS)
+
+
+def _chunk_key(etag_key: str, index: int) -> str:
+    return f"{etag_key}|{index:04d}"
 
 
 class UploadStore:
@@ -71,16 +93,20 @@ class UploadStore:
         unique: dict[str, AnalyzedCertificate] = {}
         for cert in result.certificates:
             unique.setdefault(cert.sha256, cert)
-        # Certificate rows are independent of each other: write them side by side.
-        run_all(
-            lambda cert=cert: self._certificates.add_source(cert, name, now)
-            for cert in unique.values()
-        )
         tenants = {
             cert.classification.tenant_id
             for cert in unique.values()
             if cert.classification.role is Role.TENANT_CA and cert.classification.tenant_id
         }
+        try:  # certificate rows are independent of each other: written side by side
+            run_all(
+                lambda cert=cert: self._certificates.add_source(cert, name, now)
+                for cert in unique.values()
+            )
+        except HttpResponseError as exc:
+            if not outgrew_table(exc):
+                raise
+            result = _too_large_to_record(result, exc)
         tenants |= self._supersede(name, etag, set(unique), previous)
         run_all(
             lambda tenant=tenant: self._tenants.refresh_tenant(tenant) for tenant in sorted(tenants)
@@ -99,6 +125,8 @@ class UploadStore:
                     "processed_at": iso(now),
                 }
             )
+        shas = list(unique)
+        extra = self._write_certificate_rows(name, etag, shas[INLINE_CERTIFICATES:])
         # Written last: a crash before this line leaves the upload pending, and the
         # redelivered event redoes the same (idempotent) writes above.
         self._tables("uploads").upsert_entity(
@@ -109,14 +137,57 @@ class UploadStore:
                 "etag": etag,
                 "status": str(result.status),
                 "error_code": str(error.code) if error else None,
-                "error_message": error.message if error else None,
+                "error_message": cut_text(error.message, TEXT_LIMIT) if error else None,
                 "format": result.format or None,
-                "certificates": json.dumps(list(unique)),
+                "certificates": json.dumps(shas[:INLINE_CERTIFICATES]),
+                "certificate_rows": extra,
                 "processed_at": iso(now),
             },
             mode=UpdateMode.REPLACE,
         )
         return True
+
+    def _write_certificate_rows(self, name: str, etag: str, shas: list[str]) -> int:
+        """The SHA-256s past the inline ones, ``CERTIFICATES_PER_ROW`` a row; how many rows."""
+        chunks = [
+            shas[i : i + CERTIFICATES_PER_ROW] for i in range(0, len(shas), CERTIFICATES_PER_ROW)
+        ]
+        table = self._tables("uploadcerts")
+        run_all(
+            lambda index=index, chunk=chunk: table.upsert_entity(
+                {
+                    "PartitionKey": upload_partition(name),
+                    "RowKey": _chunk_key(table_key(etag), index),
+                    "certificates": json.dumps(chunk),
+                },
+                mode=UpdateMode.REPLACE,
+            )
+            for index, chunk in enumerate(chunks)
+        )
+        return len(chunks)
+
+    def certificates_of(self, row: dict[str, Any]) -> list[str]:
+        """Every SHA-256 an upload row stands for, inline and in ``uploadcerts`` rows."""
+        shas: list[str] = json.loads(row.get("certificates") or "[]")
+        for index in range(int(row.get("certificate_rows") or 0)):
+            chunk = self._tables("uploadcerts").get_entity(
+                row["PartitionKey"], _chunk_key(row["RowKey"], index)
+            )
+            shas.extend(json.loads(chunk["certificates"]))
+        return shas
+
+    def certificate_rows(self) -> dict[tuple[str, str], list[str]]:
+        """Every ``uploadcerts`` row's SHA-256s by (upload PK, upload RK), in chunk order
+        (the report reads them all in one listing)."""
+        found: dict[tuple[str, str], list[tuple[str, list[str]]]] = {}
+        for row in self._tables("uploadcerts").list_entities():
+            etag_key, _, index = row["RowKey"].rpartition("|")
+            found.setdefault((row["PartitionKey"], etag_key), []).append(
+                (index, json.loads(row["certificates"]))
+            )
+        return {
+            key: [sha for _, chunk in sorted(rows) for sha in chunk] for key, rows in found.items()
+        }
 
     def _supersede(
         self, name: str, etag: str, keep: set[str], previous: list[dict[str, Any]]
@@ -126,11 +197,17 @@ class UploadStore:
         for row in previous:
             if row["RowKey"] == table_key(etag):
                 continue
-            for sha in json.loads(row.get("certificates") or "[]"):
+            for sha in self.certificates_of(row):
                 if sha not in keep:
                     tenant = self._certificates.remove_source(sha, name)
                     if tenant:
                         tenants.add(tenant)
+            # The chunk rows before the upload row: a crash in between leaves a row whose
+            # certificates are already let go, and the retry lets them go again.
+            for index in range(int(row.get("certificate_rows") or 0)):
+                self._tables.delete_quietly(
+                    "uploadcerts", row["PartitionKey"], _chunk_key(row["RowKey"], index)
+                )
             self._tables.delete_quietly("uploads", row["PartitionKey"], row["RowKey"])
         return tenants
 
@@ -149,3 +226,13 @@ class UploadStore:
             )
             day += timedelta(days=1)
         return sorted(rows, key=lambda row: str(row["name"]))
+
+
+def _too_large_to_record(result: FileResult, exc: HttpResponseError) -> FileResult:
+    reason = next((code for code in _SIZE_ERRORS if code in str(exc)), "a table limit")
+    error = ReadError(
+        ErrorCode.TOO_LARGE_TO_RECORD,
+        f"a value of this upload does not fit a table row ({reason}); its certificates "
+        "are in its result blob but not in the tables",
+    )
+    return result._replace(status=Status.REJECTED, error=error)
