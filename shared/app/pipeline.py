@@ -5,19 +5,27 @@ total size (``Content-Range``) and its ETag from the same response, so content a
 always belong together and nothing beyond the limit is ever read. A bad file is recorded
 (status and error code), never raised: no poison-queue loop. Storage errors do raise, so
 the host retries the event.
+
+A name the storage service or the local runner cannot use (control characters, over
+1,024 characters) is refused unread as ``bad-blob-name``; the result blob's name is derived
+so it always fits. A blob holding private key material is deleted, with its snapshots and
+every version, once its refusal is recorded: only the record stays.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.alerts.rules import Rules
-from shared.analysis.reader import too_large
+from shared.analysis.reader import ErrorCode, ReadError, ReadResult, too_large
 from shared.analysis.scan import FileResult, analyze_bytes, analyze_read_result, scan_document
 from shared.app import telemetry
 from shared.settings import Settings
@@ -31,8 +39,40 @@ if TYPE_CHECKING:
 log = logging.getLogger("ca_watch.pipeline")
 
 
+MAX_BLOB_NAME = 1_024  # characters Azure allows in a blob name
+_RESULT_SUFFIX = ".json"
+HASHED_RESULTS = "hashed-names/"  # results of names that cannot carry the suffix
+
+
+def blob_name_problem(name: str) -> str | None:
+    """Why the storage service or the runner cannot use ``name``, or None. Azurite answers
+    500 to every listing of a container holding a name with a character XML 1.0 cannot
+    carry (control characters, U+FFFE/U+FFFF, lone surrogates); Azure caps names at 1,024."""
+    if len(name) > MAX_BLOB_NAME:
+        return f"the name is {len(name):,} characters, over the {MAX_BLOB_NAME:,} allowed"
+    for ch in name:
+        point = ord(ch)
+        if point < 0x20 or point == 0x7F or 0xD800 <= point <= 0xDFFF or point in (0xFFFE, 0xFFFF):
+            return f"the name holds the character U+{point:04X}, which storage listings refuse"
+    return None
+
+
 def result_blob_name(name: str) -> str:
-    return f"{name}.json"
+    """``<name>.json`` next to the upload; a name that is too long for the suffix, or that
+    storage cannot use, gets a hash of itself instead (the document names the upload)."""
+    if len(name) + len(_RESULT_SUFFIX) <= MAX_BLOB_NAME and blob_name_problem(name) is None:
+        return f"{name}{_RESULT_SUFFIX}"
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{HASHED_RESULTS}{digest}{_RESULT_SUFFIX}"
+
+
+def read_properties_only(blob: BlobClient) -> tuple[str, int, bytes] | None:
+    """(ETag, size, no content) of a blob refused for its name; None when it is gone."""
+    try:
+        props = blob.get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+    return normalize_etag(props.etag), props.size, b""
 
 
 def read_blob(blob: BlobClient, limit: int) -> tuple[str, int, bytes] | None:
@@ -69,15 +109,24 @@ def process_blob(
     name = blob.blob_name
     # The content and the name's upload rows are independent round trips: side by side.
     previous_rows = submit(store.uploads.upload_rows, name)
+    name_problem = blob_name_problem(name)
+    read: ReadResult | None = None
     with telemetry.span("ca_watch.read", blob=name):
-        fetched = read_blob(blob, settings.max_upload_bytes)
+        if name_problem is not None:  # refused unread: nothing may depend on such a name
+            fetched = read_properties_only(blob)
+            read = ReadResult(error=ReadError(ErrorCode.BAD_BLOB_NAME, name_problem))
+        else:
+            fetched = read_blob(blob, settings.max_upload_bytes)
     if fetched is None:
         log.info("blob %s is gone before it was analysed; nothing to record", name)
         return None
     etag, size, data = fetched
-    read = too_large(size, settings.max_upload_bytes) if size > settings.max_upload_bytes else None
+    if read is None and size > settings.max_upload_bytes:
+        read = too_large(size, settings.max_upload_bytes)
     previous = previous_rows.result()
     if any(row["etag"] == etag for row in previous):
+        if any(_holds_key(row) for row in previous if row["etag"] == etag):
+            delete_every_copy(blob, etag, results)  # a deletion cut short: finish it
         log.info("blob %s (ETag %s) is already recorded; duplicate delivery ignored", name, etag)
         return None
     with telemetry.span("ca_watch.analyse", blob=name):
@@ -99,6 +148,8 @@ def process_blob(
         recorded = store.uploads.record_upload(
             name, etag, result, now, previous=previous, before_commit=result_written
         )
+    if result.error is not None and result.error.code is ErrorCode.PRIVATE_KEY_MATERIAL:
+        delete_every_copy(blob, etag, results)  # after the record: the refusal is kept
     if recorded:
         telemetry.uploads_counter.add(1, {"status": str(result.status)})
         for cert in result.certificates:
@@ -122,6 +173,31 @@ def record_listings(store: TableStore, name: str, result: FileResult, now: datet
     for listing in result.listing.listings:
         tenants |= store.registrations.record_listing(listing, name, now)
     run_all(lambda t=tenant: store.tenants.refresh_tenant(t) for tenant in sorted(tenants))
+
+
+def _holds_key(row: dict[str, object]) -> bool:
+    return row.get("error_code") == str(ErrorCode.PRIVATE_KEY_MATERIAL)
+
+
+def delete_every_copy(blob: BlobClient, etag: str, service: BlobServiceClient) -> None:
+    """Delete a blob that holds private key material, its snapshots and every earlier
+    version, so no copy stays downloadable. (Soft delete, where the account enables it,
+    keeps deleted data for its retention period: docs/deploy.md says how to purge it.)"""
+    try:
+        blob.delete_blob(
+            delete_snapshots="include", etag=etag, match_condition=MatchConditions.IfNotModified
+        )
+    except ResourceNotFoundError:
+        pass  # already gone
+    except ResourceModifiedError:
+        # Newer content under the name: it brings its own event and is judged on its own.
+        log.info("blob %s was replaced before its key material was deleted", blob.blob_name)
+    container = service.get_container_client(blob.container_name)
+    for item in container.list_blobs(name_starts_with=blob.blob_name, include=["versions"]):
+        if item.name == blob.blob_name and item.version_id and not item.is_current_version:
+            with contextlib.suppress(ResourceNotFoundError):
+                container.get_blob_client(item.name, version_id=item.version_id).delete_blob()
+    log.warning("blob %s held private key material: deleted with every version", blob.blob_name)
 
 
 def _json_content() -> object:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -84,11 +85,32 @@ def blob_trigger_argument(container: str, blob_name: str) -> Any:
         content_type="application/json",
         content=content,
     )
-    return BlobClientConverter.decode(
+    client = BlobClientConverter.decode(
         Datum(value=model_binding_data, type="model_binding_data"),
         trigger_metadata=None,
         pytype=BlobClient,
     )
+    return _bound_retries(client)
+
+
+def _bound_retries(client: Any) -> Any:
+    """The worker's client keeps the blob SDK's retries: about 80 s on a dead endpoint
+    before an error. When the CLI bounds retries (``CA_WATCH_STORAGE_RETRY_TOTAL``), so does
+    this client, by setting its retry policy's numbers (the binding takes no options; the
+    pipeline's policies are linked at construction, so the policy is tuned, not swapped)."""
+    from azure.storage.blob import ExponentialRetry
+
+    from shared.storage.connections import BOUNDED_BLOB_BACKOFF
+
+    raw = os.environ.get("CA_WATCH_STORAGE_RETRY_TOTAL", "").strip()
+    if not raw.isdigit():
+        return client
+    for policy in getattr(getattr(client, "_pipeline", None), "_impl_policies", ()):
+        if isinstance(policy, ExponentialRetry):
+            policy.total_retries = int(raw)
+            for attribute, value in BOUNDED_BLOB_BACKOFF.items():
+                setattr(policy, attribute, value)
+    return client
 
 
 AZURITE_HINT = (
@@ -114,6 +136,9 @@ def _storage_hint(exc: Exception) -> UsageError:
     return UsageError(f"cannot reach storage ({type(exc).__name__}). {AZURITE_HINT}")
 
 
+CLI_STORAGE_RETRIES = "2"  # a stopped Azurite fails a command in seconds, not after ~80 s
+
+
 def local_runtime() -> Any:
     """The function app's runtime for a CLI command, with a clear error when storage is
     unreachable (exit 2) instead of a traceback."""
@@ -122,6 +147,7 @@ def local_runtime() -> Any:
     from shared.app import handlers
 
     _default_connection()
+    os.environ.setdefault("CA_WATCH_STORAGE_RETRY_TOTAL", CLI_STORAGE_RETRIES)
     try:
         rt = handlers.runtime()
         handlers.ensure_containers(rt)
@@ -142,11 +168,36 @@ def local_runtime() -> Any:
     return rt
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped: a name never drives the terminal."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 # --- upload ------------------------------------------------------------------------
+_PEM_KEY_BLOCK = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+
+
+def refusal(name: str, data: bytes) -> str | None:
+    """Why a file must not be sent, or None: private key material (never overridden), or
+    a name storage cannot use. Read with the analyzer's own reader, whatever the size."""
+    from shared.analysis.reader import ErrorCode, read_certificates
+    from shared.app.pipeline import blob_name_problem
+
+    read = read_certificates(data, max_bytes=max(len(data), 1))
+    holds_key = read.error is not None and read.error.code is ErrorCode.PRIVATE_KEY_MATERIAL
+    if holds_key or _PEM_KEY_BLOCK.search(data):
+        return (
+            "it holds private key material, which never leaves this machine; "
+            "upload the certificate only"
+        )
+    problem = blob_name_problem(name)
+    return f"{problem}: {name!r}" if problem else None
+
+
 def command_upload(args: argparse.Namespace) -> int:
     rt = local_runtime()
     container = rt.blobs.get_container_client(rt.settings.cert_container)
-    uploaded = 0
+    uploaded = refused = 0
     for root in args.paths:
         base = Path(root)
         files = iter_files([root])
@@ -155,28 +206,39 @@ def command_upload(args: argparse.Namespace) -> int:
             name = path.relative_to(base).as_posix() if base.is_dir() else path.name
             if args.prefix:
                 name = f"{args.prefix.strip('/')}/{name}"
-            with path.open("rb") as stream:
-                container.upload_blob(name, stream, overwrite=True)
-            uploaded += 1
-            if not args.quiet:
-                print(f"uploaded {name}")
+            data = path.read_bytes()
+            reason = refusal(name, data)
+            if reason:
+                print(f"ca-watch: {printable(str(path))}: not uploaded: {reason}", file=sys.stderr)
+                refused += 1
+            else:
+                container.upload_blob(name, data, overwrite=True)
+                uploaded += 1
+                if not args.quiet:
+                    print(f"uploaded {name}")
             progress.update(done)
-    print(f"{uploaded} file(s) uploaded to container {rt.settings.cert_container!r}")
-    return EXIT_OK
+    print(f"{uploaded} file(s) uploaded to container {rt.settings.cert_container!r}"
+          + (f", {refused} refused" if refused else ""))  # fmt: skip
+    return EXIT_ACTION if refused else EXIT_OK
 
 
 # --- process -----------------------------------------------------------------------
 def pending_blobs(rt: Any) -> list[tuple[str, str]]:
     """(name, etag) of every blob not yet recorded at its current ETag."""
+    from shared.local.listing import list_container
     from shared.storage.keys import normalize_etag
 
     done = rt.store.uploads.processed_uploads()
     container = rt.blobs.get_container_client(rt.settings.cert_container)
     return [
-        (blob.name, blob.etag)
-        for blob in container.list_blobs()
-        if (blob.name, normalize_etag(blob.etag)) not in done
+        (name, etag)
+        for name, etag in list_container(container, warn=_warn)
+        if (name, normalize_etag(etag)) not in done
     ]
+
+
+def _warn(message: str) -> None:
+    print(f"ca-watch: {message}", file=sys.stderr)
 
 
 DEFAULT_WORKERS = 8  # like host.json's blobs.maxDegreeOfParallelism
@@ -323,7 +385,7 @@ def render_report(report: dict[str, Any], stream: Any) -> None:
                 sha1_of.get(sha, "SHA-256 " + sha[:16]) for sha in upload["certificates"]
             )
         )
-        uploads.append((upload["status"], upload["name"], detail or "-"))
+        uploads.append((upload["status"], printable(upload["name"]), detail or "-"))
     stream.write("\nUPLOADS\n")
     upload_header = ("STATUS", "BLOB", "CERTIFICATES (SHA-1) OR ERROR")
     shrink = (Shrink(2, 30, "wrap"), Shrink(1, 20, "left"))

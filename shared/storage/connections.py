@@ -59,6 +59,19 @@ def _client_options(env: Mapping[str, str]) -> dict[str, Any]:
     return options
 
 
+# Waits of 0.5 s, then 1.5 s: what the blob SDK's ExponentialRetry takes as keywords.
+BOUNDED_BLOB_BACKOFF = {"initial_backoff": 0.5, "increment_base": 1, "random_jitter_range": 0.5}
+
+
+def _blob_options(env: Mapping[str, str]) -> dict[str, Any]:
+    options = _client_options(env)
+    if "retry_total" in options:
+        # The blob SDK waits 15 s and more between retries (plus up to 3 s of jitter);
+        # with the knob set, a dead endpoint fails within seconds, as the table SDK's does.
+        options.update(BOUNDED_BLOB_BACKOFF)
+    return options
+
+
 def _expand(connection: str) -> str:
     if connection.strip().rstrip(";") == "UseDevelopmentStorage=true":
         return azurite_connection_string("127.0.0.1", 10000, 10001, 10002)
@@ -116,12 +129,12 @@ def blob_service(
     env = os.environ if env is None else env
     connection, identity = _connection(env, name)
     if connection:
-        return BlobServiceClient.from_connection_string(connection, **_client_options(env))
+        return BlobServiceClient.from_connection_string(connection, **_blob_options(env))
     uri = env.get(f"{identity}__blobServiceUri") or env.get(f"{identity}__serviceUri")
     if not uri:
         raise SettingsError(f"set {name} or {name}__blobServiceUri")
     return BlobServiceClient(
-        account_url=uri, credential=_credential(env, name), **_client_options(env)
+        account_url=uri, credential=_credential(env, name), **_blob_options(env)
     )
 
 
