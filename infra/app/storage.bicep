@@ -14,7 +14,9 @@ param reportContainerName string = 'reports'
 @description('Tables the app uses (names as the code expects them).')
 param tableNames array = [
   'certificates'
+  'certsources'
   'uploads'
+  'uploadcerts'
   'uploadfailures'
   'tenantcas'
   'alertindex'
