@@ -142,3 +142,21 @@ def test_a_deletion_cut_short_is_finished_by_the_redelivered_event(
     analyze(blob_trigger_argument(app_runtime.settings.cert_container, "device.key"))
     assert list(container.list_blobs()) == []
     assert not any(fragment in every_stored_byte(app_runtime) for fragment in key_fragments())
+
+
+def test_an_over_size_upload_whose_start_holds_a_key_is_deleted(app_runtime, monkeypatch) -> None:
+    """Over the limit, a file is not analysed; but the part read (the limit + 1 bytes) is
+    enough to see a key at its start, and then the blob goes like any other key."""
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "2000")
+    handlers.reset_runtime()
+    rt = handlers.runtime()
+    bundle = key_pem() + b"".join(samples.tenant_ca().pem for _ in range(6))
+    assert len(bundle) > 2000
+    upload = rt.blobs.get_container_client(rt.settings.cert_container)
+    upload.upload_blob("big-with-key.pem", bundle)
+    upload.upload_blob("big.pem", b"".join(samples.tenant_ca().pem for _ in range(6)))
+    assert process_pending(rt) == (2, 0)
+    codes = {u["name"]: u["error"]["code"] for u in rt.store.report()["uploads"]}
+    assert codes == {"big-with-key.pem": "private-key-material", "big.pem": "too-large"}
+    assert [b.name for b in upload.list_blobs()] == ["big.pem"]
+    assert not any(fragment in every_stored_byte(rt) for fragment in key_fragments())

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,13 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.alerts.rules import Rules
-from shared.analysis.reader import ErrorCode, ReadError, ReadResult, too_large
+from shared.analysis.reader import (
+    ErrorCode,
+    ReadError,
+    ReadResult,
+    read_certificates,
+    too_large,
+)
 from shared.analysis.scan import FileResult, analyze_bytes, analyze_read_result, scan_document
 from shared.app import telemetry
 from shared.settings import Settings
@@ -42,6 +49,10 @@ log = logging.getLogger("ca_watch.pipeline")
 MAX_BLOB_NAME = 1_024  # characters Azure allows in a blob name
 _RESULT_SUFFIX = ".json"
 HASHED_RESULTS = "hashed-names/"  # results of names that cannot carry the suffix
+_KEY_IN_LARGE = (
+    "the file is over MAX_UPLOAD_BYTES and its start holds a private key; it was not "
+    "stored. Upload the certificates only"
+)
 
 
 def blob_name_problem(name: str) -> str | None:
@@ -55,6 +66,18 @@ def blob_name_problem(name: str) -> str | None:
         if point < 0x20 or point == 0x7F or 0xD800 <= point <= 0xDFFF or point in (0xFFFE, 0xFFFF):
             return f"the name holds the character U+{point:04X}, which storage listings refuse"
     return None
+
+
+_PEM_KEY_BLOCK = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+
+
+def holds_private_key(data: bytes) -> bool:
+    """Whether ``data`` (a whole file, or the start of one) holds private key material, in
+    any form the reader knows or as a PEM key block anywhere (also past a bad block)."""
+    read = read_certificates(data, max_bytes=max(len(data), 1))
+    if read.error is not None and read.error.code is ErrorCode.PRIVATE_KEY_MATERIAL:
+        return True
+    return _PEM_KEY_BLOCK.search(data) is not None
 
 
 def result_blob_name(name: str) -> str:
@@ -123,6 +146,8 @@ def process_blob(
     etag, size, data = fetched
     if read is None and size > settings.max_upload_bytes:
         read = too_large(size, settings.max_upload_bytes)
+        if holds_private_key(data):  # what was read of it already shows a key: delete it
+            read = ReadResult(error=ReadError(ErrorCode.PRIVATE_KEY_MATERIAL, _KEY_IN_LARGE))
     previous = previous_rows.result()
     if any(row["etag"] == etag for row in previous):
         if any(_holds_key(row) for row in previous if row["etag"] == etag):

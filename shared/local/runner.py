@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import threading
 import time
@@ -174,18 +173,12 @@ def printable(text: str) -> str:
 
 
 # --- upload ------------------------------------------------------------------------
-_PEM_KEY_BLOCK = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
-
-
 def refusal(name: str, data: bytes) -> str | None:
     """Why a file must not be sent, or None: private key material (never overridden), or
     a name storage cannot use. Read with the analyzer's own reader, whatever the size."""
-    from shared.analysis.reader import ErrorCode, read_certificates
-    from shared.app.pipeline import blob_name_problem
+    from shared.app.pipeline import blob_name_problem, holds_private_key
 
-    read = read_certificates(data, max_bytes=max(len(data), 1))
-    holds_key = read.error is not None and read.error.code is ErrorCode.PRIVATE_KEY_MATERIAL
-    if holds_key or _PEM_KEY_BLOCK.search(data):
+    if holds_private_key(data):
         return (
             "it holds private key material, which never leaves this machine; "
             "upload the certificate only"
