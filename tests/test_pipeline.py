@@ -294,15 +294,17 @@ def test_cli_upload_process_report_round_trip(app_runtime, tmp_path) -> None:
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 
-    assert cli("upload", "-q", str(tree)).returncode == 0
+    sent = set(mixed_tree()) - {"keys/device-key.pem"}  # the CLI never sends key material
+    uploaded = cli("upload", "-q", str(tree))
+    assert uploaded.returncode == 1 and "device-key.pem: not uploaded" in uploaded.stderr
     first = cli("process", "--once")
     assert first.returncode == 1, first.stderr  # the tree's bad files need action
-    assert f"{len(mixed_tree())} blob(s) processed" in first.stdout
+    assert f"{len(sent)} blob(s) processed" in first.stdout
     report = cli("report", "--json")
     assert report.returncode == 1  # affected certificates and bad files need action
     document = json.loads(report.stdout)
     assert document["schema"] == "ca-watch/report/v1"
-    assert {u["name"] for u in document["uploads"]} == set(mixed_tree())
+    assert {u["name"] for u in document["uploads"]} == sent
     again = cli("process", "--once")
     assert "0 blob(s) processed" in again.stdout
     assert comparable(json.loads(cli("report", "--json").stdout)) == comparable(document)
