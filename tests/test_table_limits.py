@@ -174,3 +174,34 @@ def test_an_ordinary_certificate_costs_no_request_for_its_sources(app_runtime, m
     monkeypatch.setattr(RequestsTransport, "send", counting)
     analyze(blob)
     assert len(sent) == 5, sent
+
+
+def test_a_source_added_while_another_is_removed_is_kept(app_runtime, monkeypatch) -> None:
+    """The race the ETag guards: a removal reads the certificate row and finds no further
+    source, then another upload adds one before the removal deletes the row. The addition
+    changes the row's ETag, so the removal retries, sees the new source and keeps the row."""
+    handlers.use_clock(lambda: NOW)
+    cert = samples.tenant_ca("2ace0000-1111-4222-8333-944445555666")
+    upload(app_runtime, {"first.pem": cert.pem})
+    assert process_pending(app_runtime) == (1, 0)
+    analysed = app_runtime.store.report()["certificates"][0]
+    assert analysed["sources"] == ["first.pem"]
+
+    from shared.analysis.scan import analyze_bytes
+
+    store = app_runtime.store.certificates
+    (incoming,) = analyze_bytes("second.pem", cert.pem, app_runtime.rules, NOW).certificates
+    original = type(store)._has_further_sources
+    raced = {"done": False}
+
+    def add_in_between(self, sha: str) -> bool:
+        answer = original(self, sha)
+        if not raced["done"]:  # the other upload lands after the look, before the write
+            raced["done"] = True
+            self.add_source(incoming, "second.pem", NOW)
+        return answer
+
+    monkeypatch.setattr(type(store), "_has_further_sources", add_in_between)
+    store.remove_source(incoming.sha256, "first.pem")
+    (row,) = app_runtime.store.report()["certificates"]
+    assert row["sources"] == ["second.pem"]
