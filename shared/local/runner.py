@@ -34,6 +34,7 @@ from shared.local.common import (
     terminal_width,
     write_stdout,
 )
+from shared.local.guards import bound_retries, printable, refusal
 from shared.local.table import Shrink, render_table
 from shared.settings import STORAGE_CONNECTION_NAME, SettingsError
 
@@ -89,27 +90,7 @@ def blob_trigger_argument(container: str, blob_name: str) -> Any:
         trigger_metadata=None,
         pytype=BlobClient,
     )
-    return _bound_retries(client)
-
-
-def _bound_retries(client: Any) -> Any:
-    """The worker's client keeps the blob SDK's retries: about 80 s on a dead endpoint
-    before an error. When the CLI bounds retries (``CA_WATCH_STORAGE_RETRY_TOTAL``), so does
-    this client, by setting its retry policy's numbers (the binding takes no options; the
-    pipeline's policies are linked at construction, so the policy is tuned, not swapped)."""
-    from azure.storage.blob import ExponentialRetry
-
-    from shared.storage.connections import BOUNDED_BLOB_BACKOFF
-
-    raw = os.environ.get("CA_WATCH_STORAGE_RETRY_TOTAL", "").strip()
-    if not raw.isdigit():
-        return client
-    for policy in getattr(getattr(client, "_pipeline", None), "_impl_policies", ()):
-        if isinstance(policy, ExponentialRetry):
-            policy.total_retries = int(raw)
-            for attribute, value in BOUNDED_BLOB_BACKOFF.items():
-                setattr(policy, attribute, value)
-    return client
+    return bound_retries(client)
 
 
 AZURITE_HINT = (
@@ -167,26 +148,7 @@ def local_runtime() -> Any:
     return rt
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters escaped: a name never drives the terminal."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-
-
 # --- upload ------------------------------------------------------------------------
-def refusal(name: str, data: bytes) -> str | None:
-    """Why a file must not be sent, or None: private key material (never overridden), or
-    a name storage cannot use. Read with the analyzer's own reader, whatever the size."""
-    from shared.app.pipeline import blob_name_problem, holds_private_key
-
-    if holds_private_key(data):
-        return (
-            "it holds private key material, which never leaves this machine; "
-            "upload the certificate only"
-        )
-    problem = blob_name_problem(name)
-    return f"{problem}: {name!r}" if problem else None
-
-
 def command_upload(args: argparse.Namespace) -> int:
     rt = local_runtime()
     container = rt.blobs.get_container_client(rt.settings.cert_container)
