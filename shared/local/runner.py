@@ -277,7 +277,7 @@ def command_process(args: argparse.Namespace) -> int:
             if delivered or failed or not args.watch:
                 print(f"{delivered} blob(s) processed, {failed} not (retried on the next pass)")
             for row in refused:
-                print(f"  {row.get('status')}: {row['name']} ({row.get('error_code')})")
+                print(f"  {row.get('status')}: {printable(row['name'])} ({row.get('error_code')})")
             if refused:
                 print(f"{len(refused)} upload(s) rejected or unreadable: see `ca-watch report`")
             needs_action = needs_action or bool(failed or refused)
@@ -294,8 +294,14 @@ def _refused_uploads(
     rt: Any, names: set[str], since: datetime, until: datetime
 ) -> list[dict[str, Any]]:
     """The uploads of this pass that were rejected or unreadable, from the per-day
-    failures index the self-health check reads (one or two partition reads)."""
-    rows = rt.store.uploads.failed_uploads(since, until)
+    failures index the self-health check reads (one or two partition reads). None listed
+    when storage went away during the pass (already said): the summary still prints."""
+    from azure.core.exceptions import ServiceRequestError
+
+    try:
+        rows = rt.store.uploads.failed_uploads(since, until)
+    except ServiceRequestError:
+        return []
     return [row for row in rows if row.get("name") in names]
 
 
