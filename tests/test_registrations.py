@@ -348,7 +348,7 @@ def test_report_and_messages_show_where_each_ca_is_registered(app_runtime, tmp_p
     import io
 
     from shared.local.alerts_cmd import render_summary
-    from shared.local.runner import render_report
+    from shared.local.report_cmd import render_report
 
     handlers.use_clock(lambda: NOW)
     old, new = pair(11)

@@ -16,6 +16,7 @@ from shared.local.alerts_cmd import add_alert_commands
 from shared.local.azurite_cmd import add_azurite_command
 from shared.local.common import EXIT_ACTION, EXIT_USAGE, UsageError
 from shared.local.registrations_cmd import add_registration_commands
+from shared.local.report_cmd import add_report_command
 from shared.local.runner import add_commands as add_storage_commands
 from shared.local.scan_cmd import add_scan_command
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_scan_command(commands)
     add_storage_commands(commands)
+    add_report_command(commands)
     add_alert_commands(commands)
     add_azurite_command(commands)
     add_registration_commands(commands)

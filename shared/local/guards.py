@@ -8,11 +8,6 @@ import os
 from typing import Any
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters escaped: a name never drives the terminal."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-
-
 def refusal(name: str, data: bytes) -> str | None:
     """Why a file must not be sent, or None: private key material (never overridden), or
     a name storage cannot use. Read with the analyzer's own reader, whatever the size."""

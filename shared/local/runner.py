@@ -27,15 +27,11 @@ from shared.local.common import (
     EXIT_OK,
     Progress,
     UsageError,
-    describe_error,
     iter_files,
-    json_bytes,
     parse_when,
-    terminal_width,
-    write_stdout,
+    printable,
 )
-from shared.local.guards import bound_retries, printable, refusal
-from shared.local.table import Shrink, render_table
+from shared.local.guards import bound_retries, refusal
 from shared.settings import STORAGE_CONNECTION_NAME, SettingsError
 
 
@@ -305,125 +301,6 @@ def _refused_uploads(
     return [row for row in rows if row.get("name") in names]
 
 
-# --- report ------------------------------------------------------------------------
-def render_report(report: dict[str, Any], stream: Any) -> None:
-    certs = report["certificates"]
-    stream.write(f"{len(certs)} certificate(s), {len(report['uploads'])} upload(s)\n\n")
-
-    header = ("VERDICT", "ROLE", "TENANT", "START (notBefore)", "SHA-1", "STATE")
-    rows = []
-    # One identifier style: the SHA-1 thumbprint Azure shows; a SHA-256 (the table's key)
-    # only where no SHA-1 is on record, and then marked as one.
-    sha1_of = {c["sha256_fingerprint"]: c["sha1_thumbprint"] for c in certs}
-    for cert in certs:
-        state = "open"
-        if cert.get("resolved_by"):
-            replacement = cert["resolved_by"]
-            state = f"replaced by {sha1_of.get(replacement) or 'SHA-256 ' + replacement[:16]}"
-        elif cert.get("acknowledged"):
-            state = f"acknowledged by {cert['acknowledged']['by']}"
-        elif cert.get("renewal_pending"):
-            state = f"open: renewal pending in {len(cert['renewal_pending'])} target(s)"
-        rows.append((
-            cert["verdict"], cert["azure_sphere"]["role"] or "-",
-            cert["azure_sphere"]["tenant_id"] or "-", cert["not_before"],
-            cert["sha1_thumbprint"],
-            state if cert["azure_sphere"]["role"] == "tenant-ca" else "-",
-        ))  # fmt: skip
-    width = terminal_width(stream)
-    shrink = (Shrink(5, 20, "wrap"), Shrink(4, 16, "right"), Shrink(2, 13, "right"))
-    stream.write(render_table(header, rows, width, shrink))
-    _render_registrations(report, stream)
-    uploads = []
-    for upload in report["uploads"]:
-        error = upload["error"]
-        detail = (
-            describe_error(error["code"], error["message"])
-            if error
-            else f"registration listing ({upload['format']})"
-            if upload.get("format") in LISTING_FORMATS and not upload["certificates"]
-            else ", ".join(
-                sha1_of.get(sha, "SHA-256 " + sha[:16]) for sha in upload["certificates"]
-            )
-        )
-        uploads.append((upload["status"], printable(upload["name"]), detail or "-"))
-    stream.write("\nUPLOADS\n")
-    upload_header = ("STATUS", "BLOB", "CERTIFICATES (SHA-1) OR ERROR")
-    shrink = (Shrink(2, 30, "wrap"), Shrink(1, 20, "left"))
-    stream.write(render_table(upload_header, uploads, width, shrink))
-
-
-LISTING_FORMATS = ("iot-hub-certificates", "dps-certificates", "ca-watch-registrations")
-
-
-def _render_registrations(report: dict[str, Any], stream: Any) -> None:
-    """Per tenant CA, where it is registered; then each target's last listing."""
-    targets = report.get("targets") or []
-    if not targets:
-        return
-    stream.write("\nREGISTERED IN (per tenant CA)\n")
-    for cert in report["certificates"]:
-        if cert["azure_sphere"]["role"] != "tenant-ca":
-            continue
-        where = ", ".join(
-            f"{r['display_name']} ({r['kind']}, {'verified' if r['verified'] else 'unverified'})"
-            for r in cert.get("registrations") or []
-        )
-        stream.write(
-            f"  {cert['azure_sphere']['tenant_id']}  {cert['sha1_thumbprint']}  "
-            f"{where or 'no target lists it'}\n"
-        )
-    stream.write("\nTARGETS\n")
-    for target in targets:
-        error = target.get("error")
-        detail = f"  last read failed: {error['code']}: {error['message']}" if error else ""
-        stream.write(
-            f"  {target['kind']:<11}  {target['display_name']}  {target['certificates']} CA(s), "
-            f"seen {target.get('seen_at') or 'never'} from {target.get('source') or '-'}"
-            f"{detail}\n"
-        )
-
-
-def write_html_report(rt: Any, target: str, moment: Any) -> Path:
-    """``report --html FILE``: the fleet page, written whole or not at all."""
-    from shared.app.report_writer import fleet_report
-
-    path = Path(target)
-    if path.is_dir():
-        raise UsageError(f"--html {target!r} is a directory; name the file to write")
-    if not path.parent.is_dir():
-        raise UsageError(f"--html {target!r}: the folder {str(path.parent)!r} does not exist")
-    _report, page = fleet_report(rt, moment)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(page, encoding="utf-8")
-        partial.replace(path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {target!r}: {exc.strerror or exc}") from None
-    return path
-
-
-def command_report(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
-    rt = local_runtime()
-    moment = parse_when(args.now) if args.now else datetime.now(UTC)
-    report = rt.store.report()
-    if args.html:
-        written = write_html_report(rt, args.html, moment)
-        print(f"fleet report written to {written}", file=sys.stderr if args.json else sys.stdout)
-    if args.json:
-        write_stdout(json_bytes(report))
-    elif not args.html:
-        render_report(report, sys.stdout)
-    needs_action = any(
-        c["verdict"] != "ok" and not c.get("resolved_by") and not c.get("acknowledged")
-        for c in report["certificates"]
-    ) or any(u["status"] != "analyzed" for u in report["uploads"])
-    return EXIT_ACTION if needs_action else EXIT_OK
-
-
 def add_commands(commands: Any) -> None:
     upload = commands.add_parser(
         "upload",
@@ -462,26 +339,3 @@ def add_commands(commands: Any) -> None:
     process.add_argument("--now", metavar="ISO", help="the clock the function sees")
     process.add_argument("--quiet", "-q", action="store_true")
     process.set_defaults(handler=command_process)
-
-    report = commands.add_parser(
-        "report",
-        help="what the tables hold: every certificate and upload (text, JSON or HTML)",
-        description=(
-            "Print the certificates and uploads tables (ca-watch/report/v1 with --json), "
-            "or write the fleet report page with --html FILE. "
-            "Exit 1 while an affected or mismatched certificate is open (not replaced, not "
-            "acknowledged) or an upload was refused."
-        ),
-        epilog=STORAGE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    report.add_argument("--json", action="store_true", help="print ca-watch/report/v1 JSON")
-    report.add_argument(
-        "--html",
-        metavar="FILE",
-        help="write the fleet report (one self-contained HTML page) to FILE",
-    )
-    report.add_argument(
-        "--now", metavar="ISO", help="the moment the report is as of (default: now)"
-    )
-    report.set_defaults(handler=command_report)
