@@ -107,10 +107,18 @@ def normalize_thumbprint(value: object) -> str:
     return text
 
 
+_JSON_OPENERS = (b"{", b"[")
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
 def looks_like_listing(data: bytes) -> bool:
     """A cheap sniff: JSON text (UTF-8, UTF-8 BOM or UTF-16) with a ``thumbprint`` key or
     the manifest schema. Certificate formats never start with ``{`` or ``[``."""
     head = data[:4096]
+    # Every certificate upload passes here: leave at the first byte unless it can open JSON
+    # (a brace or bracket after white space, or a byte-order mark).
+    if head.lstrip()[:1] not in _JSON_OPENERS and not head.startswith(_BOMS):
+        return False
     encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
     stripped = head.decode(encoding, errors="ignore").lstrip()
     if not stripped.startswith(("{", "[")):

@@ -165,7 +165,7 @@ def analyze_bytes(
 ) -> FileResult:
     """The whole analysis of one file; never raises for any content."""
     now = now or datetime.now(UTC)
-    if looks_like_listing(data[:max_bytes]) and len(data) <= max_bytes:
+    if len(data) <= max_bytes and looks_like_listing(data):
         return analyze_listing(source, data, rules, now)
     return analyze_read_result(source, read_certificates(data, max_bytes), rules, now)
 
