@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import re
 from datetime import datetime
@@ -26,6 +25,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.alerts.rules import Rules
+from shared.analysis.json_text import json_bytes
 from shared.analysis.reader import (
     ErrorCode,
     ReadError,
@@ -164,7 +164,7 @@ def process_blob(
         document["etag"] = etag
         result_written = submit(
             results.get_blob_client(settings.results_container, result_blob_name(name)).upload_blob,
-            json.dumps(document, indent=2).encode("utf-8"),
+            json_bytes(document, may_hold_floats=False),
             overwrite=True,
             content_settings=_json_content(),
         )
