@@ -167,7 +167,8 @@ def _incident(check: TomlChecker, raw: Mapping[str, Any], i: int, every: int) ->
     )
 
 
-_SYNTAX_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)|\(at end of document\)")
+_LINE_COLUMN_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
+_AT_END = "(at end of document)"
 
 
 def parse_rules(text: str, source: str = "<rules>") -> Rules:
@@ -176,14 +177,15 @@ def parse_rules(text: str, source: str = "<rules>") -> Rules:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
-        pos = _SYNTAX_POS_RE.search(message)
-        problem = _SYNTAX_POS_RE.sub("", message).strip()
-        if pos and pos.group(1):
+        where = _LINE_COLUMN_RE.search(message)
+        problem = _LINE_COLUMN_RE.sub("", message).replace(_AT_END, "").strip()
+        if where:
             raise RulesError(
-                source, int(pos.group(1)), f"{problem} (column {pos.group(2)})"
+                source, int(where.group(1)), f"{problem} (column {where.group(2)})"
             ) from None
+        # An empty text parses, so a text that fails at its end has a last line.
         last_line = text.count("\n") + (0 if text.endswith("\n") else 1)
-        raise RulesError(source, max(last_line, 1), f"{problem} (at end of file)") from None
+        raise RulesError(source, last_line, f"{problem} (at end of file)") from None
 
     check = TomlChecker(text, source)
     check.table(data, (), set(), {"stages", "overdue_every_days", "incident", "rotation"})

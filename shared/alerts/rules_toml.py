@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")  # fullmatch: no "/", no trailing newline
 
 
 class RulesError(ValueError):
@@ -46,9 +46,9 @@ def _key_lines(text: str) -> dict[Path_, int]:
     lines: dict[Path_, int] = {}
     counts: dict[Path_, int] = {}  # array-of-tables path -> items seen so far
     table: Path_ = ()
-    in_multiline: str | None = None
+    in_multiline: str | None = None  # the delimiter of the multi-line string being skipped
     for lineno, line in enumerate(text.splitlines(), start=1):
-        if in_multiline:
+        if in_multiline is not None:
             if line.count(in_multiline) % 2 == 1:
                 in_multiline = None
             continue
@@ -65,7 +65,7 @@ def _key_lines(text: str) -> dict[Path_, int]:
             if header.group(1) == "[[":
                 key = tuple(resolved)
                 counts[key] = counts.get(key, 0) + 1
-                lines.setdefault(key, lineno)
+                lines.setdefault(key, lineno)  # for "[[rotation]]", which is not an array
                 resolved.append(counts[key] - 1)
             table = tuple(resolved)
             lines.setdefault(table, lineno)
@@ -84,7 +84,7 @@ def show_path(path: Path_) -> str:
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "(top level)"
+    return out
 
 
 class TomlChecker:
@@ -126,7 +126,7 @@ class TomlChecker:
 
     def ident(self, data: Mapping[str, Any], path: Path_, key: str) -> str:
         value = self.string(data, path, key)
-        if not _ID_RE.match(value) or "/" in value:
+        if not _ID_RE.fullmatch(value):
             raise self.fail(
                 (*path, key),
                 f"{show_path((*path, key))} = {value!r}: "
@@ -183,7 +183,8 @@ class TomlChecker:
     def array_of_tables(self, data: Mapping[str, Any], path: Path_, key: str) -> list[dict]:
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            header = ".".join(part for part in (*path, key) if isinstance(part, str))
             raise self.fail(
-                (*path, key), f"{show_path((*path, key))} must be written as [[{key}]] tables"
+                (*path, key), f"{show_path((*path, key))} must be written as [[{header}]] tables"
             )
         return value
