@@ -54,7 +54,11 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_mutants_rules.py",
         "tests/test_rules.py",
     ],
-    "shared/alerts/planner.py": [_GOLDEN_ALERTS, "tests/test_planner.py"],
+    "shared/alerts/planner.py": [
+        _GOLDEN_ALERTS,
+        "tests/test_mutants_planner.py",
+        "tests/test_planner.py",
+    ],
     "shared/alerts/message.py": [_GOLDEN_ALERTS, "tests/test_message.py"],
     "shared/app/pipeline.py": ["tests/test_pipeline.py"],
     "shared/storage/uploads.py": ["tests/test_pipeline.py"],

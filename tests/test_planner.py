@@ -66,18 +66,18 @@ def stages(p: AlertPlan, deadline: str | None = None) -> dict[str, str]:
 class Ledger(dict):
     """The ledger as the timer would leave it after sending everything a plan asked for."""
 
-    def record(self, p: AlertPlan, status: LedgerStatus = LedgerStatus.SENT) -> None:
+    def record(self, p: AlertPlan, now: datetime, status: LedgerStatus = LedgerStatus.SENT) -> None:
         for item in p.items:
             for channel in item.channels_to_send:
                 key = item.ledger_key(channel)
-                self[key] = LedgerEntry(key, status, attempts=1, claimed_at=p.now, sent_at=p.now)
+                self[key] = LedgerEntry(key, status, attempts=1, claimed_at=now, sent_at=now)
 
 
 def run(
     now: str, certs: list[TenantCertificate], ledger: Ledger, channels=("outbox",)
 ) -> AlertPlan:
     p = PLANNER.plan(at(now), certs, ledger, channels)
-    ledger.record(p)
+    ledger.record(p, at(now))
     return p
 
 
@@ -336,7 +336,7 @@ def test_runs_at_any_times_send_each_stage_once_and_never_go_backwards(times, no
         p = PLANNER.plan(now, [cert], ledger, ["outbox"])
         ids = [i.alert.deadline_id for i in p.items]
         assert len(ids) == len(set(ids))  # at most one stage per (certificate, deadline)
-        ledger.record(p)
+        ledger.record(p, now)
         sent += [(i.alert.deadline_id, i.alert.stage_key) for i in p.items if i.channels_to_send]
     assert len(sent) == len(set(sent))  # nothing sent twice
     for deadline in {d for d, _ in sent}:

@@ -53,8 +53,6 @@ class PlannedAlert:
 
 @dataclass(frozen=True)
 class AlertPlan:
-    now: datetime
-    channels: tuple[str, ...]
     items: tuple[PlannedAlert, ...]  # ordered by tenant, then due date, deadline, certificate
 
     def to_send(self, channel: str) -> list[PlannedAlert]:
@@ -115,7 +113,6 @@ class AlertPlanner:
     """Compiles the rules once; ``plan`` then costs a few datetime operations per deadline."""
 
     def __init__(self, rules: Rules, claim_timeout: timedelta = CLAIM_TIMEOUT) -> None:
-        self.rules = rules
         self.claim_timeout = claim_timeout
         # Most urgent first: the current stage is the first one whose lead time has begun.
         self._stages = tuple((f"{n}d", timedelta(days=n)) for n in sorted(set(rules.stages)))
@@ -236,7 +233,6 @@ class AlertPlanner:
     ) -> AlertPlan:
         """The per-channel decision for alerts already worked out by ``due_alerts`` (the
         timer reads their ledger rows in between, so it does not plan them twice)."""
-        channels = tuple(channels)
         timeout = self.claim_timeout
         items = tuple(
             PlannedAlert(
@@ -245,7 +241,7 @@ class AlertPlanner:
             )
             for alert in due
         )
-        return AlertPlan(now, channels, items)
+        return AlertPlan(items)
 
 
 def plan(
