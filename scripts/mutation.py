@@ -59,7 +59,11 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_mutants_planner.py",
         "tests/test_planner.py",
     ],
-    "shared/alerts/message.py": [_GOLDEN_ALERTS, "tests/test_message.py"],
+    "shared/alerts/message.py": [
+        "tests/test_mutants_message.py",
+        _GOLDEN_ALERTS,
+        "tests/test_message.py",
+    ],
     "shared/app/pipeline.py": ["tests/test_pipeline.py"],
     "shared/storage/uploads.py": ["tests/test_pipeline.py"],
     "shared/storage/tenants.py": ["tests/test_pipeline.py"],

@@ -110,13 +110,10 @@ def sort_items(items: Sequence[DueAlert]) -> list[DueAlert]:
     return sorted(items, key=lambda i: (i.tenant_id, *urgency_key(i)))
 
 
-def _utc(moment: datetime) -> datetime:
-    # Naive datetimes are UTC throughout the app.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def format_time(moment: datetime) -> str:
-    return _utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+    # Naive datetimes are UTC throughout the app: shown as they are, never as local time.
+    utc = moment if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _plural(count: int, word: str) -> str:
@@ -218,6 +215,10 @@ def _card_item(item: DueAlert) -> dict[str, Any]:
     return {"type": "Container", "spacing": "Medium", "items": items}
 
 
+def _card_tail(omitted: int) -> dict[str, Any]:
+    return _text_block(_more_text(omitted), weight="Bolder", separator=True)
+
+
 def _card(
     subject: str,
     now: datetime,
@@ -232,7 +233,7 @@ def _card(
         body.append(_card_tenant_header(tenant_id))
         body.extend(_card_item(item) for item in tenant_items)
     if omitted:
-        body.append(_text_block(_more_text(omitted), weight="Bolder", separator=True))
+        body.append(_card_tail(omitted))
     return {
         "type": "AdaptiveCard",
         "$schema": CARD_SCHEMA,
@@ -247,18 +248,19 @@ def _json_len(value: Any) -> int:
 
 
 def _fit_count(subject: str, now: datetime, ordered: list[DueAlert], max_bytes: int) -> int:
-    """How many leading items fit in the Teams payload alongside an "and N more" tail."""
-    # Size of the payload with no item and the widest possible tail; each body element
-    # then adds its own JSON plus one comma.
-    base = len(encode_teams_payload(_card(subject, now, [], len(ordered))))
-    size, count, tenant = base, 0, None
+    """How many leading items fit in the Teams payload alongside their "and N more" tail."""
+    # The payload with no item and no tail; each body element then adds its own JSON plus
+    # one comma. The tail's own size depends on how many items it counts ("and 9 more" is
+    # a byte shorter than "and 10 more"), so it is measured for each candidate count.
+    size = len(encode_teams_payload(_card(subject, now, [], 0)))
+    count, tenant = 0, None
     for item in ordered:
-        extra = _json_len(_card_item(item)) + 1
+        size += _json_len(_card_item(item)) + 1
         if item.tenant_id != tenant:
-            extra += _json_len(_card_tenant_header(item.tenant_id)) + 1
-        if size + extra >= max_bytes:
+            size += _json_len(_card_tenant_header(item.tenant_id)) + 1
+        left = len(ordered) - count - 1
+        if size + (_json_len(_card_tail(left)) + 1 if left else 0) >= max_bytes:
             break
-        size += extra
         count += 1
         tenant = item.tenant_id
     return count
@@ -295,10 +297,6 @@ def _text(
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _h(value: str) -> str:
-    return html.escape(value, quote=True)
-
-
 def _html(
     subject: str, now: datetime, groups: list[tuple[str, list[DueAlert]]], omitted: int
 ) -> str:
@@ -312,7 +310,7 @@ def _html(
                     "title": clean(item.deadline_title),
                     "days_left": days_left_label(item),
                     "facts": _facts(item),
-                    "message": clean(item.message, 2000) if item.message.strip() else "",
+                    "message": clean(item.message, 2000),  # blank: no paragraph
                     "actions": [clean(a, 1000) for a in item.actions],
                     "registration": _html_registration(item),
                 }
@@ -371,7 +369,7 @@ def render_message(
     if len(encode_teams_payload(card)) >= max_card_bytes:
         count = _fit_count(subject, now, ordered, max_card_bytes)
         card, groups, omitted = build(count)
-        # The estimate is exact by construction; this loop only guards against drift.
+        # The estimate is exact (test_mutants_message); this loop only guards against drift.
         while count and len(encode_teams_payload(card)) >= max_card_bytes:
             count -= 1
             card, groups, omitted = build(count)
@@ -391,6 +389,7 @@ POSSIBLE_REPEAT = (
     "Possible repeat: an earlier send of this message got no answer, so it may have "
     "arrived already."
 )
+_POSSIBLE_REPEAT_HTML = f'<p style="color:#8a6d00">{html.escape(POSSIBLE_REPEAT)}</p>'
 
 
 def mark_possible_repeat(message: RenderedMessage) -> RenderedMessage:
@@ -399,12 +398,15 @@ def mark_possible_repeat(message: RenderedMessage) -> RenderedMessage:
     card = dict(message.adaptive_card)
     note = _text_block(escape_markdown(POSSIBLE_REPEAT), color="Warning", isSubtle=True)
     card["body"] = [note, *card.get("body", [])]
-    html_note = f'<p style="color:#8a6d00">{_h(POSSIBLE_REPEAT)}</p>'
     head, marker, rest = message.html.partition("<h2>")
     return dataclasses.replace(
         message,
         subject=clean(f"[possible repeat] {message.subject}", limit=250),
         text=f"{POSSIBLE_REPEAT}\n\n{message.text}",
-        html=f"{head}{html_note}\n{marker}{rest}" if marker else html_note + message.html,
+        html=(
+            f"{head}{_POSSIBLE_REPEAT_HTML}\n{marker}{rest}"
+            if marker
+            else _POSSIBLE_REPEAT_HTML + message.html
+        ),
         adaptive_card=card,
     )
