@@ -10,14 +10,23 @@ Survivors of the last module run: `.venv/bin/mutmut results`, `.venv/bin/mutmut 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from azurite_pool import POOL_ENV, write_pool_entry  # noqa: E402 - after the path set-up
+
+from shared.local.azurite import Azurite  # noqa: E402
 RECORD = ROOT / ".mutation.json"
 SETUP_CFG = ROOT / "setup.cfg"
 MUTANTS = ROOT / "mutants"
@@ -86,9 +95,37 @@ def _setup_cfg(module: str, tests: list[str]) -> str:
     )
 
 
-def _mutmut(*args: str, show: bool = False) -> subprocess.CompletedProcess[str]:
+def _needs_azurite(module: str) -> bool:
+    return module.startswith(("shared/app/", "shared/storage/"))
+
+
+@contextlib.contextmanager
+def _azurite_pool(count: int) -> Iterator[dict[str, str]]:
+    """`count` running Azurites lent to the mutant runs (tests/azurite_pool.py): one start
+    per module run instead of one per mutant. Yields the environment that names them."""
+    with tempfile.TemporaryDirectory(prefix="mutation-azurite-") as pool:
+        servers = [Azurite(Path(pool) / f"server{i}").start() for i in range(count)]
+        try:
+            for server in servers:
+                write_pool_entry(Path(pool), server)
+            yield {POOL_ENV: pool}
+        finally:
+            for server in servers:
+                server.stop()
+
+
+def _mutmut(
+    *args: str, show: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "mutmut", *args]
-    return subprocess.run(command, cwd=ROOT, text=True, capture_output=not show, check=False)
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        text=True,
+        capture_output=not show,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _keep_survivor_diffs(module: str, results: str) -> None:
@@ -110,7 +147,9 @@ def run_module(module: str, max_children: int) -> dict[str, object]:
     SETUP_CFG.write_text(_setup_cfg(module, MODULE_TESTS[module]))
     started = time.monotonic()
     try:
-        run = _mutmut("run", "--max-children", str(max_children), show=True)
+        lend = _azurite_pool(max_children) if _needs_azurite(module) else contextlib.nullcontext({})
+        with lend as env:
+            run = _mutmut("run", "--max-children", str(max_children), show=True, env=env)
         if run.returncode != 0:
             raise SystemExit(f"mutmut run failed on {module} (exit {run.returncode})")
         _mutmut("export-cicd-stats")

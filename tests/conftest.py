@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from azurite_pool import borrow
 from ci_support import require_command
 
 from shared.app import handlers
@@ -18,7 +19,15 @@ REAL_CERTS = DATA / "azure-sphere-public"
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    """One Azurite for this test worker (xdist workers each start their own)."""
+    """One Azurite for this test worker (xdist workers each start their own), or one lent by
+    `make mutation` (tests/azurite_pool.py)."""
+    lent = borrow()
+    if lent is not None:
+        try:
+            yield lent.server
+        finally:
+            lent.release()
+        return
     server = Azurite(tmp_path_factory.mktemp("azurite")).start()
     yield server
     server.wipe()

@@ -55,15 +55,6 @@ T_AUG18 = datetime(2020, 8, 18, 1, tzinfo=UTC)
 # --- fixtures ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    instance = Azurite(tmp_path_factory.mktemp("azurite")).start()
-    try:
-        yield instance
-    finally:
-        instance.wipe()
-
-
 @pytest.fixture
 def outbox_dir(tmp_path: Path) -> Path:
     return tmp_path / "outbox"

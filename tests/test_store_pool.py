@@ -43,3 +43,22 @@ def test_a_failure_inside_the_pool_reaches_the_caller() -> None:
 
     with pytest.raises(ValueError, match="storage said no"):
         run_all([outer, outer])
+
+
+def test_a_forked_process_gets_a_working_pool() -> None:
+    """A process forked after the pool started threads inherits the pool but not its threads;
+    `make mutation` forks a test process per mutant, and before the fix every storage write
+    there waited forever on a pool with no workers."""
+    import os
+    import time
+
+    run_all(lambda: time.sleep(0.01) for _ in range(16))  # every worker thread started
+    child = os.fork()
+    if child == 0:  # the child: exit 0 only if the pool runs work within 5 s
+        finished = threading.Event()
+        threading.Thread(
+            target=lambda: (run_all([lambda: None, lambda: None]), finished.set()), daemon=True
+        ).start()
+        os._exit(0 if finished.wait(5) else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the forked process could not use the pool"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -9,6 +10,16 @@ from typing import Any
 
 _POOL_PREFIX = "ca-watch-store"
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix=_POOL_PREFIX)
+
+
+def _new_pool_after_fork() -> None:
+    # A forked child inherits the executor but none of its threads: work submitted there would
+    # wait forever. (The Functions host does not fork; test runners and `make mutation` do.)
+    global _POOL
+    _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix=_POOL_PREFIX)
+
+
+os.register_at_fork(after_in_child=_new_pool_after_fork)
 
 
 def _in_pool() -> bool:
