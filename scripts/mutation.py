@@ -27,12 +27,39 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from azurite_pool import POOL_ENV, write_pool_entry  # noqa: E402 - after the path set-up
 
 from shared.local.azurite import Azurite  # noqa: E402
+
 RECORD = ROOT / ".mutation.json"
 SETUP_CFG = ROOT / "setup.cfg"
 MUTANTS = ROOT / "mutants"
 
 _GOLDEN_SCAN = "tests/test_mutants_analysis.py"  # first: it kills most mutants fastest
 _GOLDEN_ALERTS = "tests/test_mutants_alerts.py"
+
+# Adapter tests run against Azurite; the few that take several seconds each (hundreds of
+# blobs, a restarted Azurite, a CLI subprocess) are left out of the mutant runs: they would
+# multiply the run time and what they check is also checked by the fast ones beside them.
+_PIPELINE = [
+    "tests/test_pipeline.py",
+    "tests/test_private_keys.py",
+    "--deselect=tests/test_pipeline.py::test_five_hundred_blobs_each_recorded_once",
+    "--deselect=tests/test_pipeline.py::test_cli_upload_process_report_round_trip",
+    "--deselect=tests/test_pipeline.py::test_azurite_stopped_mid_run_then_restarted",
+    "--deselect=tests/test_private_keys.py::test_cli_upload_refuses_key_material_before_sending",
+]
+_REGISTRATIONS = [
+    "tests/test_registrations.py",
+    "tests/test_registrations_listings.py",
+    "-k",
+    "not eight_at_once",
+]
+_ALERT_RUNS = [
+    "tests/test_alerts_runner.py",
+    "--deselect=tests/test_alerts_runner.py::"
+    "test_items_cut_by_the_teams_size_limit_go_in_the_next_run",
+]
+_SLOW_REPORT = [
+    "--deselect=tests/test_fleet_report.py::test_report_html_over_a_thousand_tenants_from_the_tables"
+]
 
 # module -> the tests that exercise it (what mutmut runs against each of its mutants). Kept
 # narrow on purpose: a survivor runs every selected test that reaches it, so the run time
@@ -73,17 +100,24 @@ MODULE_TESTS: dict[str, list[str]] = {
         _GOLDEN_ALERTS,
         "tests/test_message.py",
     ],
-    "shared/app/pipeline.py": ["tests/test_pipeline.py"],
-    "shared/storage/uploads.py": ["tests/test_pipeline.py"],
-    "shared/storage/tenants.py": ["tests/test_pipeline.py"],
-    "shared/storage/certificates.py": ["tests/test_pipeline.py"],
-    "shared/storage/store.py": ["tests/test_pipeline.py", "tests/test_store_pool.py"],
-    "shared/storage/ledger.py": ["tests/test_alerts_runner.py", "tests/test_planner.py"],
+    "shared/app/pipeline.py": _PIPELINE,
+    "shared/storage/uploads.py": _PIPELINE,
+    "shared/storage/certificates.py": _PIPELINE,
+    "shared/storage/tenants.py": [*_PIPELINE, *_REGISTRATIONS],
+    "shared/storage/store.py": [*_PIPELINE, "tests/test_store_pool.py"],
+    "shared/storage/registrations.py": _REGISTRATIONS,
+    "shared/storage/alert_index.py": [*_ALERT_RUNS, *_REGISTRATIONS],
+    "shared/storage/gate.py": _ALERT_RUNS,
+    "shared/storage/acks.py": _ALERT_RUNS,
+    "shared/storage/ledger.py": [*_ALERT_RUNS, "tests/test_planner.py"],
+    "shared/storage/report.py": [*_ALERT_RUNS, "tests/test_fleet_report.py", *_SLOW_REPORT],
 }
 
 
 def _setup_cfg(module: str, tests: list[str]) -> str:
-    selection = "\n    ".join(t for t in tests if (ROOT / t).exists())
+    # Test files that exist, and pytest options (--deselect=..., -k and its expression).
+    kept = [t for t in tests if (ROOT / t).exists() or not t.startswith("tests/")]
+    selection = "\n    ".join(kept)
     return (
         "# Written by scripts/mutation.py for one module's run; removed afterwards.\n"
         "[mutmut]\n"
