@@ -34,6 +34,7 @@ MUTANTS = ROOT / "mutants"
 
 _GOLDEN_SCAN = "tests/test_mutants_analysis.py"  # first: it kills most mutants fastest
 _GOLDEN_ALERTS = "tests/test_mutants_alerts.py"
+_WORK_BOUNDS = "tests/test_work_bounds.py"
 
 # Adapter tests run against Azurite; the few that take several seconds each (hundreds of
 # blobs, a restarted Azurite, a CLI subprocess) are left out of the mutant runs: they would
@@ -100,6 +101,15 @@ MODULE_TESTS: dict[str, list[str]] = {
         _GOLDEN_ALERTS,
         "tests/test_message.py",
     ],
+    "shared/analysis/pkcs7.py": [_GOLDEN_SCAN, "tests/test_wrappers.py"],
+    "shared/analysis/pkcs12.py": [_GOLDEN_SCAN, "tests/test_wrappers.py", _WORK_BOUNDS],
+    "shared/analysis/pkcs12_crypto.py": [_GOLDEN_SCAN, "tests/test_wrappers.py", _WORK_BOUNDS],
+    "shared/analysis/listings.py": ["tests/test_registrations_listings.py"],
+    "shared/alerts/registration.py": [
+        "tests/test_registrations_message.py",
+        "tests/test_registrations_listings.py",
+    ],
+    "shared/alerts/registration_text.py": ["tests/test_registrations_message.py"],
     "shared/app/pipeline.py": _PIPELINE,
     "shared/storage/uploads.py": _PIPELINE,
     "shared/storage/certificates.py": _PIPELINE,
