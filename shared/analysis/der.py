@@ -153,14 +153,14 @@ def _algorithm_identifier(der: bytes) -> AlgorithmIdentifier:
     return AlgorithmIdentifier(der, decode_oid(der[oid_tlv[1] : oid_tlv[2]]), params)
 
 
-def _header_length(data: bytes, tlv: Tlv) -> int:
+def _header_length(tlv: Tlv) -> int:
     length = tlv[2] - tlv[1]
     return 2 if length < 0x80 else 2 + (length.bit_length() + 7) // 8
 
 
 def element_bytes(data: bytes, tlv: Tlv) -> bytes:
     """The whole encoding (tag, length and content) of an element."""
-    return data[tlv[1] - _header_length(data, tlv) : tlv[2]]
+    return data[tlv[1] - _header_length(tlv) : tlv[2]]
 
 
 class CertificateLayout(NamedTuple):
@@ -226,13 +226,12 @@ def parse_certificate(data: bytes) -> CertificateLayout:
         for ext in children(data, extensions):
             if ext[0] != TAG_SEQUENCE:
                 expect(ext, TAG_SEQUENCE, "Extension")  # raises with the message
-            start = ext[1]
-            # Most extensions are not basicConstraints: skip them on their first 5 bytes
-            # (tag, length 3, 2.5.29.19) without a full read; anything else is read fully.
-            if data[start : start + 5] == _BASIC_CONSTRAINTS_EXTN_ID or data[start] != TAG_OID:
-                is_ca = _basic_constraints(data, ext, is_ca)
+            # Most extensions are not basicConstraints: tell on the first 5 bytes (tag,
+            # length 3, 2.5.29.19); the others only need an extnID that fits.
+            if data[ext[1] : ext[1] + 5] == _BASIC_CONSTRAINTS_EXTN_ID:
+                is_ca = _basic_constraints(data, ext)
             else:
-                expect(read_tlv(data, start, ext[2]), TAG_OID, "extnID")
+                expect(read_tlv(data, ext[1], ext[2]), TAG_OID, "extnID")
     return CertificateLayout(  # positional, in field order: keywords cost ~0.3 µs more
         element_bytes(data, tbs),  # tbs
         inner,  # inner_algorithm
@@ -253,19 +252,22 @@ def parse_time(data: bytes, tlv: Tlv) -> datetime:
     """UTCTime (YYMMDDHHMMSSZ, RFC 5280 years 1950-2049) or GeneralizedTime
     (YYYYMMDDHHMMSSZ), the only forms RFC 5280 allows."""
     text = data[tlv[1] : tlv[2]]
+    # The form is checked outside the try: DerError is a ValueError, and "not a valid date"
+    # would hide which of the two is wrong.
+    if tlv[0] == TAG_UTC_TIME and len(text) == 13 and text[-1:] == b"Z":
+        year_digits = 2
+    elif tlv[0] == TAG_GENERALIZED_TIME and len(text) == 15 and text[-1:] == b"Z":
+        year_digits = 4
+    else:
+        raise DerError(f"validity time {text!r} is not UTCTime or GeneralizedTime in UTC")
     try:
-        if tlv[0] == TAG_UTC_TIME and len(text) == 13 and text[-1:] == b"Z":
-            year = int(text[:2])
-            year += 1900 if year >= 50 else 2000
-            rest = text[2:12]
-        elif tlv[0] == TAG_GENERALIZED_TIME and len(text) == 15 and text[-1:] == b"Z":
-            year, rest = int(text[:4]), text[4:14]
-        else:
-            raise DerError(f"validity time {text!r} is not UTCTime or GeneralizedTime in UTC")
         if not text[:-1].isdigit():  # also refuses the signs and spaces int() accepts
             raise ValueError
+        year = int(text[:year_digits])
+        if year_digits == 2:
+            year += 1900 if year >= 50 else 2000
         # One int() and divmods: a third of the cost of five int() calls.
-        rest_value, second = divmod(int(rest), 100)
+        rest_value, second = divmod(int(text[year_digits:-1]), 100)
         rest_value, minute = divmod(rest_value, 100)
         rest_value, hour = divmod(rest_value, 100)
         month, day = divmod(rest_value, 100)
@@ -274,12 +276,9 @@ def parse_time(data: bytes, tlv: Tlv) -> datetime:
         raise DerError(f"validity time {text!r} is not a valid date") from None
 
 
-def _basic_constraints(data: bytes, ext: Tlv, current: bool | None) -> bool | None:
-    """cA of a basicConstraints extension; ``current`` for any other extension."""
-    oid = expect(read_tlv(data, ext[1], ext[2]), TAG_OID, "extnID")
-    if data[oid[1] : oid[2]] != OID_BASIC_CONSTRAINTS_CONTENT:
-        return current
-    parts = children(data, ext)
+def _basic_constraints(data: bytes, ext: Tlv) -> bool:
+    """cA of a basicConstraints extension, whose first 5 bytes the caller has matched."""
+    parts = children(data, ext)  # also refuses an extnID that runs past the extension
     value = expect(parts[-1], TAG_OCTET_STRING, "extnValue")
     inner = expect(read_tlv(data, value[1], value[2]), TAG_SEQUENCE, "BasicConstraints")
     if inner[2] != value[2]:
@@ -329,7 +328,7 @@ def _escape_rfc4514(value: str) -> str:
     for char in ',+"<>;':
         out = out.replace(char, "\\" + char)
     out = out.replace("\0", "\\00")
-    if out[0] in "# ":
+    if out[0] == "#" or (out[0] == " " and len(out) > 1):  # a lone space: escaped once, below
         out = "\\" + out
     if out[-1] == " ":
         out = out[:-1] + "\\ "

@@ -114,11 +114,9 @@ def read_pem(text: bytes) -> ReadResult:
         elif label in _OTHER_LABELS:
             refusals.append(_OTHER_LABELS[label])
         else:
+            # The label is [A-Z0-9 #/]+ (_PEM_MARKER), so it always decodes.
             refusals.append(
-                (
-                    ErrorCode.UNSUPPORTED_PEM_BLOCK,
-                    f"a PEM block of type {label.decode('ascii', 'replace')!r}",
-                )
+                (ErrorCode.UNSUPPORTED_PEM_BLOCK, f"a PEM block of type {label.decode()!r}")
             )
     if not certificates:
         code, what = refusals[0] if refusals else (ErrorCode.NO_CERTIFICATES, "no certificate")
