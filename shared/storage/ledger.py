@@ -85,8 +85,9 @@ def _unclear_after_takeover(row: dict[str, Any]) -> int:
 
 
 def _is_conflict(exc: HttpResponseError) -> bool:
-    """A row exists (409) or changed under us (412): another run got there first."""
-    return getattr(exc, "status_code", None) in (409, 412)
+    """A row exists (409), changed under us (412) or is gone (404, released by another
+    run since we read it): another run got there first."""
+    return getattr(exc, "status_code", None) in (404, 409, 412)
 
 
 class Ledger:
@@ -354,7 +355,7 @@ class Ledger:
                 try:
                     self.table.submit_transaction(operations)
                 except TableTransactionError as exc:
-                    if not _is_conflict(exc) and getattr(exc, "status_code", None) != 404:
+                    if not _is_conflict(exc):
                         raise
                     for rk, etag in chunk:  # one row changed: delete the others one by one
                         self._delete_one(pk, rk, etag)
