@@ -35,6 +35,7 @@ MUTANTS = ROOT / "mutants"
 _GOLDEN_SCAN = "tests/test_mutants_analysis.py"  # first: it kills most mutants fastest
 _GOLDEN_ALERTS = "tests/test_mutants_alerts.py"
 _WORK_BOUNDS = "tests/test_work_bounds.py"
+_ALERTS_STORE = "tests/test_mutants_alerts_store.py"  # the alert-side adapters' kill tests
 
 # Adapter tests run against Azurite; the few that take several seconds each (hundreds of
 # blobs, a restarted Azurite, a CLI subprocess) are left out of the mutant runs: they would
@@ -125,12 +126,17 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/storage/certificates.py": _PIPELINE,
     "shared/storage/tenants.py": [*_PIPELINE, *_REGISTRATIONS],
     "shared/storage/store.py": [*_PIPELINE, "tests/test_store_pool.py"],
-    "shared/storage/registrations.py": _REGISTRATIONS,
-    "shared/storage/alert_index.py": [*_ALERT_RUNS, *_REGISTRATIONS],
-    "shared/storage/gate.py": _ALERT_RUNS,
-    "shared/storage/acks.py": _ALERT_RUNS,
-    "shared/storage/ledger.py": [*_ALERT_RUNS, "tests/test_planner.py"],
-    "shared/storage/report.py": [*_ALERT_RUNS, "tests/test_fleet_report.py", *_SLOW_REPORT],
+    "shared/storage/registrations.py": [_ALERTS_STORE, *_REGISTRATIONS],
+    "shared/storage/alert_index.py": [_ALERTS_STORE, *_ALERT_RUNS, *_REGISTRATIONS],
+    "shared/storage/gate.py": [_ALERTS_STORE, *_ALERT_RUNS],
+    "shared/storage/acks.py": [_ALERTS_STORE, *_ALERT_RUNS],
+    "shared/storage/ledger.py": [_ALERTS_STORE, *_ALERT_RUNS, "tests/test_planner.py"],
+    "shared/storage/report.py": [
+        _ALERTS_STORE,
+        *_ALERT_RUNS,
+        "tests/test_fleet_report.py",
+        *_SLOW_REPORT,
+    ],
 }
 
 

@@ -10,6 +10,7 @@ neither the app's environment nor the full set of tables.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,12 +20,30 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient
 
-from shared.alerts.model import LedgerKey, LedgerStatus
+from shared.alerts.model import LedgerKey, LedgerStatus, TenantCertificate
+from shared.alerts.registration import TargetEntry
+from shared.alerts.rules import Rules, load_rules
+from shared.analysis.listings import Listing
+from shared.analysis.listings import RegisteredCertificate as Registered
+from shared.analysis.scan import analyze_bytes
+from shared.local import samples
 from shared.local.azurite import Azurite
+from shared.storage import uploads as uploads_module
+from shared.storage.alert_index import (
+    INDEX_PARTITIONS,
+    index_entity,
+    index_partition,
+    watch_from,
+)
 from shared.storage.connections import table_service
+from shared.storage.gate import NEVER
+from shared.storage.keys import iso
 from shared.storage.ledger import Ledger, partition_key, row_key
+from shared.storage.store import TableStore
 
+RULES = load_rules()
 NOW = datetime(2020, 8, 4, 9, tzinfo=UTC)
+AFFECTED_START = datetime(2020, 7, 1, tzinfo=UTC)  # inside the July 2020 incident window
 DEADLINE = "azure-sphere-2020-07/activation"
 
 
@@ -39,6 +58,15 @@ def ledger_table(service: TableServiceClient) -> Iterator[TableClient]:
     table = service.create_table(name)
     yield table
     service.delete_table(name)
+
+
+@pytest.fixture
+def store(service: TableServiceClient) -> Iterator[TableStore]:
+    """A store on tables of its own (a fresh name prefix on the shared Azurite)."""
+    store = TableStore(service, RULES, prefix=f"m{uuid.uuid4().hex[:12]}")
+    store.ensure_tables()
+    yield store
+    store.delete_all()
 
 
 def key(n: int = 0, stage: str = "14d", channel: str = "outbox", tenant: str = "t") -> LedgerKey:
@@ -359,3 +387,415 @@ def test_a_release_of_a_row_already_gone_is_quiet(ledger_table: TableClient) -> 
     assert rows(ledger_table) == []
     with pytest.raises(ResourceNotFoundError):
         row(ledger_table, mine)
+
+
+# --- the alert index and its gate -------------------------------------------------------------
+
+
+def tenant_ca(
+    tenant_id: str, n: int, verdict: str = "affected", not_after: datetime | None = None
+) -> TenantCertificate:
+    return TenantCertificate(
+        tenant_id=tenant_id,
+        sha256=f"{n:064x}",
+        sha1_thumbprint=f"{n:040X}",
+        subject=f"C=US, O=Microsoft Corporation, CN=Microsoft Azure Sphere {tenant_id}",
+        not_before=AFFECTED_START + timedelta(minutes=n),
+        not_after=not_after or AFFECTED_START + timedelta(days=730),
+        verdict=verdict,
+    )
+
+
+def add_ca(store: TableStore, cert: TenantCertificate) -> None:
+    """A tenant CA on record and refreshed (what the pipeline does after an upload)."""
+    store.tenants.add(
+        cert.tenant_id,
+        cert.sha256,
+        {
+            "sha1_thumbprint": cert.sha1_thumbprint,
+            "subject": cert.subject,
+            "not_before": iso(cert.not_before),
+            "not_after": iso(cert.not_after),
+            "verdict": cert.verdict,
+        },
+    )
+    store.tenants.refresh_tenant(cert.tenant_id)
+
+
+def index_rows(store: TableStore) -> dict[str, str]:
+    """RowKey -> PartitionKey of every alert-index row (not the schedule rows)."""
+    return {
+        r["RowKey"]: r["PartitionKey"]
+        for r in store.iter_rows("alertindex")
+        if r["PartitionKey"] in INDEX_PARTITIONS
+    }
+
+
+def test_a_tenant_ca_is_indexed_at_its_first_stage_with_its_facts(store: TableStore) -> None:
+    cert = tenant_ca("tenant-a", 1)
+    add_ca(store, cert)
+    # Renewal available on Aug 5, 2020, the earliest deadline; the 14-day stage first.
+    first = f"2020-07-22T00:00:00Z|{cert.sha256}"
+    assert index_rows(store) == {first: index_partition("tenant-a")}
+    (read,) = store.index.open_tenant_certificates(datetime(2020, 7, 22, tzinfo=UTC))
+    assert read == TenantCertificate(**{**cert.__dict__, "index_keys": (first,)})
+    assert store.index.open_tenant_certificates(datetime(2020, 7, 21, 23, 59, tzinfo=UTC)) == []
+    assert store.index.tenant_rows("tenant-a") == {cert.sha256: [first]}
+    assert store.index.tenant_rows("tenant-b") == {}
+    # Nothing was due before: the gate opens exactly then.
+    gate = store.gate.next_look()
+    assert gate is not None and gate[0] == datetime(2020, 7, 22, tzinfo=UTC)
+    add_ca(store, cert)  # the same again: the same single row
+    assert list(index_rows(store)) == [first]
+
+
+def test_watch_from_the_earliest_deadline_any_rule_gives() -> None:
+    affected = tenant_ca("t", 1)
+    fine = tenant_ca("t", 2, verdict="ok", not_after=datetime(2021, 1, 1, tzinfo=UTC))
+    # Only rotation applies to a fine CA: 90 days before expiry, then 14 days' lead.
+    assert watch_from(fine, RULES) == datetime(2021, 1, 1, tzinfo=UTC) - timedelta(days=104)
+    assert watch_from(affected, RULES) == datetime(2020, 7, 22, tzinfo=UTC)
+    no_rotation = Rules(**{**RULES.__dict__, "rotation": None})
+    assert watch_from(fine, no_rotation) == fine.not_after  # nothing applies: its expiry
+    assert watch_from(affected, no_rotation) == datetime(2020, 7, 22, tzinfo=UTC)
+    rotation_only = Rules(**{**RULES.__dict__, "incidents": (), "stages": ()})
+    assert watch_from(affected, rotation_only) == affected.not_after - timedelta(days=90)
+
+
+def test_a_closed_tenant_ca_leaves_the_index(store: TableStore) -> None:
+    old, other = tenant_ca("tenant-a", 1), tenant_ca("tenant-a", 2)
+    add_ca(store, old)
+    add_ca(store, other)
+    assert len(index_rows(store)) == 2
+    store.acknowledge("tenant-a", old.sha256, "alice", None, NOW)
+    assert list(index_rows(store)) == [f"2020-07-22T00:00:00Z|{other.sha256}"]
+    store.index.remove("tenant-a", store.index.tenant_rows("tenant-a")[other.sha256])
+    assert index_rows(store) == {}
+
+
+def test_a_reschedule_moves_rows_within_their_shard(store: TableStore) -> None:
+    certs = [tenant_ca(f"tenant-{n}", n) for n in range(3)]
+    for cert in certs:
+        add_ca(store, cert)
+    read = store.index.open_tenant_certificates(NOW)
+    assert {c.sha256 for c in read} == {c.sha256 for c in certs}
+    later = datetime(2020, 8, 5, tzinfo=UTC)
+    by_sha = {c.sha256: c for c in read}
+    store.index.reschedule(
+        [
+            (by_sha[certs[0].sha256], later),
+            (by_sha[certs[1].sha256], None),  # nothing more to say: never, unless it changes
+            (by_sha[certs[2].sha256], datetime(2020, 7, 22, tzinfo=UTC)),  # where it is
+        ]
+    )
+    assert index_rows(store) == {
+        f"2020-08-05T00:00:00Z|{certs[0].sha256}": index_partition("tenant-0"),
+        f"{NEVER}|{certs[1].sha256}": index_partition("tenant-1"),
+        f"2020-07-22T00:00:00Z|{certs[2].sha256}": index_partition("tenant-2"),
+    }
+    assert [c.sha256 for c in store.index.open_tenant_certificates(NOW)] == [certs[2].sha256]
+    everyone = store.index.open_tenant_certificates(NOW, all_open=True)
+    assert {c.sha256 for c in everyone} == {c.sha256 for c in certs}
+    moved = next(c for c in everyone if c.sha256 == certs[0].sha256)
+    assert moved.subject == certs[0].subject and moved.not_after == certs[0].not_after
+    assert store.index.first_look_after(NOW) == later
+    assert store.index.first_look_after(later) is None  # only "never" is left after it
+
+
+def test_a_reschedule_of_many_rows_in_one_shard_moves_them_all(store: TableStore) -> None:
+    certs = [tenant_ca("tenant-a", n) for n in range(60)]  # 120 operations in one shard
+    store.table("alertindex").submit_transaction(
+        [("upsert", index_entity(c, f"2020-07-22T00:00:00Z|{c.sha256}")) for c in certs]
+    )
+    read = store.index.open_tenant_certificates(NOW)
+    assert len(read) == 60
+    store.index.reschedule((c, datetime(2020, 8, 5, tzinfo=UTC)) for c in read)
+    assert sorted(index_rows(store)) == sorted(f"2020-08-05T00:00:00Z|{c.sha256}" for c in certs)
+
+
+def test_a_reschedule_never_puts_back_a_row_a_refresh_removed(store: TableStore) -> None:
+    gone, kept = tenant_ca("tenant-a", 1), tenant_ca("tenant-a", 2)
+    add_ca(store, gone)
+    add_ca(store, kept)
+    read = {c.sha256: c for c in store.index.open_tenant_certificates(NOW)}
+    store.acknowledge("tenant-a", gone.sha256, "alice", None, NOW)  # while the pass ran
+    later = datetime(2020, 8, 5, tzinfo=UTC)
+    store.index.reschedule([(read[gone.sha256], later), (read[kept.sha256], later)])
+    assert list(index_rows(store)) == [f"2020-08-05T00:00:00Z|{kept.sha256}"]
+    store.index.reschedule([(read[gone.sha256], later)])  # alone in its batch: dropped too
+    assert list(index_rows(store)) == [f"2020-08-05T00:00:00Z|{kept.sha256}"]
+
+
+def test_the_gate_is_lowered_by_writers_and_raised_only_by_an_unchanged_pass(
+    store: TableStore,
+) -> None:
+    gate = store.gate
+    assert gate.next_look() is None
+    aug5, aug1 = datetime(2020, 8, 5, tzinfo=UTC), datetime(2020, 8, 1, tzinfo=UTC)
+    gate.lower_next_look(aug5)
+    seen = gate.next_look()
+    assert seen is not None and seen[0] == aug5
+    gate.lower_next_look(datetime(2020, 9, 1, tzinfo=UTC))  # later: the gate stays put
+    assert gate.next_look() == seen
+    gate.lower_next_look(aug1)
+    lowered = gate.next_look()
+    assert lowered is not None and lowered[0] == aug1
+    gate.raise_next_look(datetime(2020, 9, 1, tzinfo=UTC), seen)  # stale: keeps aug1
+    assert gate.next_look() == lowered
+    gate.raise_next_look(datetime(2020, 9, 1, tzinfo=UTC), lowered)
+    raised = gate.next_look()
+    assert raised is not None and raised[0] == datetime(2020, 9, 1, tzinfo=UTC)
+    gate.raise_next_look(None, raised)  # nothing left to look at
+    never = gate.next_look()
+    assert never is not None and iso(never[0]) == NEVER
+    gate.clear_next_look()
+    assert gate.next_look() is None
+    gate.clear_next_look()  # already gone: quiet
+    gate.raise_next_look(aug5, None)  # a first pass creates it
+    assert (gate.next_look() or (None,))[0] == aug5
+    gate.raise_next_look(aug1, None)  # a writer created it meanwhile: theirs stands
+    assert (gate.next_look() or (None,))[0] == aug5
+
+
+# --- acknowledgements -----------------------------------------------------------------------
+
+
+def test_acknowledgements_by_ca_and_by_tenant(store: TableStore) -> None:
+    store.acks.record("tenant-a", "ab" * 32, "alice", "registered by hand", NOW)
+    store.acks.record("tenant-b", None, "bob", None, NOW + timedelta(hours=1))
+    of_a = store.acks.of_tenant("tenant-a")
+    assert list(of_a) == ["ab" * 32]
+    assert of_a["ab" * 32].to_json() == {
+        "by": "alice",
+        "at": "2020-08-04T09:00:00Z",
+        "note": "registered by hand",
+    }
+    of_b = store.acks.of_tenant("tenant-b")
+    assert list(of_b) == ["*"] and of_b["*"].note is None
+    assert of_b["*"].at == NOW + timedelta(hours=1) and of_b["*"].by == "bob"
+    assert store.acks.of_tenant("tenant-c") == {}
+    everyone = store.acks.by_tenant()
+    assert everyone == {"tenant-a": of_a, "tenant-b": of_b}
+
+
+# --- registration snapshots ---------------------------------------------------------------------
+
+HUB = "/subscriptions/s/resourcegroups/rg/providers/microsoft.devices/iothubs/fleet-hub"
+
+
+def listed(n: int, verified: bool = True, body: bool = True, name: str = "") -> Registered:
+    sha256 = f"{n:064x}" if body else None
+    return Registered(name or f"ca-{n}", f"{n:040X}", sha256, verified)
+
+
+def listing(*certs: Registered, target: str = HUB, name: str = "Fleet-Hub") -> Listing:
+    return Listing(target, "iot-hub", name, "iot-hub-certificates", certs)
+
+
+def test_a_listing_becomes_its_targets_snapshot(store: TableStore) -> None:
+    regs = store.registrations
+    regs.add_thumbprint(f"{1:040x}", f"{1:064x}", "tenant-1")  # any spelling: upper-cased
+    regs.add_thumbprint(f"{2:040X}", f"{2:064x}", "tenant-2")
+    assert regs.record_listing(listing(listed(1), listed(3, body=False)), "live", NOW) == {
+        "tenant-1"
+    }
+    (snap,) = regs.snapshots()
+    assert (snap.target, snap.kind, snap.display_name) == (HUB, "iot-hub", "Fleet-Hub")
+    assert (snap.seen_at, snap.source, snap.error) == (NOW, "live", None)
+    assert snap.entries == (
+        TargetEntry(f"{1:040X}", f"{1:064x}", True, "ca-1"),
+        TargetEntry(f"{3:040X}", None, True, "ca-3"),
+    )
+    assert regs.target_rows() == [
+        {
+            "target": HUB,
+            "kind": "iot-hub",
+            "display_name": "Fleet-Hub",
+            "seen_at": "2020-08-04T09:00:00Z",
+            "source": "live",
+            "certificates": 2,
+            "error": None,
+        }
+    ]
+    # Replaced: tenant 1's CA now unverified, tenant 2's added; tenant 3 is nobody's.
+    later = NOW + timedelta(hours=1)
+    replacement = listing(listed(1, verified=False), listed(2), listed(3, body=False))
+    assert regs.record_listing(replacement, "upload", later) == {"tenant-1", "tenant-2"}
+    (snap,) = regs.snapshots()
+    assert [(e.thumbprint, e.verified) for e in snap.entries] == [
+        (f"{1:040X}", False),
+        (f"{2:040X}", True),
+        (f"{3:040X}", True),
+    ]
+    assert (snap.seen_at, snap.source) == (later, "upload")
+    # The same again changes nothing and concerns nobody.
+    assert regs.record_listing(replacement, "upload", later) == set()
+    # An older listing processed late does not replace the newer one.
+    assert regs.record_listing(listing(listed(4)), "live", NOW) == set()
+    (snap,) = regs.snapshots()
+    assert len(snap.entries) == 3 and snap.seen_at == later
+
+
+def test_an_empty_listing_forgets_every_certificate(store: TableStore) -> None:
+    regs = store.registrations
+    regs.add_thumbprint(f"{1:040X}", f"{1:064x}", "tenant-1")
+    regs.record_listing(listing(listed(1)), "live", NOW)
+    assert regs.record_listing(listing(), "live", NOW + timedelta(hours=1)) == {"tenant-1"}
+    (snap,) = regs.snapshots()
+    assert snap.entries == () and regs.target_rows()[0]["certificates"] == 0
+
+
+def test_a_large_listing_is_kept_whole_and_a_huge_one_refused(store: TableStore) -> None:
+    regs = store.registrations
+    big = listing(*(listed(n, name="n" * 200) for n in range(160)))  # > 30,000 characters
+    regs.record_listing(big, "live", NOW)
+    (snap,) = regs.snapshots()
+    assert len(snap.entries) == 160 and snap.entries[-1] == TargetEntry(
+        f"{159:040X}", f"{159:064x}", True, "n" * 200
+    )
+    huge = listing(*(listed(n, name="n" * 2000) for n in range(400)))  # ~830 KB
+    with pytest.raises(ValueError, match="too large to record"):
+        regs.record_listing(huge, "live", NOW + timedelta(hours=1))
+    assert len(regs.snapshots()[0].entries) == 160  # the last good snapshot stands
+
+
+def test_a_target_that_cannot_be_read_keeps_its_snapshot_until_a_live_read(
+    store: TableStore,
+) -> None:
+    regs = store.registrations
+    never_read = "/subscriptions/s/resourcegroups/rg/providers/microsoft.devices/iothubs/a-hub"
+    regs.record_target_error(never_read.upper(), "iot-hub", "", "not-found", "404", NOW)
+    regs.record_listing(listing(listed(1)), "live", NOW)
+    regs.record_target_error(HUB.upper(), "iot-hub", "Fleet-Hub", "forbidden", "403 <b>", NOW)
+    first, second = regs.snapshots()  # by target
+    assert first.target == never_read and first.display_name == never_read
+    assert (first.seen_at, first.entries, first.error) == (None, (), ("not-found", "404"))
+    assert second.target == HUB and len(second.entries) == 1
+    assert second.error == ("forbidden", "403 <b>")
+    rows = regs.target_rows()
+    assert [r["target"] for r in rows] == [never_read, HUB]
+    assert rows[0]["certificates"] == 0 and rows[0]["seen_at"] is None
+    assert rows[1]["error"] == {"code": "forbidden", "message": "403 <b>"}
+    failures = {r["RowKey"]: r for r in store.iter_rows("uploadfailures")}
+    hub_failure = failures[f"target|{HUB.replace('/', '%2F')}"]
+    assert hub_failure["PartitionKey"] == "2020-08-04"
+    assert {k: hub_failure[k] for k in ("name", "target", "kind", "status")} == {
+        "name": "Fleet-Hub",
+        "target": HUB,
+        "kind": "registration-target",
+        "status": "unreadable-target",
+    }
+    assert (hub_failure["error_code"], hub_failure["error_message"]) == ("forbidden", "403 <b>")
+    assert hub_failure["processed_at"] == "2020-08-04T09:00:00Z"
+    # An uploaded listing is not a live read: the error stays on record.
+    regs.record_listing(listing(listed(1)), "upload", NOW + timedelta(hours=1))
+    assert regs.snapshots()[1].error == ("forbidden", "403 <b>")
+    regs.record_listing(listing(listed(1)), "live", NOW + timedelta(hours=2))
+    assert regs.snapshots()[1].error is None and regs.target_rows()[1]["error"] is None
+
+
+# --- the report read model ------------------------------------------------------------------------
+
+T_OLD = "5eed0001-1111-4222-8333-944445555666"
+T_ACKED = "5eed0002-1111-4222-8333-944445555666"
+
+
+def record(store: TableStore, name: str, data: bytes, at: datetime) -> None:
+    result = analyze_bytes(name, data, RULES, at)
+    assert store.uploads.record_upload(result.source, f"etag-{name}", result, at)
+
+
+def test_the_report_joins_what_the_tables_hold(
+    store: TableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Store an upload's certificates past the first in rows of their own, one a row.
+    monkeypatch.setattr(uploads_module, "INLINE_CERTIFICATES", 1)
+    monkeypatch.setattr(uploads_module, "CERTIFICATES_PER_ROW", 1)
+    day1, day2 = datetime(2020, 7, 30, tzinfo=UTC), datetime(2020, 7, 31, tzinfo=UTC)
+    old = samples.tenant_ca(T_OLD, AFFECTED_START, key_seed=11)
+    new = samples.tenant_ca(T_OLD, datetime(2020, 8, 1, tzinfo=UTC), key_seed=12)
+    acked = samples.tenant_ca(T_ACKED, AFFECTED_START, key_seed=13)
+    acked_device = samples.device_certificate(acked, key_seed=14)
+    pca = samples.azure_sphere_pca()
+    record(store, "b.pem", samples.pem(old.der) + samples.pem(pca.der), day1)
+    record(store, "a.cer", old.der, day2)
+    record(store, "new.cer", new.der, day2)
+    record(store, "acked.pem", samples.pem(acked.der) + samples.pem(acked_device.der), day1)
+    record(store, "bad.cer", b"junk", day1)
+    sha = {c: hashlib.sha256(c.der).hexdigest() for c in (old, new, acked, acked_device, pca)}
+    hub = listing(
+        Registered("old-ca", sha1_of(old), sha[old], True),
+        Registered("new-ca", sha1_of(new), None, False),
+    )
+    store.registrations.record_listing(hub, "live", day2)
+    store.tenants.refresh_tenant(T_OLD)
+    store.acknowledge(T_ACKED, None, "bob", None, day2)  # every CA of the tenant
+    store.acknowledge(T_OLD, sha[new], "alice", "registered by hand", day2)
+
+    report = store.report()
+    assert report["schema"] == "ca-watch/report/v1"
+    certificates = {c["sha256_fingerprint"]: c for c in report["certificates"]}
+    # By tenant, oldest first; what belongs to no tenant last.
+    assert [c["sha256_fingerprint"] for c in report["certificates"]] == [
+        sha[old],
+        sha[new],
+        sha[acked],
+        sha[acked_device],
+        sha[pca],
+    ]
+    first = certificates[sha[old]]
+    assert first["sources"] == ["a.cer", "b.pem"]
+    assert (first["first_seen"], first["last_seen"]) == (iso(day1), iso(day2))
+    # Renewed, but the renewal is not verified in the hub yet: pending there.
+    assert first["resolved_by"] == sha[new] and first["renewal_pending"] == [HUB]
+    assert first["acknowledged"] is None
+    assert first["registrations"] == [
+        {
+            "target": HUB,
+            "kind": "iot-hub",
+            "display_name": "Fleet-Hub",
+            "name": "old-ca",
+            "verified": True,
+            "seen_at": iso(day2),
+            "source": "live",
+        }
+    ]
+    renewed = certificates[sha[new]]
+    assert renewed["acknowledged"] == {
+        "by": "alice",
+        "at": iso(day2),
+        "note": "registered by hand",
+    }
+    assert renewed["registrations"][0]["verified"] is False
+    assert renewed["registrations"][0]["name"] == "new-ca"
+    assert certificates[sha[acked]]["acknowledged"] == {"by": "bob", "at": iso(day2), "note": None}
+    assert certificates[sha[acked]]["renewal_pending"] == []
+    # A device certificate is no tenant CA: the tenant's acknowledgement is not about it.
+    device = certificates[sha[acked_device]]
+    assert device["acknowledged"] is None and "renewal_pending" not in device
+    assert certificates[sha[pca]]["sources"] == ["b.pem"]
+    assert certificates[sha[pca]]["registrations"] == []
+
+    assert [t["target"] for t in report["targets"]] == [HUB]
+    uploads = {u["name"]: u for u in report["uploads"]}
+    assert [u["name"] for u in report["uploads"]] == sorted(uploads)
+    assert uploads["b.pem"] == {
+        "name": "b.pem",
+        "etag": "etag-b.pem",
+        "status": "analyzed",
+        "error": None,
+        "format": "pem",
+        "certificates": [sha[old], sha[pca]],
+        "processed_at": iso(day1),
+    }
+    assert uploads["acked.pem"]["certificates"] == [sha[acked], sha[acked_device]]
+    assert uploads["bad.cer"]["error"] == {
+        "code": "not-a-certificate",
+        "message": "base64 text that does not decode to DER",
+    }
+    assert uploads["bad.cer"]["status"] == "unreadable" and uploads["bad.cer"]["format"] is None
+    assert uploads["bad.cer"]["certificates"] == []
+
+
+def sha1_of(issued: samples.Issued) -> str:
+    return hashlib.sha1(issued.der).hexdigest().upper()  # noqa: S324 - a thumbprint

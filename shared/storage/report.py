@@ -47,9 +47,9 @@ def build_report(
     acks: AckStore,
     certificate_store: CertificateStore,
     upload_store: UploadStore,
-    registrations: RegistrationStore | None = None,
+    registrations: RegistrationStore,
 ) -> dict[str, Any]:
-    snapshots = registrations.snapshots() if registrations else []
+    snapshots = registrations.snapshots()
     tenant_rows = tenants.by_tenant()
     acks_by_tenant = acks.by_tenant()
     further_sources = certificate_store.further_sources()
@@ -94,6 +94,6 @@ def build_report(
     return {
         "schema": "ca-watch/report/v1",
         "certificates": certificates,
-        "targets": registrations.target_rows() if registrations else [],
+        "targets": registrations.target_rows(),
         "uploads": uploads,
     }
