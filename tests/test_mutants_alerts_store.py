@@ -185,6 +185,11 @@ def test_a_retry_keeps_the_attempts_and_the_last_error(ledger_table: TableClient
     stored = row(ledger_table, k)
     assert stored["attempts"] == 2  # backoff grows: 5 min, then 10
     assert stored["next_attempt_at"] == "2020-08-04T09:15:00Z"
+    last = fresh(ledger_table, [k])
+    assert last.claim([k], "run-c", NOW + timedelta(minutes=15)) == {k}
+    last.mark_sent([k], NOW + timedelta(minutes=15))
+    stored = row(ledger_table, k)  # what an operator reading the ledger sees: done
+    assert stored["status"] == "sent" and stored.get("next_attempt_at") is None
 
 
 def test_a_retry_not_read_first_keeps_the_counts_the_row_holds(ledger_table: TableClient) -> None:
@@ -277,6 +282,56 @@ def test_a_row_deleted_after_it_was_read_is_claimed_afresh(ledger_table: TableCl
     assert row(ledger_table, k)["claimed_by"] == "run-b"
 
 
+def test_a_takeover_writes_the_same_row_whether_or_not_it_was_read(
+    ledger_table: TableClient,
+) -> None:
+    read, unread = key(1), key(2)
+    first = fresh(ledger_table, [])
+    first.claim([read, unread], "run-a", NOW)
+    first.mark_failed([read, unread], NOW, "HTTP 429", retry_after=timedelta(minutes=7))
+    retry_at = NOW + timedelta(minutes=7)
+    assert fresh(ledger_table, [read]).claim([read], "run-b", retry_at) == {read}  # batch
+    assert Ledger(ledger_table).claim([unread], "run-b", retry_at) == {unread}  # row by row
+
+    def state(k: LedgerKey) -> dict[str, Any]:
+        stored = row(ledger_table, k)
+        return {n: v for n, v in stored.items() if n not in ("RowKey", "certificate")}
+
+    assert state(read) == state(unread)
+    assert state(unread)["error"] == "HTTP 429"  # the last error survives the takeover
+    assert state(unread).get("next_attempt_at") is None and state(unread)["attempts"] == 1
+
+
+def test_claims_won_row_by_row_can_be_released(ledger_table: TableClient) -> None:
+    stale, contended, free = key(1), key(2), key(3)
+    fresh(ledger_table, [stale]).claim([stale], "dead-run", NOW)
+    other = fresh(ledger_table, [contended])
+    other.claim([contended], "run-b", NOW + timedelta(minutes=5))
+    later = NOW + timedelta(minutes=10)
+    ledger = Ledger(ledger_table)  # read nothing: its batch fails, each row goes alone
+    assert ledger.claim([stale, contended, free], "run-a", later) == {stale, free}
+    ledger.release([stale, contended, free])  # cut from the message: the next run sends them
+    assert [r["claimed_by"] for r in rows(ledger_table)] == ["run-b"]
+
+
+def test_a_shorter_claim_timeout_takes_over_sooner(ledger_table: TableClient) -> None:
+    k = key()
+    fresh(ledger_table, [k]).claim([k], "dead-run", NOW)
+    minute = timedelta(minutes=1)
+    assert Ledger(ledger_table, claim_timeout=minute).claim([k], "b", NOW + minute / 2) == set()
+    assert Ledger(ledger_table, claim_timeout=minute).claim([k], "b", NOW + minute) == {k}
+    assert row(ledger_table, k)["claimed_by"] == "b"
+
+
+def test_a_row_without_counts_is_taken_over_from_zero(ledger_table: TableClient) -> None:
+    k = key()
+    bare = {"PartitionKey": partition_key(k), "RowKey": row_key(k), "status": "claimed"}
+    ledger_table.create_entity(bare)
+    assert Ledger(ledger_table).claim([k], "run-a", NOW) == {k}  # a claim of no known age
+    stored = row(ledger_table, k)
+    assert (stored["attempts"], stored["unclear_sends"], stored["claimed_by"]) == (0, 1, "run-a")
+
+
 # --- the ledger: outcomes ------------------------------------------------------------------------
 
 
@@ -345,6 +400,13 @@ def test_outcomes_of_keys_never_read_still_count(ledger_table: TableClient) -> N
     blind.mark_unknown([k], NOW, "timed out")
     assert row(ledger_table, k)["unclear_sends"] == 1 and row(ledger_table, k)["attempts"] == 1
     assert row(ledger_table, k)["claimed_by"] == "run-a"  # merged, not replaced
+    other = key(2)
+    fresh(ledger_table, [other]).claim([other], "run-a", NOW)
+    Ledger(ledger_table).mark_failed([other], NOW, "HTTP 429")
+    assert (row(ledger_table, other)["status"], row(ledger_table, other)["attempts"]) == (
+        "failed",
+        1,
+    )
 
 
 def test_entry_is_none_for_a_key_this_run_never_saw(ledger_table: TableClient) -> None:

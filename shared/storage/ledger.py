@@ -14,7 +14,6 @@ not tried after two). A run that loses a claim race owns nothing and sends nothi
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -24,7 +23,6 @@ from azure.core import MatchConditions
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
-    ResourceModifiedError,
     ResourceNotFoundError,
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
@@ -213,11 +211,13 @@ class Ledger:
                 return True
             if decide(_entry(key, dict(current)), now, self.claim_timeout) is not Decision.RETRY:
                 return False  # sent, freshly claimed, or failed and backing off
-            # Keep the counts the row really holds, not what this run read earlier.
+            # Keep the counts and the last error the row really holds, as a takeover of a
+            # row this run had read does (not what this run read earlier, if anything).
             entity = {
                 **entity,
                 "attempts": int(current.get("attempts") or 0),
                 "unclear_sends": _unclear_after_takeover(dict(current)),
+                "error": current.get("error"),
             }
             try:
                 meta = self.table.update_entity(
@@ -226,12 +226,10 @@ class Ledger:
                     etag=current.metadata["etag"],
                     match_condition=MatchConditions.IfNotModified,
                 )
-            except (ResourceModifiedError, ResourceNotFoundError):
-                continue  # changed or released since we read it: look again
             except HttpResponseError as exc:
                 if not _is_conflict(exc):
                     raise
-                continue
+                continue  # changed or released since we read it: look again
             self._remember(entity, meta.get("etag"))
             return True
         return False  # contended this hard, another run is clearly on it
@@ -361,11 +359,10 @@ class Ledger:
                         self._delete_one(pk, rk, etag)
 
     def _delete_one(self, pk: str, rk: str, etag: str) -> None:
-        with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
-            try:
-                self.table.delete_entity(
-                    pk, rk, etag=etag, match_condition=MatchConditions.IfNotModified
-                )
-            except HttpResponseError as exc:
-                if not _is_conflict(exc):
-                    raise
+        try:
+            self.table.delete_entity(
+                pk, rk, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except HttpResponseError as exc:  # gone, or taken over by another run: leave it
+            if not _is_conflict(exc):
+                raise
