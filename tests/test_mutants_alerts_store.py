@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
@@ -330,6 +330,59 @@ def test_a_row_without_counts_is_taken_over_from_zero(ledger_table: TableClient)
     assert Ledger(ledger_table).claim([k], "run-a", NOW) == {k}  # a claim of no known age
     stored = row(ledger_table, k)
     assert (stored["attempts"], stored["unclear_sends"], stored["claimed_by"]) == (0, 1, "run-a")
+
+
+class RivalBetweenReadAndWrite:
+    """The real table, with ``rival`` (another run) acting right after this run's first
+    read of a row and before its write: the race, made to happen every time."""
+
+    def __init__(self, table: TableClient, rival: Callable[[], object]) -> None:
+        self._table = table
+        self._rival: Callable[[], object] | None = rival
+
+    def get_entity(self, *args: Any, **kwargs: Any) -> Any:
+        current = self._table.get_entity(*args, **kwargs)
+        if self._rival is not None:
+            rival, self._rival = self._rival, None
+            rival()
+        return current
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+
+def test_a_takeover_lost_to_another_run_between_read_and_write_sends_nothing(
+    ledger_table: TableClient,
+) -> None:
+    k = key()
+    fresh(ledger_table, [k]).claim([k], "dead-run", NOW)
+    later = NOW + timedelta(minutes=11)
+
+    def rival() -> None:
+        assert fresh(ledger_table, [k]).claim([k], "run-b", later) == {k}
+
+    racing = Ledger(cast(TableClient, RivalBetweenReadAndWrite(ledger_table, rival)))
+    assert racing.claim([k], "run-a", later) == set()
+    assert row(ledger_table, k)["claimed_by"] == "run-b"
+
+
+def test_a_row_released_between_read_and_write_is_claimed_afresh(
+    ledger_table: TableClient,
+) -> None:
+    k = key()
+    first = fresh(ledger_table, [k])
+    first.claim([k], "run-a", NOW)
+    first.mark_failed([k], NOW, "HTTP 429")
+    retry_at = NOW + timedelta(minutes=5)
+
+    def rival() -> None:  # claims it, then cuts it from its message
+        other = fresh(ledger_table, [k])
+        assert other.claim([k], "run-b", retry_at) == {k}
+        other.release([k])
+
+    racing = Ledger(cast(TableClient, RivalBetweenReadAndWrite(ledger_table, rival)))
+    assert racing.claim([k], "run-c", retry_at) == {k}
+    assert row(ledger_table, k)["claimed_by"] == "run-c"
 
 
 # --- the ledger: outcomes ------------------------------------------------------------------------
