@@ -89,9 +89,24 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_der.py",
         "tests/test_reader.py",
     ],
-    "shared/analysis/reader.py": [_GOLDEN_SCAN, "tests/test_der.py", "tests/test_reader.py"],
-    "shared/analysis/scan.py": [_GOLDEN_SCAN, "tests/test_analyzer.py", "tests/test_wrappers.py"],
-    "shared/analysis/chain.py": [_GOLDEN_SCAN, "tests/test_analyzer.py", "tests/test_wrappers.py"],
+    "shared/analysis/reader.py": [
+        _GOLDEN_SCAN,
+        "tests/test_mutants_reader.py",
+        "tests/test_der.py",
+        "tests/test_reader.py",
+    ],
+    "shared/analysis/scan.py": [
+        _GOLDEN_SCAN,
+        "tests/test_mutants_scan.py",
+        "tests/test_analyzer.py",
+        "tests/test_wrappers.py",
+    ],
+    "shared/analysis/chain.py": [
+        _GOLDEN_SCAN,
+        "tests/test_mutants_chain.py",
+        "tests/test_analyzer.py",
+        "tests/test_wrappers.py",
+    ],
     "shared/alerts/rules.py": [
         _GOLDEN_ALERTS,
         "tests/test_mutants_rules.py",

@@ -179,7 +179,7 @@ def analyze_listing(source: str, data: bytes, rules: Rules, now: datetime) -> Fi
         error = ReadError(ErrorCode.MALFORMED_LISTING, exc.message)
         if exc.code == "empty-listing":
             error = ReadError(ErrorCode.EMPTY_LISTING, exc.message)
-        return FileResult(source, Status.UNREADABLE, error, (), "")
+        return FileResult(source, Status.UNREADABLE, error)
     bodies = tuple(entry.der for entry in document.sphere_entries if entry.der)
     result = FileResult(source, _ANALYZED, None, (), document.format, document)
     if bodies:
