@@ -36,6 +36,7 @@ _GOLDEN_SCAN = "tests/test_mutants_analysis.py"  # first: it kills most mutants 
 _GOLDEN_ALERTS = "tests/test_mutants_alerts.py"
 _WORK_BOUNDS = "tests/test_work_bounds.py"
 _ALERTS_STORE = "tests/test_mutants_alerts_store.py"  # the alert-side adapters' kill tests
+_PKCS = "tests/test_mutants_pkcs.py"  # every odd PKCS#7/PKCS#12 shape and what the user sees
 
 # Adapter tests run against Azurite; the few that take several seconds each (hundreds of
 # blobs, a restarted Azurite, a CLI subprocess) are left out of the mutant runs: they would
@@ -127,9 +128,14 @@ MODULE_TESTS: dict[str, list[str]] = {
         _GOLDEN_ALERTS,
         "tests/test_message.py",
     ],
-    "shared/analysis/pkcs7.py": [_GOLDEN_SCAN, "tests/test_wrappers.py"],
-    "shared/analysis/pkcs12.py": [_GOLDEN_SCAN, "tests/test_wrappers.py", _WORK_BOUNDS],
-    "shared/analysis/pkcs12_crypto.py": [_GOLDEN_SCAN, "tests/test_wrappers.py", _WORK_BOUNDS],
+    "shared/analysis/pkcs7.py": [_PKCS, _GOLDEN_SCAN, "tests/test_wrappers.py"],
+    "shared/analysis/pkcs12.py": [_PKCS, _GOLDEN_SCAN, "tests/test_wrappers.py", _WORK_BOUNDS],
+    "shared/analysis/pkcs12_crypto.py": [
+        "tests/test_mutants_pkcs12_crypto.py",
+        _PKCS,
+        "tests/test_wrappers.py",
+        _WORK_BOUNDS,
+    ],
     "shared/analysis/listings.py": ["tests/test_registrations_listings.py"],
     "shared/alerts/registration.py": [
         "tests/test_registrations_message.py",
