@@ -34,17 +34,17 @@ def read_pkcs7(data: bytes) -> list[bytes]:
 
 def _read_with_asn1crypto(data: bytes) -> list[bytes]:
     """Any BER SignedData; the errors of damaged ones."""
-    from asn1crypto import cms, core  # lazy: BER and damaged files only
+    from asn1crypto import cms  # lazy: BER and damaged files only
 
     try:
         info = cms.ContentInfo.load(data, strict=True)
         if info["content_type"].native != "signed_data":
             raise ReadError(ErrorCode.MALFORMED_PKCS7, "the PKCS#7 file is not SignedData")
-        certificates = info["content"]["certificates"]
-        # Each choice keeps the bytes it was read from: dump() returns them unchanged.
+        # Each choice keeps the bytes it was read from: dump() returns them unchanged. An
+        # absent ``certificates`` is asn1crypto's Void, which iterates as empty.
         found = [
             choice.chosen.dump()
-            for choice in (() if isinstance(certificates, core.Void) else certificates)
+            for choice in info["content"]["certificates"]
             if choice.name == "certificate"
         ]
     except ReadError:
