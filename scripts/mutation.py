@@ -136,12 +136,19 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_wrappers.py",
         _WORK_BOUNDS,
     ],
-    "shared/analysis/listings.py": ["tests/test_registrations_listings.py"],
+    "shared/analysis/listings.py": [
+        "tests/test_mutants_listings.py",
+        "tests/test_registrations_listings.py",
+    ],
     "shared/alerts/registration.py": [
+        "tests/test_mutants_registration.py",
         "tests/test_registrations_message.py",
         "tests/test_registrations_listings.py",
     ],
-    "shared/alerts/registration_text.py": ["tests/test_registrations_message.py"],
+    "shared/alerts/registration_text.py": [
+        "tests/test_mutants_registration.py",
+        "tests/test_registrations_message.py",
+    ],
     "shared/app/pipeline.py": _PIPELINE,
     "shared/storage/uploads.py": _PIPELINE,
     "shared/storage/certificates.py": _PIPELINE,

@@ -161,11 +161,11 @@ def resolve_with_evidence(
         if not newer:
             out[cert.sha256] = Resolution(None, registration_of(cert, None, snapshots))
             continue
-        chosen = None
         for candidate in newer:
             registration = registration_of(cert, candidate, snapshots)
             if not registration.pending:
-                chosen = Resolution(candidate.sha256, registration)
+                out[cert.sha256] = Resolution(candidate.sha256, registration)
                 break
-        out[cert.sha256] = chosen or Resolution(None, registration_of(cert, newer[0], snapshots))
+        else:
+            out[cert.sha256] = Resolution(None, registration_of(cert, newer[0], snapshots))
     return out

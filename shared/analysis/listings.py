@@ -174,7 +174,7 @@ def _arm_listing(entries: list[Any]) -> ListingDocument:
     grouped: dict[str, tuple[str, str, list[RegisteredCertificate]]] = {}
     formats: set[str] = set()
     for entry in entries:
-        match = _ARM_CERTIFICATE.match(str(entry.get("id") or ""))
+        match = _ARM_CERTIFICATE.match(str(entry.get("id")))  # a missing id is "None"
         if match is None:
             raise ListingError(
                 "malformed-listing", "an entry's id is not an IoT Hub or DPS certificate id"
@@ -297,7 +297,7 @@ def _date(value: object) -> datetime | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(value)  # takes a "Z" since Python 3.11
         except ValueError as exc:
             raise ListingError("malformed-listing", "an expiry is not an RFC 1123 date") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,437 @@
+"""Registration evidence, what ends an alert (DESIGN §4 "Resolved"), and what the alert
+says about it: golden tables of resolution outcomes and of the exact lines and commands.
+
+Pure core: certificates here are only their two hashes (what resolution looks at).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+import pytest
+
+from shared.alerts.message import render_message
+from shared.alerts.registration import (
+    ABSENT,
+    UNVERIFIED,
+    VERIFIED,
+    Registration,
+    TargetEntry,
+    TargetSnapshot,
+    TargetState,
+    registration_of,
+    resolve_with_evidence,
+)
+from shared.alerts.registration_text import (
+    NO_EVIDENCE,
+    RegistrationLine,
+    registration_lines,
+)
+from tests.test_message import NOW, alert
+
+
+@dataclass(frozen=True)
+class Cert:
+    sha256: str
+    sha1_thumbprint: str
+
+
+CURRENT = Cert("a" * 64, "AA" * 20)
+RENEWED = Cert("b" * 64, "BB" * 20)
+NEWEST = Cert("c" * 64, "CC" * 20)
+
+
+def snap(
+    target: str, kind: str, *entries: tuple[Cert, bool, str], display: str = ""
+) -> TargetSnapshot:
+    return TargetSnapshot(
+        target,
+        kind,
+        display or target,
+        None,
+        "listing.json",
+        tuple(TargetEntry(c.sha1_thumbprint, None, v, name) for c, v, name in entries),
+    )
+
+
+HUB = snap("hub", "iot-hub", (CURRENT, True, "old-ca"), (RENEWED, True, "new-ca"))
+HUB_MISSING = snap("hub", "iot-hub", (CURRENT, True, "old-ca"))
+HUB_UNVERIFIED = snap("hub", "iot-hub", (CURRENT, False, "old-ca"), (RENEWED, False, "new-ca"))
+DPS = snap("dps", "dps", (CURRENT, True, "o"), (RENEWED, True, "n"))
+# Lists only the renewed CA: it never trusted the current one, so it does not count.
+ELSEWHERE = snap("elsewhere", "other", (RENEWED, False, ""))
+
+
+# (snapshots, renewed) -> the registration as the alerts JSON shows it (DESIGN §3)
+REGISTRATIONS = [
+    ((), None, {"evidence": False, "renewed": None, "targets": [], "pending": []}),
+    ((), RENEWED, {"evidence": False, "renewed": "b" * 64, "targets": [], "pending": []}),
+    ((ELSEWHERE,), RENEWED, {"evidence": False, "renewed": "b" * 64, "targets": [], "pending": []}),
+    (
+        (ELSEWHERE, HUB_MISSING),  # a target that does not count, then one that does
+        None,
+        {
+            "evidence": True,
+            "renewed": None,
+            "targets": [
+                {
+                    "target": "hub",
+                    "kind": "iot-hub",
+                    "display_name": "hub",
+                    "current": "verified",
+                    "renewed": "absent",
+                }
+            ],
+            "pending": ["hub"],
+        },
+    ),
+    (
+        (HUB_UNVERIFIED, DPS, ELSEWHERE),
+        RENEWED,
+        {
+            "evidence": True,
+            "renewed": "b" * 64,
+            "targets": [
+                {
+                    "target": "dps",
+                    "kind": "dps",
+                    "display_name": "dps",
+                    "current": "verified",
+                    "renewed": "verified",
+                },
+                {
+                    "target": "hub",
+                    "kind": "iot-hub",
+                    "display_name": "hub",
+                    "current": "unverified",
+                    "renewed": "unverified",
+                },
+            ],
+            "pending": ["hub"],
+        },
+    ),
+    (
+        (HUB, DPS),
+        RENEWED,
+        {
+            "evidence": True,
+            "renewed": "b" * 64,
+            "targets": [
+                {
+                    "target": "dps",
+                    "kind": "dps",
+                    "display_name": "dps",
+                    "current": "verified",
+                    "renewed": "verified",
+                },
+                {
+                    "target": "hub",
+                    "kind": "iot-hub",
+                    "display_name": "hub",
+                    "current": "verified",
+                    "renewed": "verified",
+                },
+            ],
+            "pending": [],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("snapshots", "renewed", "expected"), REGISTRATIONS)
+def test_registration_as_the_alerts_json_shows_it(
+    snapshots: tuple[TargetSnapshot, ...], renewed: Cert | None, expected: dict[str, object]
+) -> None:
+    registration = registration_of(CURRENT, renewed, snapshots)
+    assert registration.to_json() == expected
+    assert registration.renewed_thumbprint == (renewed.sha1_thumbprint if renewed else None)
+
+
+def test_each_target_keeps_the_names_the_commands_use() -> None:
+    registration = registration_of(CURRENT, RENEWED, [HUB_UNVERIFIED, HUB_MISSING])
+    assert [(t.current_name, t.renewed_name) for t in registration.targets] == [
+        ("old-ca", "new-ca"),
+        ("old-ca", ""),
+    ]
+    assert [t.target for t in registration.pending_targets] == ["hub", "hub"]
+
+
+def test_targets_are_ordered_by_kind_then_name_then_id() -> None:
+    held = (CURRENT, True, "")
+    snapshots = [
+        snap("t1", "other", held, display="b"),
+        snap("t2", "iot-hub", held, display="b"),
+        snap("t4", "iot-hub", held, display="a"),
+        snap("t3", "iot-hub", held, display="a"),
+        snap("t5", "dps", held, display="z"),
+        snap("t6", "iot-central", held, display="a"),
+    ]
+    registration = registration_of(CURRENT, None, snapshots)
+    assert [t.target for t in registration.targets] == ["t5", "t6", "t3", "t4", "t2", "t1"]
+
+
+def test_a_listing_names_a_certificate_by_sha1_and_by_its_body_when_it_carries_one() -> None:
+    target = TargetSnapshot(
+        "hub",
+        "iot-hub",
+        "hub",
+        None,
+        "x",
+        (
+            TargetEntry("AA" * 20, "a" * 64, True, "same-body"),
+            TargetEntry("BB" * 20, "f" * 64, True, "other-body"),  # same SHA-1, not this cert
+            TargetEntry("CC" * 20, None, False, "no-body"),
+            TargetEntry("DD" * 20, "d" * 64, True, "renewed-with-body"),
+        ),
+    )
+    assert target.state_of("aa" * 20, "a" * 64) == VERIFIED  # any case of hex
+    assert target.state_of("BB" * 20, "b" * 64) == ABSENT
+    assert target.state_of("CC" * 20, "c" * 64) == UNVERIFIED
+    assert target.state_of("EE" * 20, "e" * 64) == ABSENT
+    registration = registration_of(CURRENT, RENEWED, [target])
+    assert [(t.current, t.renewed, t.renewed_name) for t in registration.targets] == [
+        (VERIFIED, ABSENT, "")
+    ]
+    with_body = registration_of(CURRENT, Cert("d" * 64, "DD" * 20), [target])
+    assert [(t.renewed, t.renewed_name) for t in with_body.targets] == [
+        (VERIFIED, "renewed-with-body")
+    ]
+
+
+# --- resolution: which newer CA ends the alert ---------------------------------------
+
+
+def resolve(
+    snapshots: list[TargetSnapshot], candidates: list[Cert], certs: list[Cert] | None = None
+) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """(resolved_by, the renewed CA the registration is about, pending targets)."""
+    certs = certs if certs is not None else [CURRENT, RENEWED, NEWEST]
+    out = resolve_with_evidence(certs, {CURRENT.sha256: [c.sha256 for c in candidates]}, snapshots)
+    assert set(out) == {c.sha256 for c in certs}  # every certificate gets an answer
+    found = out[CURRENT.sha256]
+    return found.resolved_by, found.registration.renewed, found.registration.pending
+
+
+def newest_only(verified: bool) -> TargetSnapshot:
+    return snap("hub", "iot-hub", (CURRENT, True, ""), (NEWEST, verified, ""))
+
+
+RESOLUTIONS = [
+    # no newer CA on record: nothing ends it, whatever the listings say
+    ([], [], (None, None, ())),
+    ([HUB], [], (None, None, ("hub",))),  # no renewal to be verified anywhere
+    # a newer CA and no evidence: it ends the alert (DESIGN §4)
+    ([], [RENEWED], ("b" * 64, "b" * 64, ())),
+    ([ELSEWHERE], [RENEWED], ("b" * 64, "b" * 64, ())),
+    # evidence: verified in every target that holds the current CA, or not resolved
+    ([HUB, DPS], [RENEWED], ("b" * 64, "b" * 64, ())),
+    ([HUB_MISSING, DPS], [RENEWED], (None, "b" * 64, ("hub",))),
+    ([HUB_UNVERIFIED, DPS], [RENEWED], (None, "b" * 64, ("hub",))),
+    # several newer CAs, newest first: the first verified everywhere ends it ...
+    ([HUB], [NEWEST, RENEWED], ("b" * 64, "b" * 64, ())),
+    ([newest_only(True)], [NEWEST, RENEWED], ("c" * 64, "c" * 64, ())),
+    ([], [NEWEST, RENEWED], ("c" * 64, "c" * 64, ())),
+    # ... and when none is, the message asks for the newest
+    ([HUB_MISSING], [NEWEST, RENEWED], (None, "c" * 64, ("hub",))),
+    ([newest_only(False)], [NEWEST, RENEWED], (None, "c" * 64, ("hub",))),
+]
+
+
+@pytest.mark.parametrize(("snapshots", "candidates", "expected"), RESOLUTIONS)
+def test_what_ends_an_alert(
+    snapshots: list[TargetSnapshot],
+    candidates: list[Cert],
+    expected: tuple[str | None, str | None, tuple[str, ...]],
+) -> None:
+    assert resolve(snapshots, candidates) == expected
+
+
+def test_a_candidate_not_on_record_is_not_a_renewal() -> None:
+    assert resolve([], [NEWEST], certs=[CURRENT, RENEWED]) == (None, None, ())
+    assert resolve([HUB], [NEWEST, RENEWED], certs=[CURRENT, RENEWED]) == (
+        "b" * 64,
+        "b" * 64,
+        (),
+    )
+    # a certificate with no candidates at all (absent from the mapping) is not resolved
+    out = resolve_with_evidence([RENEWED], {}, [HUB])
+    assert out[RENEWED.sha256].resolved_by is None
+    assert out[RENEWED.sha256].registration.evidence is True  # the hub lists it
+
+
+# --- what the alert says ---------------------------------------------------------------
+
+SUB = "/subscriptions/0000/resourceGroups/Fleet-RG/providers/Microsoft.Devices"
+HUB_ID = f"{SUB}/IotHubs/fleet-hub"
+DPS_ID = f"{SUB}/provisioningServices/fleet-dps"
+THUMB = "ABCDEF12" + "0" * 32
+MISSING = "the renewed CA is still missing or unverified"
+DOWNLOAD = f"azsphere ca download --thumbprint {THUMB} --destination tenant-ca-abcdef12.cer"
+PROOF = "azsphere ca download-proof --verificationcode <code> --destination proof.cer"
+
+
+def registration(*targets: TargetState, renewed: bool = True) -> Registration:
+    return Registration(
+        True,
+        "b" * 64 if renewed else None,
+        targets,
+        renewed_thumbprint=THUMB if renewed else None,
+    )
+
+
+def lines(registration: Registration | None) -> list[tuple[str, str]]:
+    return [(line.kind, line.text) for line in registration_lines(registration)]
+
+
+def test_golden_lines_and_commands_per_target() -> None:
+    reg = registration(
+        TargetState(DPS_ID, "dps", "fleet-dps", VERIFIED, ABSENT, "old-ca", ""),
+        TargetState(HUB_ID, "iot-hub", "fleet-hub", UNVERIFIED, UNVERIFIED, "old", "renewed-ca"),
+        TargetState("partner", "iot-central", "Partner App", VERIFIED, ABSENT),
+        TargetState("x", "other", "X", VERIFIED, VERIFIED),
+    )
+    dps = "--dps-name fleet-dps --resource-group Fleet-RG --certificate-name tenant-ca-abcdef12"
+    hub = "--hub-name fleet-hub --resource-group Fleet-RG --name renewed-ca"
+    assert lines(reg) == [
+        (
+            "summary",
+            "Registered in 4 target(s); the renewed CA is still missing or unverified in 3.",
+        ),
+        ("target", "DPS fleet-dps: current CA verified, renewed CA absent"),
+        (
+            "target",
+            "IoT Hub fleet-hub: current CA registered, not verified, "
+            "renewed CA registered, not verified",
+        ),
+        ("target", "IoT Central Partner App: current CA verified, renewed CA absent"),
+        ("target", "Target X: current CA verified, renewed CA verified"),
+        ("command", "# DPS fleet-dps"),
+        (
+            "command",
+            f"azsphere ca download --thumbprint {THUMB} --destination tenant-ca-abcdef12.cer",
+        ),
+        ("command", f"az iot dps certificate create {dps} --path tenant-ca-abcdef12.cer"),
+        ("command", f"az iot dps certificate generate-verification-code {dps} --etag <etag>"),
+        ("command", PROOF),
+        ("command", f"az iot dps certificate verify {dps} --path proof.cer --etag <etag>"),
+        ("command", "# IoT Hub fleet-hub"),
+        ("command", f"az iot hub certificate generate-verification-code {hub} --etag <etag>"),
+        ("command", PROOF),
+        ("command", f"az iot hub certificate verify {hub} --path proof.cer --etag <etag>"),
+        (
+            "command",
+            f"In Partner App: register the renewed CA (SHA-1 {THUMB}) and verify it with "
+            "`azsphere ca download-proof --verificationcode <code>`.",
+        ),
+    ]
+
+
+def test_a_hub_missing_the_renewal_gets_download_and_create() -> None:
+    reg = registration(TargetState(HUB_ID, "iot-hub", "fleet-hub", VERIFIED, ABSENT))
+    hub = "--hub-name fleet-hub --resource-group Fleet-RG --name tenant-ca-abcdef12"
+    assert lines(reg)[2:] == [
+        ("command", "# IoT Hub fleet-hub"),
+        (
+            "command",
+            f"azsphere ca download --thumbprint {THUMB} --destination tenant-ca-abcdef12.cer",
+        ),
+        ("command", f"az iot hub certificate create {hub} --path tenant-ca-abcdef12.cer"),
+        ("command", f"az iot hub certificate generate-verification-code {hub} --etag <etag>"),
+        ("command", PROOF),
+        ("command", f"az iot hub certificate verify {hub} --path proof.cer --etag <etag>"),
+    ]
+
+
+def test_done_no_renewal_and_no_evidence() -> None:
+    done = registration(TargetState(HUB_ID, "iot-hub", "fleet-hub", VERIFIED, VERIFIED))
+    assert lines(done) == [
+        ("summary", "Registered in 1 target(s); the renewed CA is verified in all of them."),
+        ("target", "IoT Hub fleet-hub: current CA verified, renewed CA verified"),
+    ]
+    no_renewal = registration(
+        TargetState(HUB_ID, "iot-hub", "fleet-hub", VERIFIED, ABSENT), renewed=False
+    )
+    assert lines(no_renewal) == [
+        (
+            "summary",
+            "Registered in 1 target(s); the renewed CA is still missing or unverified in 1.",
+        ),
+        (
+            "note",
+            "No renewed tenant CA is on record yet: run `azsphere ca list`, download the "
+            "newest one and upload it.",
+        ),
+        ("target", "IoT Hub fleet-hub: current CA verified, renewed CA absent"),
+    ]
+    assert lines(Registration(False, "b" * 64, ())) == [("note", NO_EVIDENCE)]
+    assert lines(None) == []
+    assert registration_lines(None) == []
+    assert registration_lines(done)[0] == RegistrationLine(
+        "summary", "Registered in 1 target(s); the renewed CA is verified in all of them."
+    )
+
+
+def fallback(display: str, thumb: str = THUMB) -> tuple[str, str]:
+    return (
+        "command",
+        f"In {display}: register the renewed CA (SHA-1 {thumb}) and verify it with "
+        "`azsphere ca download-proof --verificationcode <code>`.",
+    )
+
+
+# Names a shell would read as more than a name (or as an option), and targets the
+# az commands cannot address: the alert says what to do without a command to paste.
+NO_COMMAND = [
+    TargetState(f"{SUB}/IotHubs/hub;rm -rf ~", "iot-hub", "hub;rm -rf ~", VERIFIED, ABSENT),
+    TargetState(f"{SUB}/IotHubs/--help", "iot-hub", "--help", VERIFIED, ABSENT),
+    TargetState(HUB_ID.replace("Fleet-RG", "rg$(id)"), "iot-hub", "fleet-hub", VERIFIED, ABSENT),
+    TargetState(HUB_ID, "iot-hub", "fleet-hub", VERIFIED, UNVERIFIED, "", "ca `id`"),
+    TargetState(HUB_ID, "iot-hub", "fleet hub", VERIFIED, ABSENT),  # display differs from id
+    TargetState("fleet-hub", "iot-hub", "fleet-hub", VERIFIED, ABSENT),  # not an ARM id
+    TargetState(f"{SUB}/IotHubs/fleet-hub/extra", "iot-hub", "fleet-hub", VERIFIED, ABSENT),
+    TargetState(HUB_ID, "iot-central", "fleet-hub", VERIFIED, ABSENT),
+    TargetState(DPS_ID, "other", "fleet-dps", VERIFIED, ABSENT),
+]
+
+
+@pytest.mark.parametrize("state", NO_COMMAND, ids=range(len(NO_COMMAND)))
+def test_no_command_for_names_unfit_for_a_shell_or_targets_az_cannot_address(
+    state: TargetState,
+) -> None:
+    assert lines(registration(state))[2:] == [fallback(state.display_name)]
+
+
+def test_hub_names_with_the_characters_azure_allows_get_commands() -> None:
+    name = "Fleet.Hub_(eu)-1"
+    state = TargetState(f"{SUB}/IOTHUBS/{name}", "iot-hub", name, VERIFIED, UNVERIFIED, "", "ca.2")
+    assert lines(registration(state))[2:4] == [
+        ("command", f"# IoT Hub {name}"),
+        (
+            "command",
+            f"az iot hub certificate generate-verification-code --hub-name {name} "
+            "--resource-group Fleet-RG --name ca.2 --etag <etag>",
+        ),
+    ]
+
+
+def test_without_a_thumbprint_the_alert_says_so_rather_than_guess_a_command() -> None:
+    reg = Registration(
+        True, "b" * 64, (TargetState(HUB_ID, "iot-hub", "fleet-hub", VERIFIED, ABSENT),)
+    )
+    assert lines(reg)[2:] == [fallback("fleet-hub", "<thumbprint>")]
+
+
+HOSTILE = "<b>x</b> https://evil.example/p ${cardData}"
+
+
+def test_hostile_target_names_in_the_fallback_are_escaped_and_defanged_in_every_form() -> None:
+    state = TargetState(f"{SUB}/IotHubs/x", "iot-hub", HOSTILE, VERIFIED, ABSENT)
+    message = render_message([replace(alert(), registration=registration(state))], NOW)
+    card = json.dumps(message.adaptive_card)
+    for form in (message.text, message.html, card):
+        assert "evil.example" not in form
+    assert "hxxps://evil[.]example/p" in message.text and "hxxps://evil[.]example/p" in message.html
+    assert "<b>x</b>" not in message.html and "&lt;b&gt;x&lt;/b&gt;" in message.html
+    assert "${cardData}" not in card
+    assert "        In <b>x</b> hxxps://evil[.]example/p ${cardData}: register" in message.text
