@@ -298,7 +298,7 @@ def test_entry_count_limit() -> None:
     assert len(parse_listing_document([entry] * 10_000).sphere_entries) == 10_000
     with pytest.raises(ListingError) as caught:
         parse_listing_document([entry] * 10_001)
-    assert caught.value.message == "more than 10000 entries"
+    assert str(caught.value) == "malformed-listing: more than 10000 entries"
     with pytest.raises(ListingError) as caught:
         parse_listing_document(manifest(certificates=[entry] * 10_001))
     assert caught.value.message == 'the manifest needs a "certificates" array'
