@@ -7,6 +7,7 @@ Pure core: certificates here are only their two hashes (what resolution looks at
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass, replace
 
 import pytest
@@ -402,16 +403,30 @@ def test_no_command_for_names_unfit_for_a_shell_or_targets_az_cannot_address(
     assert lines(registration(state))[2:] == [fallback(state.display_name)]
 
 
-def test_hub_names_with_the_characters_azure_allows_get_commands() -> None:
-    name = "Fleet.Hub_(eu)-1"
-    state = TargetState(f"{SUB}/IOTHUBS/{name}", "iot-hub", name, VERIFIED, UNVERIFIED, "", "ca.2")
-    assert lines(registration(state))[2:4] == [
-        ("command", f"# IoT Hub {name}"),
-        (
-            "command",
-            f"az iot hub certificate generate-verification-code --hub-name {name} "
-            "--resource-group Fleet-RG --name ca.2 --etag <etag>",
-        ),
+def shell_words(command: str) -> list[str]:
+    """The words a POSIX shell makes of a pasted command (parentheses are its own tokens)."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
+def test_names_with_the_characters_azure_allows_paste_into_a_shell_as_one_word() -> None:
+    # Resource group names may hold dots, underscores and parentheses; hub names hyphens.
+    hub_id = f"{SUB.replace('Fleet-RG', 'Fleet_RG.(eu)')}/IOTHUBS/fleet-hub-01"
+    state = TargetState(hub_id, "iot-hub", "fleet-hub-01", VERIFIED, ABSENT, "", "")
+    commands = [text for kind, text in lines(registration(state)) if kind == "command"]
+    assert commands[0] == "# IoT Hub fleet-hub-01"
+    name = ["--hub-name", "fleet-hub-01", "--resource-group", "Fleet_RG.(eu)"]
+    name += ["--name", "tenant-ca-abcdef12"]
+    assert shell_words(commands[2]) == [
+        *["az", "iot", "hub", "certificate", "create"],
+        *name,
+        *["--path", "tenant-ca-abcdef12.cer"],
+    ]
+    verification_code = commands[3].removesuffix(" --etag <etag>")
+    assert shell_words(verification_code) == [
+        *["az", "iot", "hub", "certificate", "generate-verification-code"],
+        *name,
     ]
 
 

@@ -7,6 +7,7 @@ escapes them for the form they go into.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 
 from shared.alerts.registration import ABSENT, UNVERIFIED, VERIFIED, Registration, TargetState
@@ -107,12 +108,14 @@ def commands(state: TargetState, registration: Registration) -> list[str]:
             f"In {state.display_name}: register the renewed CA (SHA-1 {thumb}) and verify it "
             f"with `azsphere ca download-proof --verificationcode <code>`."
         ]
+    # Quoted where a shell would split them: resource group names may hold parentheses.
+    target, group, cert = (shlex.quote(v) for v in (state.display_name, found["rg"], name))
     if state.kind == "iot-hub":
-        base = f"az iot hub certificate {{}} --hub-name {state.display_name} "
-        base += f"--resource-group {found['rg']} --name {name}"
+        base = f"az iot hub certificate {{}} --hub-name {target} "
+        base += f"--resource-group {group} --name {cert}"
     else:
-        base = f"az iot dps certificate {{}} --dps-name {state.display_name} "
-        base += f"--resource-group {found['rg']} --certificate-name {name}"
+        base = f"az iot dps certificate {{}} --dps-name {target} "
+        base += f"--resource-group {group} --certificate-name {cert}"
     steps = [f"# {target_label(state)}"]
     if state.renewed == ABSENT:
         steps.append(f"azsphere ca download --thumbprint {thumb} --destination {file}")
