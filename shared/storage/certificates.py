@@ -156,7 +156,7 @@ class CertificateStore:
             except ResourceNotFoundError:
                 return None
             inline = [s for s in json.loads(row.get("sources") or "[]") if s != name]
-            tenant = row.get("tenant_id") if row.get("role") == str(Role.TENANT_CA) else None
+            tenant = _tenant_of_tenant_ca(row)
             try:
                 # Always a write under the ETag, even when the inline list is unchanged:
                 # a removal that read this row before our source row went must retry.
@@ -197,7 +197,8 @@ class CertificateStore:
         return found
 
     def find_tenant_ca(self, reference: str) -> tuple[str, str | None] | None:
-        """(tenant_id, sha256 or None) for a tenant id, a SHA-256 or a SHA-1 thumbprint."""
+        """(tenant_id, sha256 or None) for a tenant id, a SHA-256 or a SHA-1 thumbprint of a
+        tenant CA (a device certificate carries its tenant id too, but is not acknowledged)."""
         ref = reference.strip().lower().replace(":", "")
         if len(ref) == 36 and ref.count("-") == 4:
             return ref, None
@@ -205,14 +206,21 @@ class CertificateStore:
         if len(ref) == 64:
             try:
                 row = table.get_entity(ref[:2], ref)
-                return (row["tenant_id"], ref) if row.get("tenant_id") else None
             except ResourceNotFoundError:
                 return None
+            tenant = _tenant_of_tenant_ca(row)
+            return (tenant, ref) if tenant else None
         if len(ref) == 40:
             for row in table.query_entities(
                 "sha1_thumbprint eq @t",
                 parameters={"t": ref.upper()},
-                select=["RowKey", "tenant_id"],
+                select=["RowKey", "tenant_id", "role"],
             ):
-                return (row["tenant_id"], row["RowKey"]) if row.get("tenant_id") else None
+                tenant = _tenant_of_tenant_ca(row)
+                return (tenant, row["RowKey"]) if tenant else None
         return None
+
+
+def _tenant_of_tenant_ca(row: dict[str, Any]) -> str | None:
+    """The tenant id of a tenant CA's row; None for any other certificate."""
+    return row.get("tenant_id") if row.get("role") == str(Role.TENANT_CA) else None
