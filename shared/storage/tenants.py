@@ -136,16 +136,16 @@ class TenantStore:
                 self._index.remove(tenant_id, keys)
         for cert in state.certificates:
             resolution = state.resolutions.get(cert.sha256)
-            resolver = resolution.resolved_by if resolution else None
+            # "" for "none": the SDK leaves None out of a MERGE, which would keep a stale
+            # replacement or pending list from an earlier refresh (by_tenant reads "" as None).
             self._tables("tenantcas").upsert_entity(
                 {
                     "PartitionKey": tenant_id,
                     "RowKey": cert.sha256,
-                    "resolved_by": resolver,
+                    "resolved_by": (resolution.resolved_by if resolution else None) or "",
                     "renewal_pending": (
-                        ",".join(resolution.registration.pending) if resolution else None
-                    )
-                    or None,
+                        ",".join(resolution.registration.pending) if resolution else ""
+                    ),
                     "registration_evidence": bool(resolution and resolution.registration.evidence),
                 },
                 mode=UpdateMode.MERGE,
@@ -171,5 +171,6 @@ class TenantStore:
         """Every tenant CA row, by tenant then SHA-256 (the report reads them all)."""
         found: dict[str, dict[str, dict[str, Any]]] = {}
         for row in self._tables("tenantcas").list_entities():
-            found.setdefault(row["PartitionKey"], {})[row["RowKey"]] = dict(row)
+            fields = {key: value for key, value in row.items() if value != ""}
+            found.setdefault(row["PartitionKey"], {})[row["RowKey"]] = fields
         return found
