@@ -42,6 +42,7 @@ _PKCS = "tests/test_mutants_pkcs.py"  # every odd PKCS#7/PKCS#12 shape and what 
 # blobs, a restarted Azurite, a CLI subprocess) are left out of the mutant runs: they would
 # multiply the run time and what they check is also checked by the fast ones beside them.
 _PIPELINE = [
+    "tests/test_mutants_storage.py",  # first: small deliveries that kill most mutants fastest
     "tests/test_pipeline.py",
     "tests/test_private_keys.py",
     "--deselect=tests/test_pipeline.py::test_five_hundred_blobs_each_recorded_once",
