@@ -636,3 +636,147 @@ def test_a_key_blob_replaced_meanwhile_keeps_its_new_content(app_runtime) -> Non
     blob = rt.blobs.get_blob_client(rt.settings.cert_container, "k.pem")
     delete_every_copy(blob, old_etag, rt.blobs)
     assert blob.download_blob().readall() == newer
+
+
+# --- the rows as Storage Explorer shows them, and writes that fail -----------------------
+
+
+def test_certificate_and_tenant_rows_carry_their_columns(app_runtime) -> None:
+    rt = app_runtime
+    ca = samples.tenant_ca(TENANT)
+    put(rt, "ca.pem", ca.pem)
+    deliver(rt, "ca.pem")
+    sha = sha256_hex(ca.der)
+    sha1 = hashlib.sha1(ca.der, usedforsecurity=False).hexdigest().upper()
+    row = rt.store.table("certificates").get_entity(sha[:2], sha)
+    expected = {
+        "verdict": "ok",
+        "role": "tenant-ca",
+        "tenant_id": TENANT,
+        "not_before": "2019-04-27T07:42:26Z",
+        "not_after": "2021-04-26T10:42:26Z",
+        "mismatch": "none",
+        "sha1_thumbprint": sha1,
+        "sources": '["ca.pem"]',
+        "first_seen": "2020-07-30T09:00:00Z",
+        "last_seen": "2020-07-30T09:00:00Z",
+    }
+    assert {key: row.get(key) for key in expected} == expected
+    assert json.loads(row["document"])["sha256_fingerprint"] == sha
+    tenant_row = rt.store.table("tenantcas").get_entity(TENANT, sha)
+    expected = {
+        "sha1_thumbprint": sha1,
+        "subject": f"C=US,ST=Washington,L=Redmond,O=Microsoft Corporation,"
+        f"CN=Microsoft Azure Sphere {TENANT}",
+        "not_before": "2019-04-27T07:42:26Z",
+        "not_after": "2021-04-26T10:42:26Z",
+        "verdict": "ok",
+        "registration_evidence": False,
+    }
+    assert {key: tenant_row.get(key) for key in expected} == expected
+    assert not tenant_row.get("resolved_by") and not tenant_row.get("renewal_pending")
+
+
+def test_which_refused_writes_are_table_limits() -> None:
+    from azure.core.exceptions import HttpResponseError
+
+    from shared.storage.uploads import outgrew_table
+
+    def refused(status: int, text: str, code: str | None = None) -> HttpResponseError:
+        error = HttpResponseError(message=text)
+        error.status_code, error.error_code = status, code
+        return error
+
+    assert outgrew_table(refused(413, "Request body too large"))
+    assert outgrew_table(refused(400, "The property value is too large", "PropertyValueTooLarge"))
+    assert outgrew_table(refused(400, "EntityTooLarge: the entity is larger than 1 MB"))
+    assert outgrew_table(refused(400, "x", "RequestBodyTooLarge"))
+    assert not outgrew_table(refused(503, "Server busy", "ServerBusy"))
+    assert not outgrew_table(refused(400, "One of the request inputs is not valid", "InvalidInput"))
+
+
+def test_a_refused_certificate_write_rejects_or_retries_the_upload(
+    app_runtime, monkeypatch
+) -> None:
+    """Over a limit (413 with no code: Azure's answer to a request body too large), the
+    upload is recorded rejected and says why; a transient error leaves it unrecorded, for
+    the host to deliver again."""
+    from azure.core.exceptions import HttpResponseError
+
+    from shared.storage.certificates import CertificateStore
+
+    rt = app_runtime
+    put(rt, "a.pem", samples.tenant_ca(TENANT).pem)
+    put(rt, "b.pem", samples.tenant_ca(TENANT).pem)
+    answer = {"status": 413}
+
+    def refuse(self, cert, name, now) -> None:
+        error = HttpResponseError(message="refused")
+        error.status_code = answer["status"]
+        raise error
+
+    monkeypatch.setattr(CertificateStore, "add_source", refuse)
+    deliver(rt, "a.pem")
+    (upload,) = rt.store.report()["uploads"]
+    assert (upload["status"], upload["error"]["code"]) == ("rejected", "too-large-to-record")
+    assert "(a table limit)" in upload["error"]["message"]
+    answer["status"] = 503
+    with pytest.raises(HttpResponseError):
+        deliver(rt, "b.pem")
+    assert list(uploads_by_name(rt)) == ["a.pem"]
+
+
+def test_an_upload_whose_result_blob_fails_stays_pending(app_runtime) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    rt = app_runtime
+    put(rt, "ca.pem", samples.tenant_ca(TENANT).pem)
+    rt.blobs.delete_container(rt.settings.results_container)
+    with pytest.raises(ResourceNotFoundError):
+        deliver(rt, "ca.pem")
+    assert rt.store.report()["uploads"] == []  # not recorded: the host delivers it again
+    handlers.ensure_containers(rt)
+    assert deliver(rt, "ca.pem") is not None
+    assert [u["status"] for u in rt.store.report()["uploads"]] == ["analyzed"]
+
+
+def test_the_store_itself_refuses_a_second_record_of_one_etag(app_runtime) -> None:
+    """Two deliveries of one event that both passed the pipeline's check: the second
+    record (which reads the rows itself) changes nothing."""
+    rt = app_runtime
+    etag = put(rt, "ca.pem", samples.tenant_ca(TENANT).pem)
+    result = deliver(rt, "ca.pem")
+    assert result is not None
+    before = rt.store.report()
+    later = NOW + timedelta(hours=1)
+    assert rt.store.uploads.record_upload("ca.pem", f'"{etag}"', result, later) is False
+    assert rt.store.report() == before
+
+
+def test_an_upload_row_of_an_earlier_version_is_still_superseded(app_runtime) -> None:
+    """Rows written before certificate lists were chunked have no ``certificate_rows``
+    (and a refused upload's may have no list at all): new content still replaces them."""
+    from shared.storage.keys import table_key, upload_partition
+
+    rt = app_runtime
+    ca = samples.tenant_ca(TENANT)
+    put(rt, "ca.pem", ca.pem)
+    deliver(rt, "ca.pem")
+    (row,) = rt.store.uploads.upload_rows("ca.pem")
+    for key in ("certificate_rows", "processed_at"):
+        del row[key]
+    rt.store.table("uploads").upsert_entity(row, mode="replace")
+    rt.store.table("uploads").upsert_entity(
+        {
+            "PartitionKey": upload_partition("ca.pem"),
+            "RowKey": table_key("0x1"),
+            "name": "ca.pem",
+            "etag": "0x1",
+            "status": "unreadable",
+        }
+    )
+    put(rt, "ca.pem", b"no longer a certificate\n")
+    deliver(rt, "ca.pem")
+    (upload,) = rt.store.report()["uploads"]
+    assert upload["error"]["code"] == "not-a-certificate"
+    assert rt.store.report()["certificates"] == []
