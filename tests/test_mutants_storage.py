@@ -309,18 +309,19 @@ def test_an_empty_blob_is_recorded_empty_with_its_etag(app_runtime) -> None:
 
 def test_the_size_limit_admits_exactly_the_limit(app_runtime, monkeypatch) -> None:
     ca = samples.tenant_ca(TENANT)
-    limit = len(ca.pem) + 10
+    limit = len(ca.der)  # DER: one byte less read would be a truncated certificate
     monkeypatch.setenv("MAX_UPLOAD_BYTES", str(limit))
     handlers.reset_runtime()
     rt = handlers.runtime()
-    put(rt, "exact.pem", ca.pem + b"\n" * 10)
-    put(rt, "over.pem", ca.pem + b"\n" * 11)
-    put(rt, "b" * 1_030, ca.pem + b"\n" * 11)  # its name is what is wrong with it
+    put(rt, "exact.pem", ca.der)
+    put(rt, "over.pem", ca.der + b"\n")
+    put(rt, "b" * 1_030, ca.der + b"\n")  # its name is what is wrong with it
     for name in ("exact.pem", "over.pem", "b" * 1_030):
         deliver(rt, name)
     uploads = uploads_by_name(rt)
     assert uploads["b" * 1_030]["error"]["code"] == "bad-blob-name"
     assert (uploads["exact.pem"]["status"], uploads["exact.pem"]["error"]) == ("analyzed", None)
+    assert uploads["exact.pem"]["format"] == "der"
     over = uploads["over.pem"]
     assert (over["status"], over["error"]["code"], over["certificates"]) == (
         "rejected",
@@ -396,37 +397,57 @@ def test_a_tenant_wide_acknowledgement_closes_every_ca_of_the_tenant(app_runtime
     assert acknowledged == [True]
 
 
-def test_a_listing_upload_resolves_the_tenant_it_names(app_runtime) -> None:
-    """A registration listing names the tenant's renewal: its tenant is refreshed, so the
-    old CA stays open while a target lacks the verified renewal, and closes once none does."""
-    from tests.registration_samples import HUB_ID, arm_listing
+def test_a_listing_upload_resolves_the_tenants_it_names(app_runtime) -> None:
+    """A registration listing names tenants' renewals: each such tenant is refreshed, so an
+    old CA stays open while a target lacks its verified renewal, and closes once none does.
+    One document lists two hubs, each naming another tenant's CAs."""
+    from tests.registration_samples import HUB_ID, arm_entry
 
+    second_hub = HUB_ID.replace("Fleet-Hub", "Second-Hub")
+    other_tenant = "0bb00000-1111-4222-8333-944445555666"
     rt = app_runtime
     old = samples.tenant_ca(TENANT, datetime(2020, 7, 1, tzinfo=UTC), key_seed=1000)
     new = samples.tenant_ca(TENANT, datetime(2020, 8, 1, tzinfo=UTC), key_seed=1001)
-    put(rt, "old.cer", old.der)
-    put(rt, "new.cer", new.der)
-    deliver(rt, "old.cer")
-    deliver(rt, "new.cer")
-    put(rt, "hub.json", arm_listing(HUB_ID, [("old", old, True), ("new", new, False)]))
-    deliver(rt, "hub.json")
-    far = datetime(2100, 1, 1, tzinfo=UTC)
+    other = samples.tenant_ca(other_tenant, datetime(2020, 7, 1, tzinfo=UTC), key_seed=1002)
+    for name, issued in (("old.cer", old), ("new.cer", new), ("other.cer", other)):
+        put(rt, name, issued.der)
+        deliver(rt, name)
+
+    def listing(new_verified: bool) -> bytes:
+        entries = [
+            arm_entry(HUB_ID, "old", old, verified=True),
+            arm_entry(HUB_ID, "new", new, verified=new_verified),
+            arm_entry(second_hub, "other", other, verified=True),
+        ]
+        return json.dumps({"value": entries}).encode()
+
+    def open_shas() -> set[str]:
+        far = datetime(2100, 1, 1, tzinfo=UTC)
+        return {c.sha256 for c in rt.store.index.open_tenant_certificates(far, all_open=True)}
+
+    # Resolved by today's rule (no evidence yet) until the listing shows the renewal pending.
+    assert sha256_hex(old.der) not in open_shas()
+    put(rt, "hubs.json", listing(new_verified=False))
+    deliver(rt, "hubs.json")
     certs = certificates_by_sha(rt)
     assert certs[sha256_hex(old.der)]["resolved_by"] is None
     assert certs[sha256_hex(old.der)]["renewal_pending"] == [HUB_ID.lower()]
-    assert sha256_hex(old.der) in {
-        c.sha256 for c in rt.store.index.open_tenant_certificates(far, all_open=True)
-    }
+    assert sha256_hex(old.der) in open_shas()
+    assert [(r["target"], r["source"]) for r in certs[sha256_hex(other.der)]["registrations"]] == [
+        (second_hub.lower(), "hubs.json")
+    ]
 
-    put(rt, "hub.json", arm_listing(HUB_ID, [("old", old, True), ("new", new, True)]))
-    deliver(rt, "hub.json", NOW + timedelta(hours=1))
+    put(rt, "hubs.json", listing(new_verified=True))
+    deliver(rt, "hubs.json", NOW + timedelta(hours=1))
     certs = certificates_by_sha(rt)
     assert certs[sha256_hex(old.der)]["resolved_by"] == sha256_hex(new.der)
     assert certs[sha256_hex(old.der)]["renewal_pending"] == []
-    assert sha256_hex(old.der) not in {
-        c.sha256 for c in rt.store.index.open_tenant_certificates(far, all_open=True)
+    assert sha256_hex(old.der) not in open_shas()
+    assert uploads_by_name(rt)["hubs.json"]["format"] == "iot-hub-certificates"
+    assert {t["target"] for t in rt.store.report()["targets"]} == {
+        HUB_ID.lower(),
+        second_hub.lower(),
     }
-    assert uploads_by_name(rt)["hub.json"]["format"] == "iot-hub-certificates"
 
 
 def test_find_tenant_ca_by_tenant_sha256_or_thumbprint(app_runtime) -> None:
@@ -780,3 +801,26 @@ def test_an_upload_row_of_an_earlier_version_is_still_superseded(app_runtime) ->
     (upload,) = rt.store.report()["uploads"]
     assert upload["error"]["code"] == "not-a-certificate"
     assert rt.store.report()["certificates"] == []
+
+
+def test_an_over_size_blob_is_read_only_to_the_limit_plus_one(app_runtime, monkeypatch) -> None:
+    """The point is the bound: whatever a blob's size, one ranged GET asks for at most
+    ``MAX_UPLOAD_BYTES + 1`` bytes of it."""
+    from azure.core.pipeline.transport import RequestsTransport
+
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "1000")
+    handlers.reset_runtime()
+    rt = handlers.runtime()
+    put(rt, "big.pem", b"-" * 50_000)
+    ranges: list[str | None] = []
+    original = RequestsTransport.send
+
+    def watching(transport, request, **kwargs):
+        if request.method == "GET" and "big.pem" in request.url:
+            ranges.append(request.headers.get("x-ms-range"))
+        return original(transport, request, **kwargs)
+
+    monkeypatch.setattr(RequestsTransport, "send", watching)
+    deliver(rt, "big.pem")
+    assert ranges == ["bytes=0-1000"]
+    assert uploads_by_name(rt)["big.pem"]["error"]["code"] == "too-large"
