@@ -49,6 +49,9 @@ _PIPELINE = [
     "--deselect=tests/test_pipeline.py::test_cli_upload_process_report_round_trip",
     "--deselect=tests/test_pipeline.py::test_azurite_stopped_mid_run_then_restarted",
     "--deselect=tests/test_private_keys.py::test_cli_upload_refuses_key_material_before_sending",
+    "tests/test_table_limits.py",  # the ETag races of a certificate's sources
+    "--deselect=tests/test_table_limits.py::test_upload_of_600_certificates_is_fully_recorded_and_superseded",
+    "--deselect=tests/test_table_limits.py::test_one_certificate_under_300_long_names_lists_every_source",
 ]
 _REGISTRATIONS = [
     "tests/test_registrations.py",

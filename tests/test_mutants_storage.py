@@ -443,6 +443,9 @@ def test_a_listing_upload_resolves_the_tenants_it_names(app_runtime) -> None:
     assert certs[sha256_hex(old.der)]["resolved_by"] == sha256_hex(new.der)
     assert certs[sha256_hex(old.der)]["renewal_pending"] == []
     assert sha256_hex(old.der) not in open_shas()
+    assert rt.store.table("tenantcas").get_entity(TENANT, sha256_hex(old.der))[
+        "registration_evidence"
+    ]
     assert uploads_by_name(rt)["hubs.json"]["format"] == "iot-hub-certificates"
     assert {t["target"] for t in rt.store.report()["targets"]} == {
         HUB_ID.lower(),
@@ -559,6 +562,9 @@ def test_a_document_still_too_long_is_cut_shorter(app_runtime, monkeypatch) -> N
     kept, marker = subject.split("…")
     assert len(kept) == 128 and marker.startswith("[truncated: ")
     assert "…" not in certs[sha256_hex(short.der)]["subject"]  # short enough: whole
+    tenant_row = rt.store.table("tenantcas").get_entity(TENANT, sha256_hex(ca.der))
+    kept, marker = tenant_row["subject"].split("…")
+    assert len(kept) == 1_024 and marker == "[truncated: 2,595 characters in all]"
     document, _ = result_document(rt, "long.pem")
     assert "u" * 2_500 in document["results"][0]["certificates"][0]["subject"]
 
@@ -824,3 +830,28 @@ def test_an_over_size_blob_is_read_only_to_the_limit_plus_one(app_runtime, monke
     deliver(rt, "big.pem")
     assert ranges == ["bytes=0-1000"]
     assert uploads_by_name(rt)["big.pem"]["error"]["code"] == "too-large"
+
+
+def test_a_second_source_whose_row_was_removed_meanwhile_makes_it_again(
+    app_runtime, monkeypatch
+) -> None:
+    """The other race: a second upload finds the certificate row (so it is a further
+    source), but a removal deletes the row before the second upload's MERGE lands."""
+    from shared.storage.certificates import CertificateStore
+
+    rt = app_runtime
+    ca = samples.tenant_ca(TENANT)
+    put(rt, "first.pem", ca.pem)
+    deliver(rt, "first.pem")
+    original = CertificateStore._add_further_source
+
+    def removed_meanwhile(self, cert, name, now) -> None:
+        rt.store.table("certificates").delete_entity(cert.sha256[:2], cert.sha256)
+        original(self, cert, name, now)
+
+    monkeypatch.setattr(CertificateStore, "_add_further_source", removed_meanwhile)
+    put(rt, "second.pem", ca.pem)
+    deliver(rt, "second.pem", NOW + timedelta(hours=1))
+    (cert,) = rt.store.report()["certificates"]
+    assert cert["sources"] == ["second.pem"]
+    assert cert["first_seen"] == "2020-07-30T10:00:00Z"
