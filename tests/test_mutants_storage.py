@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -349,10 +350,15 @@ def test_a_name_storage_cannot_list_is_refused_unread(app_runtime) -> None:
     assert document["results"][0]["source"] == name
 
 
-def test_a_blob_gone_before_delivery_records_nothing(app_runtime) -> None:
+def test_a_blob_gone_before_delivery_records_nothing(app_runtime, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="ca_watch")
     assert deliver(app_runtime, "never-there.pem") is None
     assert deliver(app_runtime, "x" * 1_030) is None  # refused names are looked up too
     assert app_runtime.store.report()["uploads"] == []
+    assert said(caplog) == [
+        "blob never-there.pem is gone before it was analysed; nothing to record",
+        f"blob {'x' * 1_030} is gone before it was analysed; nothing to record",
+    ]
 
 
 def test_a_key_is_recorded_refused_and_its_blob_deleted(app_runtime) -> None:
@@ -629,9 +635,15 @@ class VersionedContainer:
         return SimpleNamespace(delete_blob=delete_blob)
 
 
-def test_a_key_blob_loses_every_earlier_version_and_nothing_else(app_runtime) -> None:
+def said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the app logged (Application Insights shows it to operators)."""
+    return [r.getMessage() for r in caplog.records if r.name.startswith("ca_watch")]
+
+
+def test_a_key_blob_loses_every_earlier_version_and_nothing_else(app_runtime, caplog) -> None:
     from shared.app.pipeline import delete_every_copy
 
+    caplog.set_level(logging.INFO, logger="ca_watch")
     rt = app_runtime
     etag = put(rt, "k.pem", KEY_PEM)
     blob = rt.blobs.get_blob_client(rt.settings.cert_container, "k.pem")
@@ -650,12 +662,14 @@ def test_a_key_blob_loses_every_earlier_version_and_nothing_else(app_runtime) ->
     assert service.deleted == [("k.pem", "v1"), ("k.pem", "v3")]
     container = rt.blobs.get_container_client(rt.settings.cert_container)
     assert list(container.list_blobs(include=["snapshots"])) == []
+    assert said(caplog) == ["blob k.pem held private key material: deleted with every version"]
     delete_every_copy(blob, etag, VersionedContainer([]))  # type: ignore[arg-type]
 
 
-def test_a_key_blob_replaced_meanwhile_keeps_its_new_content(app_runtime) -> None:
+def test_a_key_blob_replaced_meanwhile_keeps_its_new_content(app_runtime, caplog) -> None:
     from shared.app.pipeline import delete_every_copy
 
+    caplog.set_level(logging.INFO, logger="ca_watch")
     rt = app_runtime
     old_etag = put(rt, "k.pem", KEY_PEM)
     newer = samples.tenant_ca(TENANT).pem
@@ -663,6 +677,7 @@ def test_a_key_blob_replaced_meanwhile_keeps_its_new_content(app_runtime) -> Non
     blob = rt.blobs.get_blob_client(rt.settings.cert_container, "k.pem")
     delete_every_copy(blob, old_etag, rt.blobs)
     assert blob.download_blob().readall() == newer
+    assert said(caplog)[0] == "blob k.pem was replaced before its key material was deleted"
 
 
 # --- the rows as Storage Explorer shows them, and writes that fail -----------------------
