@@ -870,3 +870,18 @@ def test_a_second_source_whose_row_was_removed_meanwhile_makes_it_again(
     (cert,) = rt.store.report()["certificates"]
     assert cert["sources"] == ["second.pem"]
     assert cert["first_seen"] == "2020-07-30T10:00:00Z"
+
+
+def test_rows_are_in_the_tables_the_docs_name(app_runtime, azurite) -> None:
+    """docs/deploy.md sends users to the `certificates` and `uploads` tables (no prefix)."""
+    from azure.data.tables import TableServiceClient
+
+    rt = app_runtime
+    ca = samples.tenant_ca(TENANT)
+    put(rt, "named.pem", ca.pem)
+    deliver(rt, "named.pem")
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    uploads = service.get_table_client("uploads").list_entities(select=["name"])
+    assert [row["name"] for row in uploads] == ["named.pem"]
+    certificates = service.get_table_client("certificates").list_entities(select=["RowKey"])
+    assert [row["RowKey"] for row in certificates] == [sha256_hex(ca.der)]
