@@ -41,8 +41,9 @@ _PKCS = "tests/test_mutants_pkcs.py"  # every odd PKCS#7/PKCS#12 shape and what 
 # Adapter tests run against Azurite; the few that take several seconds each (hundreds of
 # blobs, a restarted Azurite, a CLI subprocess) are left out of the mutant runs: they would
 # multiply the run time and what they check is also checked by the fast ones beside them.
+_STORE_KILLS = "tests/test_mutants_storage.py"  # small deliveries: kill most mutants fastest
 _PIPELINE = [
-    "tests/test_mutants_storage.py",  # first: small deliveries that kill most mutants fastest
+    _STORE_KILLS,
     "tests/test_pipeline.py",
     "tests/test_private_keys.py",
     "--deselect=tests/test_pipeline.py::test_five_hundred_blobs_each_recorded_once",
@@ -153,7 +154,12 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_mutants_registration.py",
         "tests/test_registrations_message.py",
     ],
-    "shared/app/pipeline.py": _PIPELINE,
+    # The kill tests cover what test_pipeline.py does, in fewer, smaller deliveries.
+    "shared/app/pipeline.py": [
+        _STORE_KILLS,
+        "tests/test_private_keys.py",
+        "--deselect=tests/test_private_keys.py::test_cli_upload_refuses_key_material_before_sending",
+    ],
     "shared/storage/uploads.py": _PIPELINE,
     "shared/storage/certificates.py": _PIPELINE,
     "shared/storage/tenants.py": [*_PIPELINE, *_REGISTRATIONS],
