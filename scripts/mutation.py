@@ -34,7 +34,6 @@ MUTANTS = ROOT / "mutants"
 
 _GOLDEN_SCAN = "tests/test_mutants_analysis.py"  # first: it kills most mutants fastest
 _GOLDEN_ALERTS = "tests/test_mutants_alerts.py"
-_WORK_BOUNDS = "tests/test_work_bounds.py"
 _ALERTS_STORE = "tests/test_mutants_alerts_store.py"  # the alert-side adapters' kill tests
 _PKCS = "tests/test_mutants_pkcs.py"  # every odd PKCS#7/PKCS#12 shape and what the user sees
 
@@ -134,12 +133,12 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_message.py",
     ],
     "shared/analysis/pkcs7.py": [_PKCS, _GOLDEN_SCAN, "tests/test_wrappers.py"],
-    "shared/analysis/pkcs12.py": [_PKCS, _GOLDEN_SCAN, "tests/test_wrappers.py", _WORK_BOUNDS],
+    # Not test_work_bounds.py (hypothesis, slow): test_mutants_pkcs*.py pin the same bounds.
+    "shared/analysis/pkcs12.py": [_PKCS, "tests/test_wrappers.py"],
     "shared/analysis/pkcs12_crypto.py": [
         "tests/test_mutants_pkcs12_crypto.py",
         _PKCS,
         "tests/test_wrappers.py",
-        _WORK_BOUNDS,
     ],
     "shared/analysis/listings.py": [
         "tests/test_mutants_listings.py",
