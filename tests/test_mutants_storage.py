@@ -844,7 +844,9 @@ def test_an_over_size_blob_is_read_only_to_the_limit_plus_one(app_runtime, monke
     monkeypatch.setattr(RequestsTransport, "send", watching)
     deliver(rt, "big.pem")
     assert ranges == ["bytes=0-1000"]
-    assert uploads_by_name(rt)["big.pem"]["error"]["code"] == "too-large"
+    error = uploads_by_name(rt)["big.pem"]["error"]
+    assert error["code"] == "too-large"
+    assert error["message"].startswith("50000 bytes is over the 1000-byte limit")  # its size
 
 
 def test_a_second_source_whose_row_was_removed_meanwhile_makes_it_again(

@@ -35,11 +35,9 @@ __all__ = ["TABLES", "TableStore"]
 
 
 class TableStore:
-    def __init__(self, service: TableServiceClient, rules: Rules, prefix: str = "") -> None:
-        self.service = service
-        self.rules = rules
-        self.prefix = prefix
-        self.tables = Tables(service, prefix)
+    def __init__(self, service: TableServiceClient, rules: Rules) -> None:
+        self.service = service  # the account's client (tests build a second store on it)
+        self.tables = Tables(service)
         self.gate = NextLookGate(self.tables)
         self.index = AlertIndex(self.tables, rules, self.gate)
         self.acks = AckStore(self.tables)
