@@ -115,7 +115,8 @@ def test_key_material_is_seen_in_any_start_of_a_file(data: bytes, holds: bool) -
 # --- an upload, its rows and its result blob ---------------------------------------------
 
 
-def test_an_upload_is_recorded_once_with_its_etag_rows_and_result_blob(app_runtime) -> None:
+def test_an_upload_is_recorded_once_with_its_etag_rows_and_result_blob(app_runtime, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="ca_watch")
     rt = app_runtime
     ca = samples.tenant_ca(TENANT)
     device = samples.device_certificate(ca, "d" * 128)
@@ -154,6 +155,10 @@ def test_an_upload_is_recorded_once_with_its_etag_rows_and_result_blob(app_runti
     assert deliver(rt, "site/chain.pem", NOW + timedelta(hours=2)) is None
     assert rt.store.report() == before
     assert rt.store.uploads.processed_uploads() == {("site/chain.pem", etag)}
+    assert said(caplog) == [
+        "blob site/chain.pem: analyzed, 3 certificate(s)",
+        f"blob site/chain.pem (ETag {etag}) is already recorded; duplicate delivery ignored",
+    ]
 
 
 def test_a_second_source_and_its_removal_keep_the_rows_right(app_runtime) -> None:
@@ -239,14 +244,16 @@ def test_certificates_past_the_inline_ones_are_listed_and_let_go(app_runtime, mo
 # --- refused files: their rows, failure rows and what stays ------------------------------
 
 
-def test_a_refused_file_has_its_row_its_failure_row_and_its_result(app_runtime) -> None:
+def test_a_refused_file_has_its_row_its_failure_row_and_its_result(app_runtime, caplog) -> None:
     rt = app_runtime
     etag = put(rt, "notes.txt", b"These are not certificates.\n")
     # 01:30 at UTC+2 is 23:30 UTC the day before: the failure is filed under that UTC day.
     local = timezone(timedelta(hours=2))
     at = datetime(2020, 7, 31, 1, 30, tzinfo=local)
+    caplog.set_level(logging.INFO, logger="ca_watch")
     result = deliver(rt, "notes.txt", at)
     assert result is not None and result.error is not None
+    assert said(caplog) == ["blob notes.txt: unreadable, 0 certificate(s), error not-a-certificate"]
     upload = uploads_by_name(rt)["notes.txt"]
     assert (upload["etag"], upload["status"], upload["error"]["code"], upload["format"]) == (
         etag,
