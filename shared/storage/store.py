@@ -35,9 +35,9 @@ __all__ = ["TABLES", "TableStore"]
 
 
 class TableStore:
-    def __init__(self, service: TableServiceClient, rules: Rules) -> None:
+    def __init__(self, service: TableServiceClient, rules: Rules, prefix: str = "") -> None:
         self.service = service  # the account's client (tests build a second store on it)
-        self.tables = Tables(service)
+        self.tables = Tables(service, prefix)  # a prefix: tests' tables of their own
         self.gate = NextLookGate(self.tables)
         self.index = AlertIndex(self.tables, rules, self.gate)
         self.acks = AckStore(self.tables)
