@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from shared.analysis.scan import FileResult
+from shared.analysis.scan import FileResult, analyze_bytes
 from shared.app import handlers
 from shared.app.pipeline import (
     HASHED_RESULTS,
@@ -136,6 +136,10 @@ def test_an_upload_is_recorded_once_with_its_etag_rows_and_result_blob(app_runti
     }
     certs = certificates_by_sha(rt)
     assert set(certs) == {sha256_hex(ca.der), sha256_hex(device.der)}
+    # Classified at the delivery's time: the days left are counted from it.
+    (analysed, *_) = analyze_bytes("x.pem", ca.pem, rt.rules, NOW).certificates
+    assert certs[sha256_hex(ca.der)]["reasons"] == analysed.to_json()["reasons"]
+    assert any("days left" in reason for reason in analysed.to_json()["reasons"])
     for cert in certs.values():
         assert cert["sources"] == ["site/chain.pem"]
         assert (cert["first_seen"], cert["last_seen"]) == ("2020-07-30T09:00:00Z",) * 2
