@@ -898,3 +898,15 @@ def test_rows_are_in_the_tables_the_docs_name(app_runtime, azurite) -> None:
     assert [row["name"] for row in uploads] == ["named.pem"]
     certificates = service.get_table_client("certificates").list_entities(select=["RowKey"])
     assert [row["RowKey"] for row in certificates] == [sha256_hex(ca.der)]
+
+
+def test_a_limit_above_the_default_admits_a_larger_file(app_runtime, monkeypatch) -> None:
+    """MAX_UPLOAD_BYTES raised past the reader's 1 MiB default: the analysis uses it too."""
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "2000000")
+    handlers.reset_runtime()
+    rt = handlers.runtime()
+    ca = samples.tenant_ca(TENANT)
+    put(rt, "padded.pem", ca.pem + b"\n" * 1_100_000)
+    deliver(rt, "padded.pem")
+    upload = uploads_by_name(rt)["padded.pem"]
+    assert (upload["status"], upload["certificates"]) == ("analyzed", [sha256_hex(ca.der)])
