@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.alerts.model import LedgerKey, LedgerStatus, TenantCertificate
 from shared.alerts.registration import TargetEntry
@@ -336,14 +336,19 @@ class RivalBetweenReadAndWrite:
     """The real table, with ``rival`` (another run) acting right after this run's first
     read of a row and before its write: the race, made to happen every time."""
 
-    def __init__(self, table: TableClient, rival: Callable[[], object]) -> None:
+    def __init__(
+        self, table: TableClient, rival: Callable[[], object], every_read: bool = False
+    ) -> None:
         self._table = table
         self._rival: Callable[[], object] | None = rival
+        self._every_read = every_read
 
     def get_entity(self, *args: Any, **kwargs: Any) -> Any:
         current = self._table.get_entity(*args, **kwargs)
         if self._rival is not None:
-            rival, self._rival = self._rival, None
+            rival = self._rival
+            if not self._every_read:
+                self._rival = None
             rival()
         return current
 
@@ -364,6 +369,26 @@ def test_a_takeover_lost_to_another_run_between_read_and_write_sends_nothing(
     racing = Ledger(cast(TableClient, RivalBetweenReadAndWrite(ledger_table, rival)))
     assert racing.claim([k], "run-a", later) == set()
     assert row(ledger_table, k)["claimed_by"] == "run-b"
+
+
+def test_a_row_that_keeps_changing_under_a_claim_is_given_up(ledger_table: TableClient) -> None:
+    k = key()
+    first = fresh(ledger_table, [k])
+    first.claim([k], "run-a", NOW)
+    first.mark_failed([k], NOW, "HTTP 429")
+    retry_at = NOW + timedelta(minutes=5)
+    touches: list[int] = []
+
+    def rival() -> None:  # another writer changes the row (its ETag), every time
+        touches.append(1)
+        ledger_table.upsert_entity(
+            {"PartitionKey": partition_key(k), "RowKey": row_key(k), "touched": len(touches)},
+            mode=UpdateMode.MERGE,
+        )
+
+    table = RivalBetweenReadAndWrite(ledger_table, rival, every_read=True)
+    assert Ledger(cast(TableClient, table)).claim([k], "run-b", retry_at) == set()
+    assert len(touches) > 1 and row(ledger_table, k)["status"] == "failed"  # not ours
 
 
 def test_a_row_released_between_read_and_write_is_claimed_afresh(
