@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from counting_proxy import counting_proxy
 
@@ -718,6 +718,18 @@ def test_the_gate_is_lowered_by_writers_and_raised_only_by_an_unchanged_pass(
     assert (gate.next_look() or (None,))[0] == aug5
     gate.raise_next_look(aug1, None)  # a writer created it meanwhile: theirs stands
     assert (gate.next_look() or (None,))[0] == aug5
+
+
+def test_a_gate_on_storage_that_fails_raises_rather_than_pass_quietly(
+    service: TableServiceClient,
+) -> None:
+    """A storage error that is no lost race (here: the table is missing) reaches the caller
+    (the host retries the upload or the pass), instead of being taken for a race."""
+    gate = TableStore(service, RULES, prefix=f"missing{uuid.uuid4().hex[:8]}").gate
+    with pytest.raises(HttpResponseError):
+        gate.lower_next_look(NOW)
+    with pytest.raises(HttpResponseError):
+        gate.raise_next_look(NOW, None)
 
 
 # --- acknowledgements -----------------------------------------------------------------------
