@@ -287,11 +287,19 @@ def test_a_stage_of_many_items_costs_a_few_round_trips(
         ledger = Ledger(service.get_table_client(ledger_table.table_name))
         ledger.read_entries(keys)
         assert ledger.claim(keys, "run-a", NOW) == set(keys)
-        ledger.mark_sent(keys[:120], NOW)
+        ledger.mark_sent(keys[:90], NOW)
+        ledger.mark_failed(keys[90:120], NOW, "HTTP 429")
         ledger.release(keys[120:])
         requests = [(r.method, r.status) for r in proxy.seen()]
-    assert requests == [("GET", 200)] + [("POST", 202)] * 5  # claims 2, marks 2, release 1
-    assert {r["status"] for r in rows(ledger_table)} == {"sent"} and len(rows(ledger_table)) == 120
+        assert requests == [("GET", 200)] + [("POST", 202)] * 5  # claims 2, marks 2, release 1
+        # The retry of the failed ones: rows read are taken over in one transaction too.
+        proxy.reset()
+        retry = Ledger(service.get_table_client(ledger_table.table_name))
+        retry.read_entries(keys[90:120])
+        assert retry.claim(keys[90:120], "run-b", NOW + timedelta(minutes=5)) == set(keys[90:120])
+        assert [(r.method, r.status) for r in proxy.seen()] == [("GET", 200), ("POST", 202)]
+    assert len(rows(ledger_table)) == 120
+    assert {r["claimed_by"] for r in rows(ledger_table) if r["status"] == "claimed"} == {"run-b"}
 
 
 def test_a_row_deleted_after_it_was_read_is_claimed_afresh(ledger_table: TableClient) -> None:
