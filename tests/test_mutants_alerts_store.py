@@ -130,6 +130,17 @@ def test_a_live_claim_of_another_run_is_not_taken(ledger_table: TableClient) -> 
     assert row(ledger_table, theirs)["claimed_by"] == "run-b"
 
 
+def test_one_item_another_run_holds_does_not_hold_back_the_rest_of_the_stage(
+    ledger_table: TableClient,
+) -> None:
+    keys = [key(n) for n in range(150)]
+    assert fresh(ledger_table, [keys[0]]).claim([keys[0]], "run-b", NOW) == {keys[0]}
+    late = fresh(ledger_table, [])  # read before run-b's claim: its first batch fails
+    assert late.claim(keys, "run-a", NOW) == set(keys[1:])
+    assert {r["claimed_by"] for r in rows(ledger_table)} == {"run-a", "run-b"}
+    assert len(rows(ledger_table)) == 150
+
+
 def test_a_stale_claim_is_taken_over_once_as_a_possible_repeat(ledger_table: TableClient) -> None:
     k = key()
     fresh(ledger_table, [k]).claim([k], "dead-run", NOW)
@@ -352,6 +363,13 @@ def test_a_shorter_claim_timeout_takes_over_sooner(ledger_table: TableClient) ->
     assert Ledger(ledger_table, claim_timeout=minute).claim([k], "b", NOW + minute / 2) == set()
     assert Ledger(ledger_table, claim_timeout=minute).claim([k], "b", NOW + minute) == {k}
     assert row(ledger_table, k)["claimed_by"] == "b"
+    read = key(1)
+    fresh(ledger_table, [read]).claim([read], "dead-run", NOW)
+    reader = Ledger(ledger_table, claim_timeout=minute)  # read first: the batch path
+    reader.read_entries([read])
+    assert reader.claim([read], "c", NOW + minute / 2) == set()
+    assert reader.claim([read], "c", NOW + minute) == {read}
+    assert row(ledger_table, read)["claimed_by"] == "c"
 
 
 def test_a_row_without_counts_is_taken_over_from_zero(ledger_table: TableClient) -> None:
