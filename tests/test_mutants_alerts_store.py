@@ -782,6 +782,7 @@ def test_acknowledgements_by_ca_and_by_tenant(store: TableStore) -> None:
 # --- registration snapshots ---------------------------------------------------------------------
 
 HUB = "/subscriptions/s/resourcegroups/rg/providers/microsoft.devices/iothubs/fleet-hub"
+DPS = "/subscriptions/s/resourcegroups/rg/providers/microsoft.devices/provisioningservices/dps"
 
 
 def listed(n: int, verified: bool = True, body: bool = True, name: str = "") -> Registered:
@@ -898,7 +899,7 @@ def test_a_target_that_cannot_be_read_keeps_its_snapshot_until_a_live_read(
 # --- the report read model ------------------------------------------------------------------------
 
 T_OLD = "5eed0001-1111-4222-8333-944445555666"
-T_ACKED = "5eed0002-1111-4222-8333-944445555666"
+T_ACKED = "aeed0002-1111-4222-8333-944445555666"  # sorts after "XX~XX" too
 
 
 def record(store: TableStore, name: str, data: bytes, at: datetime) -> None:
@@ -929,6 +930,8 @@ def test_the_report_joins_what_the_tables_hold(
         Registered("new-ca", sha1_of(new), None, False),
     )
     store.registrations.record_listing(hub, "live", day2)
+    dps = listing(*hub.certificates, target=DPS, name="Fleet-DPS")
+    store.registrations.record_listing(dps, "live", day2)
     store.tenants.refresh_tenant(T_OLD)
     store.acknowledge(T_ACKED, None, "bob", None, day2)  # every CA of the tenant
     store.acknowledge(T_OLD, sha[new], "alice", "registered by hand", day2)
@@ -949,19 +952,18 @@ def test_the_report_joins_what_the_tables_hold(
     assert (first["first_seen"], first["last_seen"]) == (iso(day1), iso(day2))
     # Renewed, but the renewal is not verified in the hub yet: pending there, so not
     # resolved (the refresh before the listing had resolved it by today's rule).
-    assert first["resolved_by"] is None and first["renewal_pending"] == [HUB]
+    assert first["resolved_by"] is None and sorted(first["renewal_pending"]) == [HUB, DPS]
     assert first["acknowledged"] is None
-    assert first["registrations"] == [
-        {
-            "target": HUB,
-            "kind": "iot-hub",
-            "display_name": "Fleet-Hub",
-            "name": "old-ca",
-            "verified": True,
-            "seen_at": iso(day2),
-            "source": "live",
-        }
-    ]
+    assert len(first["registrations"]) == 2  # the hub's and the DPS's, by target
+    assert first["registrations"][0] == {
+        "target": HUB,
+        "kind": "iot-hub",
+        "display_name": "Fleet-Hub",
+        "name": "old-ca",
+        "verified": True,
+        "seen_at": iso(day2),
+        "source": "live",
+    }
     renewed = certificates[sha[new]]
     assert renewed["acknowledged"] == {
         "by": "alice",
@@ -978,7 +980,7 @@ def test_the_report_joins_what_the_tables_hold(
     assert certificates[sha[pca]]["sources"] == ["b.pem"]
     assert certificates[sha[pca]]["registrations"] == []
 
-    assert [t["target"] for t in report["targets"]] == [HUB]
+    assert [t["target"] for t in report["targets"]] == [HUB, DPS]
     uploads = {u["name"]: u for u in report["uploads"]}
     assert [u["name"] for u in report["uploads"]] == sorted(uploads)
     assert uploads["b.pem"] == {
