@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from golden_alerts import message_forms
+
 EXPECTED = Path(__file__).parent / "data" / "golden" / "expected-messages.json"
 NOW = datetime(2020, 8, 4, 9, 0)  # naive: UTC, like every naive time in the app
 CUT_BYTES = 9_000  # the "cut" run's card limit: some items fit, the rest become "and N more"
@@ -144,27 +146,16 @@ def cut_items() -> list[object]:
     ]
 
 
-def _forms(message: Any) -> dict[str, Any]:
-    return {
-        "subject": message.subject,
-        "text": message.text,
-        "html": message.html,
-        "card": message.adaptive_card,
-        "item_count": message.item_count,
-        "omitted_count": message.omitted_count,
-    }
-
-
 def messages() -> dict[str, Any]:
     from shared.alerts.message import mark_possible_repeat, render_message
 
     hostile = render_message(hostile_items(), NOW)
     cut = render_message(cut_items(), NOW, max_card_bytes=CUT_BYTES)
     return {
-        "hostile": _forms(hostile),
-        "cut": _forms(cut),
-        "cut, possible repeat": _forms(mark_possible_repeat(cut)),
-        "single, naive times": _forms(
+        "hostile": message_forms(hostile),
+        "cut": message_forms(cut),
+        "cut, possible repeat": message_forms(mark_possible_repeat(cut)),
+        "single, naive times": message_forms(
             render_message(
                 [
                     replace(
