@@ -164,7 +164,16 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/storage/tenants.py": [*_PIPELINE, *_REGISTRATIONS],
     "shared/storage/store.py": [*_PIPELINE, "tests/test_store_pool.py"],
     "shared/storage/registrations.py": [_ALERTS_STORE, *_REGISTRATIONS],
-    "shared/storage/alert_index.py": [_ALERTS_STORE, *_ALERT_RUNS, *_REGISTRATIONS],
+    "shared/storage/alert_index.py": [
+        "tests/test_mutants_alert_index.py",
+        _ALERTS_STORE,
+        *_ALERT_RUNS,
+        # only the registration tests that move index rows (closing, reopening, rechecks)
+        "tests/test_registrations.py::test_send_time_recheck_closes_a_stale_index_row",
+        "tests/test_registrations.py::test_renewal_stays_open_until_verified_in_every_target",
+        "tests/test_registrations.py::test_snapshot_replacement_forgets_a_removed_certificate",
+        "tests/test_registrations.py::test_recheck_reads_only_due_tenants",
+    ],
     "shared/storage/gate.py": [_ALERTS_STORE, *_ALERT_RUNS],
     "shared/storage/acks.py": [_ALERTS_STORE, *_ALERT_RUNS],
     "shared/storage/ledger.py": [_ALERTS_STORE, *_ALERT_RUNS, "tests/test_planner.py"],
