@@ -163,7 +163,11 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/storage/certificates.py": _PIPELINE,
     "shared/storage/tenants.py": [*_PIPELINE, *_REGISTRATIONS],
     "shared/storage/store.py": [*_PIPELINE, "tests/test_store_pool.py"],
-    "shared/storage/registrations.py": [_ALERTS_STORE, *_REGISTRATIONS],
+    "shared/storage/registrations.py": [
+        "tests/test_mutants_registrations_store.py",
+        _ALERTS_STORE,
+        *_REGISTRATIONS,
+    ],
     "shared/storage/alert_index.py": [
         "tests/test_mutants_alert_index.py",
         _ALERTS_STORE,

@@ -1,0 +1,133 @@
+"""Kill tests for the registration snapshots (shared/storage/registrations.py, issue 16) on a
+real Azurite: a target first unreadable and later read, what an unreadable target is called,
+two listings taken at the same moment, and a listing written while another writer replaces
+the same target's row (the ETag retry).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from azure.data.tables import TableClient, TableServiceClient
+
+from shared.alerts.registration import TargetEntry
+from shared.alerts.rules import load_rules
+from shared.analysis.listings import Listing
+from shared.analysis.listings import RegisteredCertificate as Registered
+from shared.local.azurite import Azurite
+from shared.storage.connections import table_service
+from shared.storage.registrations import RegistrationStore
+from shared.storage.store import TableStore
+
+NOW = datetime(2020, 8, 4, 9, tzinfo=UTC)
+HUB = "/subscriptions/s/resourcegroups/rg/providers/microsoft.devices/iothubs/fleet-hub"
+
+
+@pytest.fixture
+def store(azurite: Azurite) -> Iterator[TableStore]:
+    """A store on tables of its own (a fresh name prefix on the shared Azurite)."""
+    service: TableServiceClient = table_service({"CertStorage": azurite.connection_string})
+    store = TableStore(service, load_rules(), prefix=f"r{uuid.uuid4().hex[:12]}")
+    store.ensure_tables()
+    yield store
+    store.delete_all()
+
+
+def listed(n: int, verified: bool = True) -> Registered:
+    return Registered(f"ca-{n}", f"{n:040X}", f"{n:064x}", verified)
+
+
+def listing(*certs: Registered) -> Listing:
+    return Listing(HUB, "iot-hub", "Fleet-Hub", "iot-hub-certificates", certs)
+
+
+def test_a_target_unreadable_from_the_start_is_named_and_later_read(store: TableStore) -> None:
+    regs = store.registrations
+    regs.add_thumbprint(f"{1:040X}", f"{1:064x}", "tenant-1")
+    regs.record_target_error(HUB.upper(), "iot-hub", "Fleet-Hub", "forbidden", "403", NOW)
+    (snap,) = regs.snapshots()
+    assert (snap.display_name, snap.entries, snap.seen_at) == ("Fleet-Hub", (), None)
+    (row,) = regs.target_rows()
+    assert (row["display_name"], row["error"]) == (
+        "Fleet-Hub",
+        {"code": "forbidden", "message": "403"},
+    )
+    (failure,) = store.iter_rows("uploadfailures")
+    assert failure["name"] == "Fleet-Hub"
+    # The first successful read: its snapshot replaces the error.
+    later = NOW + timedelta(hours=1)
+    assert regs.record_listing(listing(listed(1)), "live", later) == {"tenant-1"}
+    (snap,) = regs.snapshots()
+    assert snap.entries == (TargetEntry(f"{1:040X}", f"{1:064x}", True, "ca-1"),)
+    assert (snap.seen_at, snap.error) == (later, None)
+
+
+def test_of_two_listings_taken_at_the_same_moment_the_last_processed_stands(
+    store: TableStore,
+) -> None:
+    regs = store.registrations
+    regs.add_thumbprint(f"{2:040X}", f"{2:064x}", "tenant-2")
+    regs.record_listing(listing(listed(1)), "upload", NOW)
+    assert regs.record_listing(listing(listed(1), listed(2)), "live", NOW) == {"tenant-2"}
+    (snap,) = regs.snapshots()
+    assert [e.thumbprint for e in snap.entries] == [f"{1:040X}", f"{2:040X}"]
+    assert snap.source == "live"
+
+
+class _RacingTables:
+    """The store's tables, except that the first write to ``regtargets`` is preceded by
+    another writer's ``race`` (as when a live pull and an upload list the same target)."""
+
+    def __init__(self, tables: Callable[[str], TableClient], race: Callable[[], None]) -> None:
+        self._tables = tables
+        self._race: Callable[[], None] | None = race
+
+    def __call__(self, name: str) -> Any:
+        client = self._tables(name)
+        return _RacingClient(client, self) if name == "regtargets" else client
+
+    def before_write(self) -> None:
+        race, self._race = self._race, None
+        if race is not None:
+            race()
+
+
+class _RacingClient:
+    def __init__(self, client: TableClient, tables: _RacingTables) -> None:
+        self._client, self._tables = client, tables
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def create_entity(self, *args: Any, **kwargs: Any) -> Any:
+        self._tables.before_write()
+        return self._client.create_entity(*args, **kwargs)
+
+    def update_entity(self, *args: Any, **kwargs: Any) -> Any:
+        self._tables.before_write()
+        return self._client.update_entity(*args, **kwargs)
+
+
+@pytest.mark.parametrize("first_listing", [False, True], ids=["create", "replace"])
+def test_a_listing_written_while_another_writer_replaces_its_target_is_retried(
+    store: TableStore, first_listing: bool
+) -> None:
+    regs = store.registrations
+    regs.add_thumbprint(f"{3:040X}", f"{3:064x}", "tenant-3")
+    if first_listing:
+        regs.record_listing(listing(listed(1)), "live", NOW)
+    other = NOW + timedelta(minutes=1)
+    racing = RegistrationStore(
+        _RacingTables(
+            store.tables, lambda: regs.record_listing(listing(listed(2)), "upload", other)
+        )  # type: ignore[arg-type]
+    )
+    later = NOW + timedelta(hours=1)
+    assert racing.record_listing(listing(listed(3)), "live", later) == {"tenant-3"}
+    (snap,) = regs.snapshots()
+    assert [e.thumbprint for e in snap.entries] == [f"{3:040X}"]
+    assert (snap.seen_at, snap.source) == (later, "live")
