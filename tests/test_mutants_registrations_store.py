@@ -6,6 +6,7 @@ the same target's row (the ETag retry).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -131,3 +132,20 @@ def test_a_listing_written_while_another_writer_replaces_its_target_is_retried(
     (snap,) = regs.snapshots()
     assert [e.thumbprint for e in snap.entries] == [f"{3:040X}"]
     assert (snap.seen_at, snap.source) == (later, "live")
+
+
+def test_an_unreadable_target_is_filed_under_its_utc_day_whatever_the_hosts_zone(
+    store: TableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The self-health check reads the failures of the UTC day; a host (or a local run of the
+    # pull) in another zone still files them there.
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14: 20:00 UTC is tomorrow there
+    time.tzset()
+    try:
+        late = datetime(2020, 8, 4, 20, tzinfo=UTC)
+        store.registrations.record_target_error(HUB, "iot-hub", "Fleet-Hub", "gone", "404", late)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    (failure,) = store.iter_rows("uploadfailures")
+    assert failure["PartitionKey"] == "2020-08-04"
