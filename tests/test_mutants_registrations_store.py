@@ -149,3 +149,15 @@ def test_an_unreadable_target_is_filed_under_its_utc_day_whatever_the_hosts_zone
         time.tzset()
     (failure,) = store.iter_rows("uploadfailures")
     assert failure["PartitionKey"] == "2020-08-04"
+
+
+def test_an_unnamed_certificate_keeps_its_empty_name_and_a_huge_listing_is_refused_by_name(
+    store: TableStore,
+) -> None:
+    regs = store.registrations
+    regs.record_listing(listing(Registered("", f"{1:040X}", f"{1:064x}", True)), "live", NOW)
+    assert regs.snapshots()[0].entries[0].name == ""  # the report shows no name, not a made-up one
+    huge = listing(*(Registered("n" * 2000, f"{n:040X}", None, True) for n in range(400)))
+    # The blob trigger fails with this line in its log (the operator's only clue).
+    with pytest.raises(ValueError, match=r"^a registration listing is too large to record$"):
+        regs.record_listing(huge, "upload", NOW + timedelta(hours=1))
