@@ -161,3 +161,18 @@ def test_an_unnamed_certificate_keeps_its_empty_name_and_a_huge_listing_is_refus
     # The blob trigger fails with this line in its log (the operator's only clue).
     with pytest.raises(ValueError, match=r"^a registration listing is too large to record$"):
         regs.record_listing(huge, "upload", NOW + timedelta(hours=1))
+
+
+def test_a_listing_over_one_mebibyte_as_azure_counts_it_is_refused_by_name(
+    store: TableStore,
+) -> None:
+    """Azure counts table strings as UTF-16 (2 bytes a character) against its 1 MiB entity
+    limit; Azurite does not enforce it, so the store must. About 530,000 characters of
+    entries are 1.06 MB there: refused here with the clear message, not by the service."""
+    regs = store.registrations
+    over = listing(*(Registered("n" * 2000, f"{n:040X}", None, True) for n in range(250)))
+    with pytest.raises(ValueError, match=r"^a registration listing is too large to record$"):
+        regs.record_listing(over, "upload", NOW)
+    fits = listing(*(Registered("n" * 2000, f"{n:040X}", None, True) for n in range(200)))
+    regs.record_listing(fits, "upload", NOW)  # ~425,000 characters: 0.85 MB as Azure counts
+    assert len(regs.snapshots()[0].entries) == 200

@@ -37,7 +37,7 @@ from shared.storage.tables import Tables
 TARGET_PARTITION = "target"
 TARGET_FAILURE_KIND = "registration-target"  # its rows in ``uploadfailures``
 _CHUNK = 30_000  # characters per string property (the limit is 32K UTF-16 units)
-_MAX_CHUNKS = 24  # ~700 KB of entries; an entity holds 1 MB
+_MAX_CHUNKS = 16  # 16 x 60 KB as Azure counts UTF-16: under the 1 MiB an entity holds
 
 
 def _entries_json(listing: Listing) -> str:
