@@ -265,7 +265,8 @@ def _block_cipher(name: str, key: bytes) -> algorithms.BlockCipherAlgorithm:
     if name == "aes":
         return algorithms.AES(key)
     if name == "tripledes":
-        return TripleDES(key)
+        # Two-key 3DES is K1,K2,K1: spelled out, as cryptography deprecates 16-byte keys.
+        return TripleDES(key + key[:8] if len(key) == 16 else key)
     if name == "des":
         return TripleDES(key * 3)  # single DES is 3DES with three equal keys
     if name == "rc2":
