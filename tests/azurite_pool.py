@@ -30,8 +30,7 @@ class LentAzurite:
 
 
 def write_pool_entry(pool: Path, server: Azurite) -> None:
-    ports = {"blob_port": server.blob_port, "queue_port": server.queue_port}
-    ports["table_port"] = server.table_port
+    ports = {name: getattr(server, name) for name in ("blob_port", "queue_port", "table_port")}
     (pool / f"{server.blob_port}.json").write_text(json.dumps(ports))
 
 
