@@ -194,9 +194,7 @@ class UploadStore:
     ) -> set[str]:
         """Remove what older content under the same name contributed; the affected tenants."""
         tenants: set[str] = set()
-        for row in previous:
-            if row["RowKey"] == table_key(etag):
-                continue
+        for row in previous:  # never this ETag's row: record_upload returned on it
             for sha in self.certificates_of(row):
                 if sha not in keep:
                     tenant = self._certificates.remove_source(sha, name)
