@@ -294,6 +294,9 @@ def test_failures_of_two_days_are_read_in_name_order(app_runtime) -> None:
         ("z-late.txt", datetime(2020, 7, 31, 0, 30, tzinfo=UTC)),
         ("a-early.txt", datetime(2020, 7, 30, 23, 30, tzinfo=UTC)),
         ("m-empty.cer", datetime(2020, 7, 31, 8, 0, tzinfo=UTC)),
+        # Rows come back in key (name hash) order: c-two's hash sorts before b-one's.
+        ("b-one.txt", datetime(2020, 7, 31, 1, 0, tzinfo=UTC)),
+        ("c-two.txt", datetime(2020, 7, 31, 2, 0, tzinfo=UTC)),
     ):
         put(rt, name, b"" if name.endswith(".cer") else b"text\n")
         deliver(rt, name, at)
@@ -302,6 +305,8 @@ def test_failures_of_two_days_are_read_in_name_order(app_runtime) -> None:
     )
     assert [(f["name"], f["error_code"]) for f in failed] == [
         ("a-early.txt", "not-a-certificate"),
+        ("b-one.txt", "not-a-certificate"),
+        ("c-two.txt", "not-a-certificate"),
         ("m-empty.cer", "empty"),
         ("z-late.txt", "not-a-certificate"),
     ]
@@ -487,6 +492,8 @@ def test_find_tenant_ca_by_tenant_sha256_or_thumbprint(app_runtime) -> None:
     assert find(sha256_hex(device.der)) is None  # not a tenant CA
     assert find(hashlib.sha1(device.der, usedforsecurity=False).hexdigest()) is None
     assert find("0" * 64) is None and find("0" * 40) is None and find("not-a-ref") is None
+    # A tenant id is 36 characters with four dashes: either alone is not one.
+    assert find("0" * 36) is None and find("a-b-c-d-e") is None
 
 
 def test_delete_all_drops_the_tables(app_runtime) -> None:
@@ -910,3 +917,139 @@ def test_a_limit_above_the_default_admits_a_larger_file(app_runtime, monkeypatch
     deliver(rt, "padded.pem")
     upload = uploads_by_name(rt)["padded.pem"]
     assert (upload["status"], upload["certificates"]) == ("analyzed", [sha256_hex(ca.der)])
+
+
+@pytest.mark.parametrize(
+    ("zone", "at", "since", "until"),
+    [
+        # UTC+14: 20:00 UTC on Jul 31 is Aug 1 there; the row and the read stay on Jul 31.
+        ("Pacific/Kiritimati", "2020-07-31T20:00", "2020-07-31T19:00", "2020-07-31T21:00"),
+        # UTC-12: 01:00 UTC on Aug 1 is still Jul 31 there; the read must reach Aug 1.
+        ("Etc/GMT+12", "2020-08-01T01:00", "2020-07-31T23:00", "2020-08-01T02:00"),
+    ],
+)
+def test_failures_are_filed_and_read_by_utc_day_in_any_host_zone(
+    app_runtime, monkeypatch, zone: str, at: str, since: str, until: str
+) -> None:
+    """The self-health check reads the failures of the last UTC days; a host (or a local
+    run) in another zone files and finds them on the same days."""
+    import time
+
+    def utc(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    rt = app_runtime
+    put(rt, "notes.txt", b"text\n")
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        deliver(rt, "notes.txt", utc(at))
+        failed = rt.store.uploads.failed_uploads(utc(since), utc(until))
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert [(f["name"], f["PartitionKey"]) for f in failed] == [("notes.txt", at[:10])]
+
+
+def test_a_row_recorded_again_over_a_stale_read_holds_only_the_new_analysis(
+    app_runtime,
+) -> None:
+    """Two deliveries that both read the name's rows before either wrote: the upload row
+    is replaced whole, so an error of the first does not stay beside the second's result."""
+    rt = app_runtime
+    etag = put(rt, "ca.pem", b"text\n")
+    refused = deliver(rt, "ca.pem")
+    assert refused is not None and refused.error is not None
+    analysed = analyze_bytes("ca.pem", samples.tenant_ca(TENANT).pem, rt.rules, NOW)
+    assert rt.store.uploads.record_upload("ca.pem", etag, analysed, NOW, previous=[]) is True
+    (upload,) = rt.store.report()["uploads"]
+    assert (upload["status"], upload["error"]) == ("analyzed", None)
+
+
+def test_the_stored_document_is_compact_json_cut_only_past_the_limit(monkeypatch) -> None:
+    """``DOCUMENT_LIMIT`` counts compact JSON (no spaces after separators): a document of
+    exactly the limit is kept as it is; one character over, every long field is cut to 128."""
+    from shared.alerts.rules import load_rules
+    from shared.storage import certificates as certificate_rows
+    from tests.test_table_limits import long_ou_tenant_ca
+
+    ca = long_ou_tenant_ca(TENANT, 500)
+    (cert,) = analyze_bytes("long.pem", ca.pem, load_rules(), NOW).certificates
+
+    def compact(document: str) -> str:
+        return json.dumps(json.loads(document), separators=(",", ":"))
+
+    whole = certificate_rows.stored_document(cert)
+    assert whole == compact(whole) and "u" * 500 in json.loads(whole)["subject"]
+    monkeypatch.setattr(certificate_rows, "DOCUMENT_LIMIT", len(whole))
+    assert certificate_rows.stored_document(cert) == whole
+    monkeypatch.setattr(certificate_rows, "DOCUMENT_LIMIT", len(whole) - 1)
+    shorter = certificate_rows.stored_document(cert)
+    assert shorter == compact(shorter) and len(shorter) < len(whole)
+    kept, marker = json.loads(shorter)["subject"].split("…")
+    assert "u" * 500 not in kept and marker.startswith("[truncated: ")
+
+
+def test_a_row_made_again_by_another_upload_meanwhile_is_left_to_it(
+    app_runtime, monkeypatch
+) -> None:
+    """A further source's MERGE finds no row (a removal deleted it) and its create finds
+    one (a third upload made it again): the upload is recorded, the row kept as made."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    rt = app_runtime
+    ca = samples.tenant_ca(TENANT)
+    put(rt, "first.pem", ca.pem)
+    deliver(rt, "first.pem")
+    client = rt.store.table("certificates")
+
+    def deleted_and_made_again(entity: dict[str, Any], **_: Any) -> None:
+        raise ResourceNotFoundError("The specified resource does not exist.")
+
+    monkeypatch.setattr(client, "update_entity", deleted_and_made_again)
+    put(rt, "second.pem", ca.pem)
+    assert deliver(rt, "second.pem", NOW + timedelta(hours=1)) is not None
+    assert uploads_by_name(rt)["second.pem"]["status"] == "analyzed"
+    (cert,) = rt.store.report()["certificates"]
+    assert sorted(cert["sources"]) == ["first.pem", "second.pem"]
+
+
+def test_a_certificate_row_without_a_sources_list_still_loses_its_last_source(
+    app_runtime,
+) -> None:
+    """A row with no ``sources`` property (an earlier version's, or edited by hand): its
+    last upload's removal still deletes it and answers its tenant."""
+    rt = app_runtime
+    ca = samples.tenant_ca(TENANT)
+    put(rt, "ca.pem", ca.pem)
+    deliver(rt, "ca.pem")
+    sha = sha256_hex(ca.der)
+    table = rt.store.table("certificates")
+    row = dict(table.get_entity(sha[:2], sha))
+    del row["sources"]
+    table.upsert_entity(row, mode="replace")
+    assert rt.store.certificates.remove_source(sha, "ca.pem") == TENANT
+    assert rt.store.report()["certificates"] == []
+
+
+def test_a_removal_that_loses_every_race_names_its_certificate(app_runtime, monkeypatch) -> None:
+    """Every ETag write refused (412) up to the retry limit: the error names the
+    certificate, so the host's retry log says which one."""
+    from azure.core.exceptions import ResourceModifiedError
+
+    rt = app_runtime
+    ca = samples.tenant_ca(TENANT)
+    put(rt, "ca.pem", ca.pem)
+    deliver(rt, "ca.pem")
+    sha = sha256_hex(ca.der)
+
+    def lost(*_: Any, **__: Any) -> None:
+        exc = ResourceModifiedError(
+            "The condition specified using HTTP conditional header(s) is not met."
+        )
+        exc.status_code = 412
+        raise exc
+
+    monkeypatch.setattr(rt.store.table("certificates"), "delete_entity", lost)
+    with pytest.raises(RuntimeError, match=rf"^certificate {sha}: too many concurrent updates$"):
+        rt.store.certificates.remove_source(sha, "ca.pem")
