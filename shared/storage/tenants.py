@@ -135,18 +135,16 @@ class TenantStore:
             if sha not in live:
                 self._index.remove(tenant_id, keys)
         for cert in state.certificates:
-            resolution = state.resolutions.get(cert.sha256)
+            resolution = state.resolutions[cert.sha256]  # resolve_with_evidence answers each
             # "" for "none": the SDK leaves None out of a MERGE, which would keep a stale
             # replacement or pending list from an earlier refresh (by_tenant reads "" as None).
             self._tables("tenantcas").upsert_entity(
                 {
                     "PartitionKey": tenant_id,
                     "RowKey": cert.sha256,
-                    "resolved_by": (resolution.resolved_by if resolution else None) or "",
-                    "renewal_pending": (
-                        ",".join(resolution.registration.pending) if resolution else ""
-                    ),
-                    "registration_evidence": bool(resolution and resolution.registration.evidence),
+                    "resolved_by": resolution.resolved_by or "",
+                    "renewal_pending": ",".join(resolution.registration.pending),
+                    "registration_evidence": resolution.registration.evidence,
                 },
                 mode=UpdateMode.MERGE,
             )
