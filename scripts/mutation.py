@@ -161,7 +161,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
     "shared/storage/uploads.py": _PIPELINE,
     "shared/storage/certificates.py": _PIPELINE,
-    "shared/storage/tenants.py": [*_PIPELINE, *_REGISTRATIONS],
+    "shared/storage/tenants.py": ["tests/test_mutants_tenants.py", *_PIPELINE, *_REGISTRATIONS],
     "shared/storage/store.py": [*_PIPELINE, "tests/test_store_pool.py"],
     "shared/storage/registrations.py": [
         "tests/test_mutants_registrations_store.py",
