@@ -1053,3 +1053,20 @@ def test_a_removal_that_loses_every_race_names_its_certificate(app_runtime, monk
     monkeypatch.setattr(rt.store.table("certificates"), "delete_entity", lost)
     with pytest.raises(RuntimeError, match=rf"^certificate {sha}: too many concurrent updates$"):
         rt.store.certificates.remove_source(sha, "ca.pem")
+
+
+def test_a_table_name_the_app_does_not_use_is_refused_at_once(azurite) -> None:
+    """Every table the app writes is named in ``tables.TABLES`` (docs/deploy.md lists them);
+    another name, a typo or another case, is a bug to see at once, not a table that Azure
+    would quietly treat as the same (names are case-insensitive) or not find."""
+    from azure.data.tables import TableServiceClient
+
+    from shared.storage.tables import TABLES, Tables
+
+    tables = Tables(TableServiceClient.from_connection_string(azurite.connection_string))
+    assert [tables(name).table_name for name in TABLES] == list(TABLES)
+    for name in ("UPLOADS", "upload", "XXuploadsXX", ""):
+        with pytest.raises(ValueError, match=rf"^no table {name!r} in this app; its tables: "):
+            tables(name)
+    with pytest.raises(ValueError, match=r"^no table 'Uploads' in this app"):
+        tables.delete_quietly("Uploads", "pk", "rk")

@@ -33,6 +33,9 @@ class Tables:
     def __call__(self, name: str) -> TableClient:
         client = self._clients.get(name)
         if client is None:
+            # Azure treats table names case-insensitively: a misspelt one must fail here.
+            if name not in TABLES:
+                raise ValueError(f"no table {name!r} in this app; its tables: {', '.join(TABLES)}")
             client = self.service.get_table_client(self.prefix + name)
             self._clients[name] = client
         return client
