@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import TableTransactionError, TransactionOperation, UpdateMode
 
 from shared.alerts.model import TenantCertificate
 from shared.alerts.rules import Rules
@@ -162,12 +162,12 @@ class AlertIndex:
                 continue
             shard = index_partition(cert.tenant_id)
             move: list[tuple[str, dict[str, Any]]] = [
-                ("delete", {"PartitionKey": shard, "RowKey": key})
+                (TransactionOperation.DELETE, {"PartitionKey": shard, "RowKey": key})
                 for key in cert.index_keys
                 if key != new_key
             ]
             if new_key not in cert.index_keys:
-                move.append(("upsert", index_entity(cert, new_key)))
+                move.append((TransactionOperation.UPSERT, index_entity(cert, new_key)))
             by_shard.setdefault(shard, []).append(move)
         batches: list[list[list[tuple[str, dict[str, Any]]]]] = []
         for shard_moves in by_shard.values():

@@ -25,7 +25,7 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, TableTransactionError, TransactionOperation, UpdateMode
 
 from shared.alerts.model import LedgerEntry, LedgerKey, LedgerStatus
 from shared.alerts.planner import (
@@ -160,7 +160,7 @@ class Ledger:
                 for entity in entities:
                     seen = self._rows.get((pk, entity["RowKey"]))
                     if seen is None:
-                        operations.append(("create", entity))
+                        operations.append((TransactionOperation.CREATE, entity))
                     else:
                         operations.append(
                             (
@@ -246,7 +246,10 @@ class Ledger:
         for partition_rows in by_partition.values():
             for chunk in _chunks(partition_rows):
                 results = self.table.submit_transaction(
-                    [("upsert", row, {"mode": UpdateMode.MERGE}) for row in chunk]
+                    [
+                        (TransactionOperation.UPSERT, row, {"mode": UpdateMode.MERGE})
+                        for row in chunk
+                    ]
                 )
                 for row, meta in zip(chunk, results, strict=True):
                     key = (row["PartitionKey"], row["RowKey"])
@@ -344,7 +347,7 @@ class Ledger:
             for chunk in _chunks(rows):
                 operations: list[Any] = [
                     (
-                        "delete",
+                        TransactionOperation.DELETE,
                         {"PartitionKey": pk, "RowKey": rk},
                         {"etag": etag, "match_condition": MatchConditions.IfNotModified},
                     )
