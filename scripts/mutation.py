@@ -262,6 +262,16 @@ def _keep_survivor_diffs(module: str, results: str) -> None:
     out.write_text("".join(_mutmut("show", name).stdout for name in names))
 
 
+def _where_measured() -> str:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True
+    ).stdout.strip()
+    moment = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    load = os.getloadavg()[1]  # the 5-minute average, over most of a module's run
+    where = f"make mutation at {commit or 'an unknown commit'}, {moment} UTC"
+    return f"{where}, load {load:.1f} on {os.cpu_count()} cores"
+
+
 def run_module(module: str, max_children: int) -> dict[str, object]:
     """Mutate one module against its tests; its stats and surviving mutants' names."""
     if SETUP_CFG.exists() and "scripts/mutation.py" not in SETUP_CFG.read_text():
@@ -298,6 +308,9 @@ def run_module(module: str, max_children: int) -> dict[str, object]:
         "total": tested,
         "score": round(100 * killed / tested, 1) if tested else None,
         "seconds": seconds,
+        # Where and how the figure was taken: run times on a shared machine mean little
+        # without the load beside them.
+        "measured": _where_measured(),
         "tests": MODULE_TESTS[module],
         "survivors": survivors,
     }
