@@ -141,7 +141,7 @@ def extract_facts(der: bytes) -> CertificateFacts:
         subject.organization,  # subject_o
         issuer.common_name,  # issuer_cn
         issuer.organization,  # issuer_o
-        format(serial, "x") if serial >= 0 else "-" + format(-serial, "x"),  # serial_number
+        format(serial, "x"),  # serial_number: hex; format signs a negative one ("-c8")
         layout.not_before,  # not_before
         layout.not_after,  # not_after
         bool(layout.is_ca),  # is_ca
