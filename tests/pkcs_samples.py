@@ -29,7 +29,7 @@ OID_ENCRYPTED_DATA = bytes.fromhex("2a864886f70d010706")
 _BAG = bytes.fromhex("2a864886f70d010c0a01")  # 1.2.840.113549.1.12.10.1.n
 _X509 = bytes.fromhex("2a864886f70d01091601")
 _PKCS12_PBE = bytes.fromhex("2a864886f70d010c01")  # 1.2.840.113549.1.12.1.n
-PBE_3DES, PBE_RC2_128, PBE_RC2_40 = 3, 5, 6
+PBE_3DES, PBE_2KEY_3DES, PBE_RC2_128, PBE_RC2_40 = 3, 4, 5, 6
 _SHA1 = bytes.fromhex("2b0e03021a")
 _PBES2 = bytes.fromhex("2a864886f70d01050d")
 _PBKDF2 = bytes.fromhex("2a864886f70d01050c")
@@ -126,12 +126,14 @@ def encrypted_info(algorithm: bytes, ciphertext: bytes) -> bytes:
 def legacy_info(
     plain: bytes, password: bytes, salt: bytes, pbe: int = PBE_3DES, iterations: int = 1
 ) -> bytes:
-    """A SafeContents encrypted with a PKCS#12 PBE (pbeWithSHAAnd3-KeyTripleDES-CBC or
-    pbeWithSHAAnd128BitRC2-CBC) under ``password``."""
-    key_size = {PBE_3DES: 24, PBE_RC2_128: 16}[pbe]
+    """A SafeContents encrypted with a PKCS#12 PBE (pbeWithSHAAnd3-KeyTripleDES-CBC,
+    pbeWithSHAAnd2-KeyTripleDES-CBC or pbeWithSHAAnd128BitRC2-CBC) under ``password``."""
+    key_size = {PBE_3DES: 24, PBE_2KEY_3DES: 16, PBE_RC2_128: 16}[pbe]
     key = pkcs12_kdf("sha1", password, salt, KDF_KEY, iterations, key_size, WorkBudget())
     iv = pkcs12_kdf("sha1", password, salt, KDF_IV, iterations, 8, WorkBudget())
-    engine = TripleDES(key) if pbe == PBE_3DES else RC2(key)
+    if pbe == PBE_2KEY_3DES:
+        key += key[:8]  # K1,K2,K1 (cryptography deprecates 16-byte keys)
+    engine = RC2(key) if pbe == PBE_RC2_128 else TripleDES(key)
     encryptor = Cipher(engine, modes.CBC(iv)).encryptor()
     ciphertext = encryptor.update(_padded(plain, 8)) + encryptor.finalize()
     return encrypted_info(legacy_algorithm(pbe, salt, iterations), ciphertext)

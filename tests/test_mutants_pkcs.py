@@ -21,6 +21,7 @@ from pkcs_samples import (
     OID_DATA,
     OID_ENVELOPED_DATA,
     OID_SIGNED_DATA,
+    PBE_2KEY_3DES,
     PBE_RC2_40,
     PBE_RC2_128,
     bag,
@@ -402,3 +403,16 @@ def test_legacy_ciphers_openssl_writes_are_read(certpbe: str) -> None:
     result = read_certificates(openssl_pkcs12(list(certs()), ("-legacy", "-certpbe", certpbe)))
     assert result.error is None, result.error
     assert sorted(result.certificates) == sorted(certs())
+
+
+def test_a_two_key_3des_bag_is_read_without_a_warning() -> None:
+    """pbeWithSHAAnd2-KeyTripleDES-CBC: the 16-byte key is used as K1,K2,K1, which
+    cryptography accepts without its deprecation warning (a warning per file in the
+    function's log otherwise)."""
+    import warnings
+
+    made = pfx(legacy_info(safe(cert_bag(_c1())), b"", b"s", PBE_2KEY_3DES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = read_certificates(made)
+    assert (result.status, list(result.certificates)) == (Status.ANALYZED, [_c1()])
