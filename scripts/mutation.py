@@ -304,6 +304,7 @@ def run_module(module: str, max_children: int) -> dict[str, object]:
     )
     return {
         "killed": killed,
+        "timeouts": int(stats["timeout"]),  # of the killed: a slow mutant, not a failed test
         "survived": tested - killed,
         "total": tested,
         "score": round(100 * killed / tested, 1) if tested else None,
