@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INFRA_VENV := .venv-infra
 AZURITE := node_modules/.bin/azurite
 
-.PHONY: help deps run test bench mutation lint fmt infra-check clean
+.PHONY: help deps run test bench mutation mutation-changed lint fmt infra-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench: $(VENV)/.installed $(AZURITE) ## the benchmarks the issues ask for, as ra
 
 mutation: $(VENV)/.installed $(AZURITE) ## mutmut, module by module against its own tests; scores to .mutation.json (not CI)
 	$(PY) scripts/mutation.py --max-children 2 $(MODULES)
+
+mutation-changed: $(VENV)/.installed $(AZURITE) ## mutmut on the modules whose source or tests changed since their row in .mutation.json
+	$(PY) scripts/mutation.py --max-children 2 --changed $(MODULES)
 
 lint: $(VENV)/.installed ## ruff
 	$(VENV)/bin/ruff check .

@@ -262,14 +262,56 @@ def _keep_survivor_diffs(module: str, results: str) -> None:
     out.write_text("".join(_mutmut("show", name).stdout for name in names))
 
 
+def _git(*args: str) -> str:
+    run = subprocess.run(["git", *args], cwd=ROOT, text=True, capture_output=True, check=False)
+    return run.stdout.rstrip() if run.returncode == 0 else ""  # porcelain lines start with " "
+
+
 def _where_measured() -> str:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True
-    ).stdout.strip()
+    commit = _git("rev-parse", "--short", "HEAD")
     moment = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     load = os.getloadavg()[1]  # the 5-minute average, over most of a module's run
     where = f"make mutation at {commit or 'an unknown commit'}, {moment} UTC"
     return f"{where}, load {load:.1f} on {os.cpu_count()} cores"
+
+
+# Files every module's run depends on besides its own source and tests.
+_SHARED_INPUTS = ("scripts/mutation.py", "tests/conftest.py", "requirements-dev.txt")
+
+
+def inputs_of(module: str) -> set[str]:
+    """The files whose change can change a module's score: its source, its selected test
+    files and what every run shares."""
+    tests = {
+        entry.removeprefix("--deselect=").split("::")[0]
+        for entry in MODULE_TESTS[module]
+        if entry.removeprefix("--deselect=").startswith("tests/")
+    }
+    return {module, *tests, *_SHARED_INPUTS}
+
+
+def changed_since(commit: str) -> set[str] | None:
+    """Files changed since ``commit`` (committed or not); None when git cannot tell."""
+    if not commit:
+        return None
+    known = subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True
+    )
+    if known.returncode != 0:  # a shallow clone, or a commit that was rewritten
+        return None
+    committed = _git("diff", "--name-only", commit, "HEAD").splitlines()
+    # "XY path", or "XY old -> new" for a rename
+    working = [line[3:].split(" -> ")[-1] for line in _git("status", "--porcelain").splitlines()]
+    return {*committed, *working}
+
+
+def is_stale(module: str, row: dict[str, object] | None) -> bool:
+    """Whether a module's recorded row no longer stands: never measured, measured before
+    commits were recorded, or an input of it changed since."""
+    if row is None or row.get("partial"):
+        return True
+    changed = changed_since(str(row.get("commit", "")))
+    return changed is None or bool(changed & inputs_of(module))
 
 
 def run_module(module: str, max_children: int) -> dict[str, object]:
@@ -312,6 +354,7 @@ def run_module(module: str, max_children: int) -> dict[str, object]:
         # Where and how the figure was taken: run times on a shared machine mean little
         # without the load beside them.
         "measured": _where_measured(),
+        "commit": _git("rev-parse", "HEAD"),  # what --changed compares with
         "tests": MODULE_TESTS[module],
         "survivors": survivors,
     }
@@ -331,6 +374,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="module names (e.g. classify) or paths")
     parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument(
+        "--changed",
+        action="store_true",
+        help="only the modules whose source, tests or this script changed since their row",
+    )
     args = parser.parse_args()
     chosen = [
         m
@@ -340,6 +388,9 @@ def main() -> int:
     if not chosen:
         raise SystemExit(f"no such module; known: {', '.join(Path(m).stem for m in MODULE_TESTS)}")
     record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    if args.changed:
+        chosen = [m for m in chosen if is_stale(m, record.get(m))]
+        print(f"{len(chosen)} module(s) changed since their last run: {', '.join(chosen) or '-'}")
     for module in chosen:
         print(f"mutating {module} ...", flush=True)
         record[module] = run_module(module, args.max_children)

@@ -48,3 +48,67 @@ def test_a_node_id_in_a_selection_is_passed_to_mutmut() -> None:
 def test_a_selection_naming_a_missing_test_stops_the_run_by_name(entry: str) -> None:
     with pytest.raises(SystemExit, match=f"no such test.*{entry.split('=')[-1]}"):
         mutation._setup_cfg("shared/storage/uploads.py", ["tests/test_pipeline.py", entry])
+
+
+def test_a_modules_inputs_are_its_source_its_test_files_and_the_shared_ones() -> None:
+    inputs = mutation.inputs_of("shared/storage/alert_index.py")
+    assert {
+        "shared/storage/alert_index.py",
+        "tests/test_mutants_alert_index.py",
+        "tests/test_registrations.py",  # from a node id
+        "tests/test_alerts_runner.py",  # also named in a --deselect
+        "scripts/mutation.py",
+        "tests/conftest.py",
+    } <= inputs
+    assert "tests/test_pipeline.py" not in inputs
+
+
+@pytest.mark.parametrize(
+    ("row", "changed", "stale"),
+    [
+        (None, set(), True),  # never measured
+        ({"commit": "c", "partial": True}, set(), True),  # stopped early
+        ({"commit": "c"}, None, True),  # git cannot tell (unknown commit, shallow clone)
+        ({"commit": "c"}, set(), False),
+        ({"commit": "c"}, {"shared/analysis/der.py", "README.md"}, False),
+        ({"commit": "c"}, {"shared/storage/uploads.py"}, True),
+        ({"commit": "c"}, {"tests/test_table_limits.py"}, True),  # one of its tests
+        ({"commit": "c"}, {"scripts/mutation.py"}, True),
+    ],
+)
+def test_a_row_is_run_again_only_when_an_input_changed(
+    monkeypatch: pytest.MonkeyPatch,
+    row: dict[str, object] | None,
+    changed: set[str] | None,
+    stale: bool,
+) -> None:
+    monkeypatch.setattr(mutation, "changed_since", lambda commit: changed)
+    assert mutation.is_stale("shared/storage/uploads.py", row) is stale
+
+
+def test_changes_since_a_commit_count_committed_and_uncommitted_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import subprocess
+
+    def git(*args: str) -> str:
+        command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
+        return subprocess.run(
+            command, cwd=tmp_path, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("a\n")
+    (tmp_path / "b.py").write_text("b\n")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    first = git("rev-parse", "HEAD")
+    (tmp_path / "a.py").write_text("a2\n")
+    git("commit", "-qam", "second")
+    (tmp_path / "b.py").write_text("b2\n")  # not committed
+    (tmp_path / "c.py").write_text("c\n")  # not tracked
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    assert mutation.changed_since(first) == {"a.py", "b.py", "c.py"}
+    assert mutation.changed_since(git("rev-parse", "HEAD")) == {"b.py", "c.py"}
+    assert mutation.changed_since("0" * 40) is None
+    assert mutation.changed_since("") is None
