@@ -107,7 +107,7 @@ class UploadStore:
             if not outgrew_table(exc):
                 raise
             result = _too_large_to_record(result, exc)
-        tenants |= self._supersede(name, etag, set(unique), previous)
+        tenants |= self._supersede(name, set(unique), previous)
         run_all(
             lambda tenant=tenant: self._tenants.refresh_tenant(tenant) for tenant in sorted(tenants)
         )
@@ -189,9 +189,7 @@ class UploadStore:
             key: [sha for _, chunk in sorted(rows) for sha in chunk] for key, rows in found.items()
         }
 
-    def _supersede(
-        self, name: str, etag: str, keep: set[str], previous: list[dict[str, Any]]
-    ) -> set[str]:
+    def _supersede(self, name: str, keep: set[str], previous: list[dict[str, Any]]) -> set[str]:
         """Remove what older content under the same name contributed; the affected tenants."""
         tenants: set[str] = set()
         for row in previous:  # never this ETag's row: record_upload returned on it
