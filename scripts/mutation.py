@@ -162,7 +162,12 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/storage/uploads.py": _PIPELINE,
     "shared/storage/certificates.py": _PIPELINE,
     "shared/storage/tenants.py": ["tests/test_mutants_tenants.py", *_PIPELINE, *_REGISTRATIONS],
-    "shared/storage/store.py": [*_PIPELINE, "tests/test_store_pool.py"],
+    "shared/storage/store.py": [
+        *_PIPELINE,
+        "tests/test_store_pool.py",
+        # the one test that builds a store on rules of its own
+        "tests/test_mutants_tenants.py::test_the_stores_own_rules_choose_the_replacement",
+    ],
     "shared/storage/registrations.py": [
         "tests/test_mutants_registrations_store.py",
         _ALERTS_STORE,
