@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -365,6 +367,45 @@ def run_module(module: str, max_children: int) -> dict[str, object]:
     }
 
 
+ARGUED = ROOT / "tests" / "MUTANTS.md"
+# A mutant named in MUTANTS.md: `x_func__mutmut_12` or `xǁClassǁmethod__mutmut_12`, then
+# `_13` or `_14` to `_16` for more of the same function (the file's shorthand).
+_NAMED = re.compile(r"`(?:([\wǁ]+?)__mutmut)?_(\d+)`(?:\s+to\s+`_(\d+)`)?")
+
+
+def _function(name: str) -> str:
+    return name.split("ǁ")[-1].removeprefix("x_")
+
+
+def named_in_sections(text: str) -> dict[str, set[tuple[str, int]]]:
+    """module path -> the (function, mutant number) pairs its section of MUTANTS.md names."""
+    named: dict[str, set[tuple[str, int]]] = {}
+    for section in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        found: set[tuple[str, int]] = set()
+        function = None
+        for match in _NAMED.finditer(section):
+            if match.group(1):
+                function = _function(match.group(1))
+            if function is not None:
+                first = int(match.group(2))
+                for number in range(first, int(match.group(3) or first) + 1):
+                    found.add((function, number))
+        named[section.split()[0]] = found
+    return named
+
+
+def unargued(record: dict[str, dict[str, Any]], text: str) -> dict[str, list[str]]:
+    """module -> its recorded survivors that MUTANTS.md does not name (to kill or argue)."""
+    named = named_in_sections(text)
+    out: dict[str, list[str]] = {}
+    for module, row in sorted(record.items()):
+        for survivor in row.get("survivors", []):
+            function, _, number = survivor.rpartition(".")[2].rpartition("__mutmut_")
+            if (_function(function), int(number)) not in named.get(module, set()):
+                out.setdefault(module, []).append(survivor.rpartition(".")[2])
+    return out
+
+
 def print_table(record: dict[str, dict[str, object]]) -> None:
     print(f"{'module':<34} {'killed':>6} {'surv.':>6} {'total':>6} {'score':>7} {'time':>6}")
     for module, row in sorted(record.items()):
@@ -403,6 +444,10 @@ def main() -> int:
         print(f"  {row['killed']}/{row['total']} killed ({row['score']}%) in {row['seconds']} s")
         RECORD.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     print_table(record)
+    open_ = unargued(record, ARGUED.read_text() if ARGUED.exists() else "")
+    for module, names in open_.items():
+        print(f"{module}: {len(names)} survivor(s) to kill or argue in tests/MUTANTS.md:")
+        print("  " + ", ".join(names))
     return 0
 
 

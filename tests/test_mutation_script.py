@@ -112,3 +112,32 @@ def test_changes_since_a_commit_count_committed_and_uncommitted_files(
     assert mutation.changed_since(git("rev-parse", "HEAD")) == {"b.py", "c.py"}
     assert mutation.changed_since("0" * 40) is None
     assert mutation.changed_since("") is None
+
+
+def test_names_in_mutants_md_are_read_with_their_shorthand() -> None:
+    text = (
+        "## shared/a.py\n\n- `x_parse__mutmut_5`, `_7` and `_9` to `_11`;"
+        " `xǁStoreǁput__mutmut_2`.\n## shared/b.py\n\n- `_3` alone names nothing.\n"
+    )
+    assert mutation.named_in_sections(text) == {
+        "shared/a.py": {("parse", 5), ("parse", 7), ("parse", 9), ("parse", 10), ("parse", 11)}
+        | {("put", 2)},
+        "shared/b.py": set(),
+    }
+    record = {
+        "shared/a.py": {"survivors": ["shared.a.x_parse__mutmut_10", "shared.a.x_parse__mutmut_8"]},
+        "shared/b.py": {"survivors": ["shared.b.xǁStoreǁput__mutmut_2"]},
+    }
+    assert mutation.unargued(record, text) == {
+        "shared/a.py": ["x_parse__mutmut_8"],
+        "shared/b.py": ["xǁStoreǁput__mutmut_2"],  # argued under another module's heading
+    }
+
+
+def test_every_recorded_survivor_is_killed_or_argued_in_mutants_md() -> None:
+    """The record (.mutation.json, from the last `make mutation`) and the arguments
+    (tests/MUTANTS.md) travel together: a survivor nobody looked at fails here."""
+    import json
+
+    record = json.loads((mutation.ROOT / ".mutation.json").read_text())
+    assert mutation.unargued(record, mutation.ARGUED.read_text()) == {}
