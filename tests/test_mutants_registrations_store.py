@@ -176,3 +176,20 @@ def test_a_listing_over_one_mebibyte_as_azure_counts_it_is_refused_by_name(
     fits = listing(*(Registered("n" * 2000, f"{n:040X}", None, True) for n in range(200)))
     regs.record_listing(fits, "upload", NOW)  # ~425,000 characters: 0.85 MB as Azure counts
     assert len(regs.snapshots()[0].entries) == 200
+
+
+def test_a_listing_that_loses_every_race_names_its_target(
+    store: TableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write refused as already there (another writer's create each time) up to the
+    retry limit: the error names the target, so the blob trigger's retry log says which."""
+    from azure.core.exceptions import ResourceExistsError
+
+    def lost(*_: Any, **__: Any) -> None:
+        raise ResourceExistsError("The specified entity already exists.")
+
+    monkeypatch.setattr(store.table("regtargets"), "create_entity", lost)
+    with pytest.raises(
+        RuntimeError, match=rf"^registration target {HUB}: too many concurrent updates$"
+    ):
+        store.registrations.record_listing(listing(listed(1)), "live", NOW)
