@@ -1003,3 +1003,16 @@ def test_the_report_joins_what_the_tables_hold(
 
 def sha1_of(issued: samples.Issued) -> str:
     return hashlib.sha1(issued.der).hexdigest().upper()  # noqa: S324 - a thumbprint
+
+
+def test_a_transactions_worth_of_sent_rows_does_not_hold_back_the_rest(
+    ledger_table: TableClient,
+) -> None:
+    """A stage of 150 items of which the first 100 (one transaction's worth) are already
+    sent: the other 50 are still claimed."""
+    keys = [key(n) for n in range(150)]
+    first = fresh(ledger_table, keys)
+    first.claim(keys[:100], "run-a", NOW)
+    first.mark_sent(keys[:100], NOW)
+    later = fresh(ledger_table, keys)
+    assert later.claim(keys, "run-b", NOW + timedelta(days=1)) == set(keys[100:])

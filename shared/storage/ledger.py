@@ -164,7 +164,7 @@ class Ledger:
                     else:
                         operations.append(
                             (
-                                "update",
+                                TransactionOperation.UPDATE,
                                 entity,
                                 {
                                     "mode": UpdateMode.REPLACE,
