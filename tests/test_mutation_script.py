@@ -57,23 +57,27 @@ def test_a_modules_inputs_are_its_source_its_test_files_and_the_shared_ones() ->
         "tests/test_mutants_alert_index.py",
         "tests/test_registrations.py",  # from a node id
         "tests/test_alerts_runner.py",  # also named in a --deselect
-        "scripts/mutation.py",
         "tests/conftest.py",
     } <= inputs
     assert "tests/test_pipeline.py" not in inputs
+
+
+UPLOADS = "shared/storage/uploads.py"
+SELECTION = mutation.MODULE_TESTS[UPLOADS]
 
 
 @pytest.mark.parametrize(
     ("row", "changed", "stale"),
     [
         (None, set(), True),  # never measured
-        ({"commit": "c", "partial": True}, set(), True),  # stopped early
-        ({"commit": "c"}, None, True),  # git cannot tell (unknown commit, shallow clone)
-        ({"commit": "c"}, set(), False),
-        ({"commit": "c"}, {"shared/analysis/der.py", "README.md"}, False),
-        ({"commit": "c"}, {"shared/storage/uploads.py"}, True),
-        ({"commit": "c"}, {"tests/test_table_limits.py"}, True),  # one of its tests
-        ({"commit": "c"}, {"scripts/mutation.py"}, True),
+        ({"commit": "c", "tests": SELECTION, "partial": True}, set(), True),  # stopped early
+        ({"commit": "c", "tests": SELECTION}, None, True),  # git cannot tell (shallow clone)
+        ({"commit": "c", "tests": SELECTION}, set(), False),
+        ({"commit": "c", "tests": SELECTION}, {"shared/analysis/der.py", "README.md"}, False),
+        ({"commit": "c", "tests": SELECTION}, {"scripts/mutation.py"}, False),
+        ({"commit": "c", "tests": SELECTION}, {UPLOADS}, True),
+        ({"commit": "c", "tests": SELECTION}, {"tests/test_table_limits.py"}, True),  # its test
+        ({"commit": "c", "tests": SELECTION[:1]}, set(), True),  # another selection
     ],
 )
 def test_a_row_is_run_again_only_when_an_input_changed(
@@ -83,7 +87,7 @@ def test_a_row_is_run_again_only_when_an_input_changed(
     stale: bool,
 ) -> None:
     monkeypatch.setattr(mutation, "changed_since", lambda commit: changed)
-    assert mutation.is_stale("shared/storage/uploads.py", row) is stale
+    assert mutation.is_stale(UPLOADS, row) is stale
 
 
 def test_changes_since_a_commit_count_committed_and_uncommitted_files(
