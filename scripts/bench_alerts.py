@@ -91,7 +91,7 @@ def populate(store: TableStore, size: int) -> float:
     batches: dict[str, list[Any]] = {}
     for n in range(size):
         cert = _certificate(n, due=n % every == 0)
-        entity = index_entity(cert, f"{iso(watch_from(cert, store.rules))}|{cert.sha256}")
+        entity = index_entity(cert, f"{iso(watch_from(cert, store.index.rules))}|{cert.sha256}")
         batch = batches.setdefault(entity["PartitionKey"], [])
         batch.append(("create", entity))  # fresh tables: create is cheaper for Azurite
         if len(batch) == 100:
@@ -142,7 +142,7 @@ def reset_due_rows(store: TableStore) -> None:
         ):
             cert = _certificate(int(row["sha256"], 16), due=True)
             assert index_partition(cert.tenant_id) == pk
-            key = f"{iso(watch_from(cert, store.rules))}|{cert.sha256}"
+            key = f"{iso(watch_from(cert, store.index.rules))}|{cert.sha256}"
             by_shard.setdefault(pk, []).extend(
                 [("delete", row), ("upsert", {**dict(row), "RowKey": key})]
             )
@@ -157,7 +157,7 @@ def _timed(store: TableStore, settings: Settings) -> tuple[float, dict[str, Any]
     # max_messages=None: the first pass sends every due item (several outbox messages of
     # at most 28 KB), so the steady pass that follows really has nothing new.
     document = run_alerts(
-        store=store, settings=settings, rules=store.rules, now=NOW, max_messages=None
+        store=store, settings=settings, rules=store.index.rules, now=NOW, max_messages=None
     )
     return time.perf_counter() - started, document
 

@@ -131,7 +131,6 @@ def _contract_minimum(rt: Any) -> Callable[[str], None]:
     pooled clients and no code of ours between them: one ranged GET and the uploads-table
     read side by side, then the result blob, the certificate row and the upload row all at
     once (the fastest order; the function must write the upload row last)."""
-    from azure.core.exceptions import ResourceExistsError
     from azure.data.tables import UpdateMode
 
     from shared.analysis.scan import analyze_bytes, scan_document
@@ -142,9 +141,7 @@ def _contract_minimum(rt: Any) -> Callable[[str], None]:
     from shared.storage.store import TableStore
 
     store = TableStore(rt.store.service, rt.rules, prefix="benchmin")
-    for table in ("certificates", "uploads"):
-        with contextlib.suppress(ResourceExistsError):
-            store.service.create_table(store.prefix + table)
+    store.tables.ensure(("certificates", "uploads"))
     certificates, uploads = store.table("certificates"), store.table("uploads")
     results = rt.blobs.get_container_client(rt.settings.results_container)
     # What is written: the same shapes as the function's, made once (our code, not requests).
