@@ -20,6 +20,26 @@ ABSENT = "absent"
 
 
 @dataclass(frozen=True)
+class GroupSlot:
+    """One CA an enrollment group names (DESIGN §1, "Where trust is registered")."""
+
+    slot: str  # primary | secondary
+    # SHA-1, upper-case hex, when the group carries it (inline signingCertificates, an IoT
+    # Central slot); None for a DPS caReferences name, resolved against the target's
+    # certificate list when resolution runs (a name can be re-pointed).
+    thumbprint: str | None
+    name: str = ""  # the caReferences name ("" for inline certificates and IoT Central)
+    verified: bool | None = None  # an IoT Central slot's flag; None: the DPS list decides
+
+
+@dataclass(frozen=True)
+class EnrollmentGroup:
+    group_id: str
+    enabled: bool  # a disabled group covers nothing
+    slots: tuple[GroupSlot, ...]
+
+
+@dataclass(frozen=True)
 class TargetEntry:
     """One certificate in a target's snapshot."""
 
@@ -40,6 +60,9 @@ class TargetSnapshot:
     source: str
     entries: tuple[TargetEntry, ...]
     error: tuple[str, str] | None = None  # (code, message) of the last failed read
+    # Its enrollment groups when they were read; None: never seen, so the group clause of
+    # DESIGN §4 rule 1 is unchecked.
+    groups: tuple[EnrollmentGroup, ...] | None = None
 
     def entry_for(self, sha1: str, sha256: str) -> TargetEntry | None:
         """The entry of a certificate: same SHA-1 thumbprint, and same SHA-256 where the

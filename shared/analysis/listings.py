@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from shared.alerts.registration import EnrollmentGroup
+
 MANIFEST_SCHEMA = "ca-watch/registrations/v1"
 FORMAT_IOT_HUB = "iot-hub-certificates"
 FORMAT_DPS = "dps-certificates"
@@ -70,6 +72,9 @@ class Listing:
     display_name: str
     format: str
     certificates: tuple[RegisteredCertificate, ...]
+    # The target's enrollment groups (DPS, IoT Central); None when this listing did not
+    # read them (a certificate list alone): the group clause of DESIGN §4 rule 1 is unchecked.
+    groups: tuple[EnrollmentGroup, ...] | None = None
 
 
 @dataclass(frozen=True)
