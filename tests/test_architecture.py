@@ -11,13 +11,14 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT / "shared"
-PURE = ("shared.analysis", "shared.alerts")
+PURE = ("shared.analysis", "shared.alerts", "shared.report")
 # What each folder may import from the project (besides itself). The pure core sits at the
 # bottom; adapters above it; the app's wiring above them; local tooling on top.
 ALLOWED = {
     "shared.settings": set(),
     "shared.analysis": {"shared.alerts"},  # classification reads the rules (pure)
     "shared.alerts": set(),
+    "shared.report": {"shared.alerts"},  # the fleet report reads the rules and states (pure)
     "shared.channels": {"shared.alerts", "shared.settings"},
     "shared.storage": {"shared.analysis", "shared.alerts", "shared.settings"},
     "shared.app": {
@@ -25,6 +26,7 @@ ALLOWED = {
         "shared.alerts",
         "shared.channels",
         "shared.storage",
+        "shared.report",
         "shared.settings",
     },
     "shared.local": {
@@ -32,6 +34,7 @@ ALLOWED = {
         "shared.alerts",
         "shared.channels",
         "shared.storage",
+        "shared.report",
         "shared.settings",
         "shared.app",
         "function_app",  # the local runner drives the registered functions

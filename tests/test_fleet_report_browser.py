@@ -19,13 +19,13 @@ import pytest
 from ci_support import require_command
 from fleet_samples import HOSTILE, NOW, incident_fleet, synthetic_fleet
 
-from shared.alerts.fleet import build_fleet
-from shared.alerts.fleet_page import render_fleet_html
 from shared.alerts.rules import load_rules
 from shared.app import handlers
 from shared.local import samples
 from shared.local.cli import main as ca_watch
 from shared.local.runner import registered_function
+from shared.report.fleet import build_fleet
+from shared.report.fleet_page import render_fleet_html
 
 RULES = load_rules()
 # Kept after the run for a person to look at (git-ignored; pytest's tmp folders are pruned).

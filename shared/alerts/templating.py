@@ -1,4 +1,5 @@
-"""The HTML templates of the alerts core (the alert e-mail, the fleet report): Jinja2 with
+"""The HTML templates of the pure core (the alert e-mail here, the fleet report in
+``shared/report/templates``): Jinja2 with
 autoescaping always on, so every value from a certificate, a blob name or a listing is
 escaped unless a template marks it safe (none does).
 
@@ -33,11 +34,11 @@ def minute(moment: datetime | None) -> str:
 
 
 @cache
-def environment() -> jinja2.Environment:
+def environment(directory: Path = TEMPLATES_DIR) -> jinja2.Environment:
     env = jinja2.Environment(
-        # A path next to this module: works from a checkout, a wheel and the Functions
-        # deployment alike (the templates ship as package data).
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        # A path next to the calling module: works from a checkout, a wheel and the
+        # Functions deployment alike (the templates ship as package data).
+        loader=jinja2.FileSystemLoader(directory),
         autoescape=True,
         undefined=jinja2.StrictUndefined,  # a misspelt field fails the tests, not silently
         trim_blocks=True,
@@ -48,6 +49,11 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_html(template: str, **context: Any) -> str:
+def render_html(template: str, /, **context: Any) -> str:
     """Render one template of ``templates/`` with its values escaped."""
     return environment().get_template(template).render(**context)
+
+
+def render_html_in(directory: Path, template: str, /, **context: Any) -> str:
+    """Render one template of another package's ``directory``, escaped the same way."""
+    return environment(directory).get_template(template).render(**context)

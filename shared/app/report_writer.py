@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.alerts.fleet import SentStage, build_fleet
-from shared.alerts.fleet_page import render_fleet_html
+from shared.report.fleet import SentStage, build_fleet
+from shared.report.fleet_page import render_fleet_html
 from shared.storage.keys import iso, parse_iso
 
 if TYPE_CHECKING:

@@ -3,11 +3,14 @@ script, no remote load (its Content-Security-Policy forbids both). Pure."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from shared.alerts import fleet_timeline as tl
-from shared.alerts.fleet import FleetView, text
-from shared.alerts.templating import render_html
+from shared.alerts.templating import render_html_in
+from shared.report import fleet_timeline as tl
+from shared.report.fleet import FleetView, text
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
 
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:
@@ -50,7 +53,8 @@ def _failed(upload: dict[str, Any]) -> dict[str, str]:
 
 def render_fleet_html(fleet: FleetView, max_rows: int = tl.MAX_ROWS) -> str:
     timeline = tl.build_timeline(fleet, max_rows)
-    return render_html(
+    return render_html_in(
+        TEMPLATES_DIR,
         "fleet.html.j2",
         now=f"{fleet.now:%Y-%m-%d %H:%M} UTC",
         rules_source=text(fleet.rules.source),

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from shared.alerts.fleet import CaView, FleetView, TenantView
 from shared.alerts.rules import Incident
+from shared.report.fleet import CaView, FleetView, TenantView
 
 MAX_ROWS = 50
 MAX_SEGMENTS = 4
