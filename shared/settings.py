@@ -208,6 +208,12 @@ class Settings:
             ),
         )
 
+    @property
+    def live_targets(self) -> frozenset[str]:
+        """The targets the app reads live: uploads naming them change nothing (DESIGN §1
+        "Who may silence an alert")."""
+        return frozenset(t.target for t in self.registration_targets)
+
     def recipients_for(self, tenant_id: str | None) -> tuple[str, ...]:
         if tenant_id and tenant_id.lower() in self.alert_email_routes:
             return self.alert_email_routes[tenant_id.lower()]

@@ -25,6 +25,7 @@ class TenantCertificate:
     verdict: str  # "affected" | "signature-mismatch" | "ok"
     resolved_by: str | None = None  # sha256 of the newer tenant CA that replaces it
     acknowledged: bool = False
+    ack_until: datetime | None = None  # an acknowledgement in force ends by itself then
     # Its alert-index RowKeys when read from the index (normally one; two after a race).
     index_keys: tuple[str, ...] = ()
 

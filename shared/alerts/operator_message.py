@@ -18,8 +18,10 @@ from shared.alerts.message import (
 from shared.alerts.model import RenderedMessage
 
 
-def render_operator_message(title: str, lines: Sequence[str], now: datetime) -> RenderedMessage:
-    subject = clean(f"{PRODUCT}: operator alert: {title}", limit=250)
+def render_operator_message(
+    title: str, lines: Sequence[str], now: datetime, *, kind: str = "operator alert"
+) -> RenderedMessage:
+    subject = clean(f"{PRODUCT}: {kind}: {title}", limit=250)
     text = "\n".join([subject, f"As of {format_time(now)}", "", *lines]) + "\n"
     page = [
         "<!DOCTYPE html>",

@@ -46,6 +46,7 @@ from shared.app.delivery import (
     PassState,
     deliver,
 )
+from shared.app.notices import announce
 from shared.app.recheck import recheck_due
 from shared.app.self_health import FAILING_ATTEMPTS, report_self_health
 from shared.channels import Channel, build_channels
@@ -105,7 +106,7 @@ def run_alerts(
         certificates = store.index.open_tenant_certificates(now, all_open=dry_run)
     due = planner.due_alerts(now, certificates)
     # The index may lag the truth (a renewal recorded a moment ago): ask the truth.
-    due, certificates = recheck_due(store, due, certificates)
+    due, certificates = recheck_due(store, due, certificates, now)
     if channels is None and not dry_run:
         channels = build_channels(settings, clock=lambda: now)
     names = tuple(channels) if channels is not None else tuple(settings.alert_channels)
@@ -128,6 +129,7 @@ def run_alerts(
     if not dry_run:
         assert channels is not None
         _run_channels(state, channels, plan)
+    notices = announce(state, store, names, channels, dry_run)
     health = report_self_health(state, store, names, channels, dry_run)
     if not dry_run and (gate is None or now >= gate[0]):
         _reschedule(state, store, planner, certificates, due, names, gate)
@@ -158,6 +160,7 @@ def run_alerts(
         "channels": list(names),
         "items": items,
         "messages": state.messages,
+        "notices": notices,
         "self_health": health,
         "errors": state.errors,
         "summary": {

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -38,6 +40,7 @@ from shared.app import telemetry
 from shared.settings import Settings
 from shared.storage.keys import normalize_etag
 from shared.storage.pool import run_all, submit
+from shared.storage.registrations import RECORDED
 from shared.storage.store import TableStore
 
 if TYPE_CHECKING:
@@ -89,17 +92,26 @@ def result_blob_name(name: str) -> str:
     return f"{HASHED_RESULTS}{digest}{_RESULT_SUFFIX}"
 
 
-def read_properties_only(blob: BlobClient) -> tuple[str, int, bytes] | None:
-    """(ETag, size, no content) of a blob refused for its name; None when it is gone."""
+@dataclass(frozen=True)
+class FetchedBlob:
+    etag: str
+    size: int  # the whole blob's
+    data: bytes  # at most the first limit + 1 bytes
+    # As the storage service stamped it: when an uploaded listing's evidence was made.
+    last_modified: datetime
+
+
+def read_properties_only(blob: BlobClient) -> FetchedBlob | None:
+    """ETag, size and no content of a blob refused for its name; None when it is gone."""
     try:
         props = blob.get_blob_properties()
     except ResourceNotFoundError:
         return None
-    return normalize_etag(props.etag), props.size, b""
+    return FetchedBlob(normalize_etag(props.etag), props.size, b"", props.last_modified)
 
 
-def read_blob(blob: BlobClient, limit: int) -> tuple[str, int, bytes] | None:
-    """(ETag, total size, the first ``limit + 1`` bytes) in one ranged GET; None when the
+def read_blob(blob: BlobClient, limit: int) -> FetchedBlob | None:
+    """ETag, total size and the first ``limit + 1`` bytes in one ranged GET; None when the
     blob is gone. An empty blob answers 416 (no range of it exists): it is read as empty,
     and its ETag comes from a properties read, the one case that costs a second request."""
     try:
@@ -110,13 +122,15 @@ def read_blob(blob: BlobClient, limit: int) -> tuple[str, int, bytes] | None:
         if exc.status_code != 416:
             raise
         try:
-            return normalize_etag(blob.get_blob_properties().etag), 0, b""
+            props = blob.get_blob_properties()
         except ResourceNotFoundError:
             return None
+        return FetchedBlob(normalize_etag(props.etag), 0, b"", props.last_modified)
     data = download.readall()
     # "bytes 0-N/TOTAL": the SDK's properties.size is the length of the range, not the blob.
     total = int(str(download.properties.content_range).rsplit("/", 1)[1])
-    return normalize_etag(download.properties.etag), total, data
+    props = download.properties
+    return FetchedBlob(normalize_etag(props.etag), total, data, props.last_modified)
 
 
 def process_blob(
@@ -143,7 +157,7 @@ def process_blob(
     if fetched is None:
         log.info("blob %s is gone before it was analysed; nothing to record", name)
         return None
-    etag, size, data = fetched
+    etag, size, data = fetched.etag, fetched.size, fetched.data
     if read is None and size > settings.max_upload_bytes:
         read = too_large(size, settings.max_upload_bytes)
         if holds_private_key(data):  # what was read of it already shows a key: delete it
@@ -168,11 +182,20 @@ def process_blob(
             overwrite=True,
             content_settings=_json_content(),
         )
+        outcomes: list[dict[str, str]] = []
         if result.listing is not None and result.listing.listings:
-            record_listings(store, name, result, now)
+            outcomes = record_listings(store, name, result, fetched.last_modified, settings)
         recorded = store.uploads.record_upload(
-            name, etag, result, now, previous=previous, before_commit=result_written
+            name,
+            etag,
+            result,
+            now,
+            previous=previous,
+            before_commit=result_written,
+            extra={"listing_outcomes": json.dumps(outcomes)} if outcomes else None,
         )
+        if result.listing is not None and result.listing.sphere_entries:
+            mark_revoked(store, result)
     if result.error is not None and result.error.code is ErrorCode.PRIVATE_KEY_MATERIAL:
         delete_every_copy(blob, etag, results)  # after the record: the refusal is kept
     if recorded:
@@ -189,14 +212,45 @@ def process_blob(
     return result
 
 
-def record_listings(store: TableStore, name: str, result: FileResult, now: datetime) -> None:
-    """A registration listing replaces its targets' snapshots; the tenants whose CAs it
-    names are refreshed (re-opened or resolved), as a certificate upload does. Before the
-    upload row: a crash in between redoes it, and recording a snapshot twice is harmless."""
+def record_listings(
+    store: TableStore, name: str, result: FileResult, last_modified: datetime, settings: Settings
+) -> list[dict[str, str]]:
+    """A registration listing replaces its targets' snapshots, unless the app reads that
+    target live (``live-target``) or a newer snapshot is on record (``stale-listing``);
+    the tenants whose CAs it names are refreshed (re-opened or resolved), as a certificate
+    upload does. Before the upload row: a crash in between redoes it, and recording a
+    snapshot twice is harmless. Returns each target's outcome."""
     assert result.listing is not None
+    live = settings.live_targets
     tenants: set[str] = set()
+    outcomes = []
     for listing in result.listing.listings:
-        tenants |= store.registrations.record_listing(listing, name, now)
+        outcome, touched = store.registrations.record_uploaded_listing(
+            listing, name, last_modified, live
+        )
+        tenants |= touched
+        outcomes.append({"target": listing.target, "outcome": outcome})
+        if outcome != RECORDED:
+            log.warning("blob %s: listing of %s is a %s", name, listing.target, outcome)
+    run_all(lambda t=tenant: store.tenants.refresh_tenant(t) for tenant in sorted(tenants))
+    return outcomes
+
+
+def mark_revoked(store: TableStore, result: FileResult) -> None:
+    """A tenant CA list marks some CAs revoked (or expired): such a CA never counts as a
+    renewal (DESIGN §4). Recorded on the tenant CA's row, then its tenant is refreshed."""
+    assert result.listing is not None
+    revoked = {
+        entry.thumbprint
+        for entry in result.listing.sphere_entries
+        if entry.is_revoked or str(getattr(entry, "status", "") or "").lower() == "expired"
+    }
+    tenants = set()
+    for cert in result.certificates:
+        tenant = cert.classification.tenant_id
+        if cert.facts.sha1_thumbprint in revoked and tenant:
+            store.tenants.add(tenant, cert.sha256, {"revoked": True})
+            tenants.add(tenant)
     run_all(lambda t=tenant: store.tenants.refresh_tenant(t) for tenant in sorted(tenants))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from shared.alerts.model import DueAlert, TenantCertificate
 from shared.storage.pool import submit
@@ -18,7 +19,10 @@ log = logging.getLogger("ca_watch.alerts")
 
 
 def recheck_due(
-    store: TableStore, due: Sequence[DueAlert], certificates: Sequence[TenantCertificate]
+    store: TableStore,
+    due: Sequence[DueAlert],
+    certificates: Sequence[TenantCertificate],
+    now: datetime | None = None,
 ) -> tuple[list[DueAlert], list[TenantCertificate]]:
     """The due alerts still open now, each with its registration evidence, and the
     certificates the pass may reschedule (closed ones are not put back)."""
@@ -29,12 +33,14 @@ def recheck_due(
     # Acknowledgements are operators' acts, few: one read for the pass instead of one per
     # tenant halves the reads of a first pass.
     acks = store.acks.by_tenant()
-    pending = [(t, submit(store.tenants.state, t, snapshots, acks.get(t, {}))) for t in tenants]
+    pending = [
+        (t, submit(store.tenants.state, t, snapshots, acks.get(t, {}), now)) for t in tenants
+    ]
     states = {tenant: future.result() for tenant, future in pending}
     closed = {a.certificate for a in due if not states[a.tenant_id].is_open(a.certificate)}
     for tenant in sorted({a.tenant_id for a in due if a.certificate in closed}):
         log.info("tenant %s: resolved since it was indexed; its index rows are closed", tenant)
-        store.tenants.refresh_tenant(tenant)
+        store.tenants.refresh_tenant(tenant, now)
     kept = []
     for alert in due:
         if alert.certificate in closed:

@@ -64,21 +64,6 @@ def add_alert_commands(subparsers: Any) -> None:
     plan.add_argument("--json", action="store_true", help="print the ca-watch/alerts/v1 JSON")
     plan.set_defaults(handler=command_alerts_plan)
 
-    ack = subparsers.add_parser(
-        "ack",
-        help="acknowledge a tenant CA (or every CA of a tenant): its alerts stop",
-        description=(
-            "Record that an operator has handled a tenant CA. REFERENCE is a tenant id "
-            "(silences every CA of the tenant), a SHA-1 thumbprint or a SHA-256."
-        ),
-        epilog=STORAGE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ack.add_argument("reference", metavar="TENANT_ID|THUMBPRINT|SHA256")
-    ack.add_argument("--by", required=True, metavar="NAME", help="who acknowledges")
-    ack.add_argument("--note", metavar="TEXT", help="why (shown in ca-watch report)")
-    ack.set_defaults(handler=command_ack)
-
 
 def timer_function() -> Any:
     """The user function behind the registered ``send_alerts`` timer trigger."""
@@ -181,24 +166,3 @@ def render_summary(document: dict[str, Any], out: TextIO) -> None:
     for error in document.get("errors", []):
         lines.append(f"error on {error['channel']}: {error['error']}\n")
     write_stdout("".join(lines).encode("utf-8"), out)
-
-
-def command_ack(args: argparse.Namespace) -> int:
-    rt = local_runtime()
-    found = rt.store.certificates.find_tenant_ca(args.reference)
-    if (
-        found is not None
-        and found[1] is None
-        and not rt.store.tenants.tenant_certificates(found[0])
-    ):
-        found = None  # a well-formed tenant id with no tenant CA on record
-    if found is None:
-        raise UsageError(
-            f"{args.reference!r}: no tenant CA on record with that tenant id, SHA-1 "
-            "thumbprint or SHA-256 (see `ca-watch report`)"
-        )
-    tenant_id, sha256 = found
-    rt.store.acknowledge(tenant_id, sha256, args.by, args.note, datetime.now(UTC))
-    what = f"tenant CA {sha256}" if sha256 else "every tenant CA"
-    print(f"acknowledged {what} of tenant {tenant_id} (by {args.by}); its alerts stop")
-    return EXIT_OK

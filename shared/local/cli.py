@@ -19,6 +19,7 @@ from shared.local.registrations_cmd import add_registration_commands
 from shared.local.report_cmd import add_report_command
 from shared.local.runner import add_commands as add_storage_commands
 from shared.local.scan_cmd import add_scan_command
+from shared.local.silence_cmd import add_silence_commands
 
 
 # --- the parser --------------------------------------------------------------------
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alert_commands(commands)
     add_azurite_command(commands)
     add_registration_commands(commands)
+    add_silence_commands(commands)
     return parser
 
 

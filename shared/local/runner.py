@@ -154,7 +154,7 @@ def command_upload(args: argparse.Namespace) -> int:
         files = iter_files([root])
         progress = Progress(len(files), "uploaded")
         for done, path in enumerate(files, start=1):
-            name = path.relative_to(base).as_posix() if base.is_dir() else path.name
+            name = blob_name_for(path, base)
             if args.prefix:
                 name = f"{args.prefix.strip('/')}/{name}"
             data = path.read_bytes()
@@ -162,8 +162,10 @@ def command_upload(args: argparse.Namespace) -> int:
             if reason:
                 print(f"ca-watch: {printable(str(path))}: not uploaded: {reason}", file=sys.stderr)
                 refused += 1
+            elif (clash := _put(container, name, data, replace=args.replace)) is not None:
+                print(f"ca-watch: {printable(str(path))}: not uploaded: {clash}", file=sys.stderr)
+                refused += 1
             else:
-                container.upload_blob(name, data, overwrite=True)
                 uploaded += 1
                 if not args.quiet:
                     print(f"uploaded {name}")
@@ -171,6 +173,37 @@ def command_upload(args: argparse.Namespace) -> int:
     print(f"{uploaded} file(s) uploaded to container {rt.settings.cert_container!r}"
           + (f", {refused} refused" if refused else ""))  # fmt: skip
     return EXIT_ACTION if refused else EXIT_OK
+
+
+def blob_name_for(path: Path, base: Path) -> str:
+    """The blob name of a file: its path below a folder argument, or below the current
+    folder for a file argument, so `tenant-a/CAcertificate.cer` and
+    `tenant-b/CAcertificate.cer` (the name `azsphere ca download` gives every tenant's CA)
+    never collide. Outside the current folder: the path without its `..` parts."""
+    if base.is_dir():
+        return path.relative_to(base).as_posix()
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        parts = [part for part in path.parts if part not in ("..", ".", path.anchor)]
+        return "/".join(parts) or path.name
+
+
+def _put(container: Any, name: str, data: bytes, *, replace: bool) -> str | None:
+    """Upload; None when done, else why not: a blob of that name holding other bytes is
+    never overwritten silently (it may be another tenant's CA)."""
+    from azure.core.exceptions import ResourceExistsError
+
+    if replace:
+        container.upload_blob(name, data, overwrite=True)
+        return None
+    try:
+        container.upload_blob(name, data, overwrite=False)
+    except ResourceExistsError:
+        if container.download_blob(name).readall() == data:
+            return None  # the same bytes: nothing to do
+        return f"a blob named {name!r} holds other bytes; give --replace to overwrite it"
+    return None
 
 
 # --- process -----------------------------------------------------------------------
@@ -311,6 +344,11 @@ def add_commands(commands: Any) -> None:
     )
     upload.add_argument("paths", nargs="+", metavar="PATH")
     upload.add_argument("--prefix", help="a folder to put the blobs under")
+    upload.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite a blob of the same name that holds other bytes (refused otherwise)",
+    )
     upload.add_argument("--quiet", "-q", action="store_true", help="only print the summary")
     upload.set_defaults(handler=command_upload)
 

@@ -98,11 +98,21 @@ class AlertIndex:
             existing.setdefault(row["sha256"], []).append(row["RowKey"])
         return existing
 
-    def place(self, cert: TenantCertificate, keys: list[str], open_: bool) -> None:
+    def place(
+        self,
+        cert: TenantCertificate,
+        keys: list[str],
+        open_: bool,
+        not_before: datetime | None = None,
+    ) -> None:
         """Keep one row for an open tenant CA at its first possible stage (the timer moves
-        it on), and none for a closed one."""
+        it on), or at ``not_before`` when later (an acknowledgement's end), and none for a
+        closed one."""
         shard = index_partition(cert.tenant_id)
-        row_key = f"{iso(watch_from(cert, self.rules))}|{cert.sha256}" if open_ else None
+        look = watch_from(cert, self.rules)
+        if not_before is not None and not_before > look:
+            look = not_before
+        row_key = f"{iso(look)}|{cert.sha256}" if open_ else None
         for key in keys:
             if key != row_key:
                 self._tables.delete_quietly("alertindex", shard, key)
@@ -110,7 +120,7 @@ class AlertIndex:
             self._tables("alertindex").upsert_entity(
                 index_entity(cert, row_key), mode=UpdateMode.REPLACE
             )
-            self.gate.lower_next_look(watch_from(cert, self.rules))
+            self.gate.lower_next_look(look)
 
     def remove(self, tenant_id: str, keys: Iterable[str]) -> None:
         for key in keys:

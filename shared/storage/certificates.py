@@ -18,6 +18,7 @@ concurrent addition cannot leave a row with no source, nor drop a source's row."
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from datetime import datetime
@@ -123,8 +124,14 @@ class CertificateStore:
                     "not_before": iso(facts.not_before),
                     "not_after": iso(facts.not_after),
                     "verdict": str(cert.classification.verdict),
+                    # The body: a renewal's signature is checked against it (rule 2).
+                    "der": base64.b64encode(facts.der).decode("ascii"),
                 },
             )
+        elif cert.facts.is_ca:
+            # Any other CA may be the issuer that authenticates a renewal; the check is
+            # anchored on the current CA's own signature, so a forged issuer proves nothing.
+            self._tenants.issuers.add_issuer(cert.sha256, cert.facts.der, cert.facts.subject)
 
     def _add_further_source(self, cert: AnalyzedCertificate, name: str, now: datetime) -> None:
         """The name's own row first, then a MERGE of the certificate row (fresh analysis,
@@ -160,7 +167,9 @@ class CertificateStore:
             try:
                 # Always a write under the ETag, even when the inline list is unchanged:
                 # a removal that read this row before our source row went must retry.
-                if inline or self._has_further_sources(sha):
+                # A tenant CA stays on record with no source left (DESIGN §4 "The inventory
+                # never forgets"): overwriting or deleting its blob changes nothing.
+                if inline or tenant or self._has_further_sources(sha):
                     row["sources"] = json.dumps(inline)
                     table.update_entity(
                         row,
@@ -175,8 +184,6 @@ class CertificateStore:
                         etag=row.metadata["etag"],
                         match_condition=MatchConditions.IfNotModified,
                     )
-                    if tenant:
-                        self._tenants.remove(tenant, sha)
                 return tenant
             except (ResourceModifiedError, HttpResponseError) as exc:
                 if not precondition_failed(exc):

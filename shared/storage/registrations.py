@@ -28,7 +28,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
-from shared.alerts.registration import TargetEntry, TargetSnapshot
+from shared.alerts.registration import EnrollmentGroup, GroupSlot, TargetEntry, TargetSnapshot
 from shared.analysis.listings import Listing
 from shared.storage.keys import MAX_CONFLICT_RETRIES, iso, parse_iso, precondition_failed, table_key
 from shared.storage.pool import submit
@@ -40,9 +40,39 @@ _CHUNK = 30_000  # characters per string property (the limit is 32K UTF-16 units
 _MAX_CHUNKS = 16  # 16 x 60 KB as Azure counts UTF-16: under the 1 MiB an entity holds
 
 
-def _entries_json(listing: Listing) -> str:
+MAX_HISTORY = 600  # thumbprints a target remembers (40 characters each, in the chunks)
+RECORDED, STALE_LISTING, LIVE_TARGET = "recorded", "stale-listing", "live-target"
+
+
+def _groups_json(groups: tuple[EnrollmentGroup, ...] | None) -> list[Any] | None:
+    if groups is None:
+        return None
+    return [
+        [g.group_id, g.enabled, [[s.slot, s.thumbprint, s.name, s.verified] for s in g.slots]]
+        for g in groups
+    ]
+
+
+def _groups_of(value: Any) -> tuple[EnrollmentGroup, ...] | None:
+    if value is None:
+        return None
+    return tuple(
+        EnrollmentGroup(group_id, bool(enabled), tuple(GroupSlot(*slot) for slot in slots))
+        for group_id, enabled, slots in value
+    )
+
+
+def _body_json(
+    entries: Iterable[TargetEntry],
+    groups: tuple[EnrollmentGroup, ...] | None,
+    history: Iterable[str],
+) -> str:
     return json.dumps(
-        [[c.thumbprint, c.sha256, c.verified, c.name] for c in listing.certificates],
+        {
+            "entries": [[e.thumbprint, e.sha256, e.verified, e.name] for e in entries],
+            "groups": _groups_json(groups),
+            "history": sorted(history)[-MAX_HISTORY:],
+        },
         separators=(",", ":"),
     )
 
@@ -54,13 +84,17 @@ def _chunks(text: str) -> dict[str, str]:
     return {f"entries_{n}": part for n, part in enumerate(parts)}
 
 
-def _entries_of(row: dict[str, Any]) -> list[list[Any]]:
+def _body_of(row: dict[str, Any]) -> dict[str, Any]:
     text = "".join(row.get(f"entries_{n}") or "" for n in range(_MAX_CHUNKS))
-    return json.loads(text) if text else []
+    body = json.loads(text) if text else []
+    if isinstance(body, list):  # the layout before groups and history: entries alone
+        return {"entries": body, "groups": None, "history": [e[0] for e in body]}
+    return body
 
 
 def snapshot_of(row: dict[str, Any]) -> TargetSnapshot:
     code = row.get("error_code")
+    body = _body_of(row)
     return TargetSnapshot(
         target=row["target"],
         kind=row["kind"],
@@ -69,10 +103,23 @@ def snapshot_of(row: dict[str, Any]) -> TargetSnapshot:
         source=row.get("source") or "",
         entries=tuple(
             TargetEntry(thumb, sha, bool(verified), name or "")
-            for thumb, sha, verified, name in _entries_of(row)
+            for thumb, sha, verified, name in body["entries"]
         ),
         error=(code, row.get("error_message") or "") if code else None,
+        groups=_groups_of(body.get("groups")),
+        history=frozenset(body.get("history") or ()),
+        read_ok=bool(row.get("seen_at")),
     )
+
+
+def _entries_of_listing(listing: Listing) -> tuple[TargetEntry, ...]:
+    """One entry per certificate: listed twice (unverified, then verified), verified wins."""
+    found: dict[tuple[str, str | None], TargetEntry] = {}
+    for c in listing.certificates:
+        key = (c.thumbprint, c.sha256)
+        if key not in found or (c.verified and not found[key].verified):
+            found[key] = TargetEntry(c.thumbprint, c.sha256, c.verified, c.name)
+    return tuple(found.values())
 
 
 class RegistrationStore:
@@ -81,31 +128,56 @@ class RegistrationStore:
 
     # --- writes ----------------------------------------------------------------------
 
-    def record_listing(self, listing: Listing, source: str, now: datetime) -> set[str]:
-        """Make ``listing`` (taken at ``now``) the snapshot of its target, unless a newer
-        one is already recorded. Returns the tenants whose resolution may change."""
+    def record_listing(self, listing: Listing, source: str, made_at: datetime) -> set[str]:
+        """Make ``listing`` the snapshot of its target, unless a newer one is on record.
+        ``made_at`` is when the evidence was made: a live read's time, or the blob's
+        Last-Modified as the storage service stamped it, never an injected clock.
+        Returns the tenants whose resolution may change."""
+        return self.record(listing, source, made_at)[1]
+
+    def record_uploaded_listing(
+        self, listing: Listing, blob_name: str, last_modified: datetime, live: frozenset[str]
+    ) -> tuple[str, set[str]]:
+        """An uploaded listing: ``live-target`` (changes nothing) for a target the app reads
+        live, ``stale-listing`` when a newer snapshot is on record, else ``recorded``."""
+        if listing.target.lower() in live:
+            return LIVE_TARGET, set()
+        return self.record(listing, blob_name, last_modified)
+
+    def record(self, listing: Listing, source: str, made_at: datetime) -> tuple[str, set[str]]:
         table = self._tables("regtargets")
         key = table_key(listing.target)
+        groups_only = not listing.certificates and listing.groups is not None
         for _ in range(MAX_CONFLICT_RETRIES):
             row = self._row(listing.target)
-            if row is not None and row.get("seen_at") and parse_iso(row["seen_at"]) > now:
-                return set()  # an older listing processed late: the newer one stands
-            old = snapshot_of(dict(row)).entries if row is not None else ()
-            before = {(e.thumbprint, e.sha256, e.verified) for e in old}
+            old = snapshot_of(dict(row)) if row is not None else None
+            stamp = "groups_seen_at" if groups_only else "seen_at"
+            if row is not None and row.get(stamp) and parse_iso(row[stamp]) > made_at:
+                return STALE_LISTING, set()  # an older listing processed late
+            entries = old.entries if groups_only and old else _entries_of_listing(listing)
+            groups = listing.groups if listing.groups is not None else (old and old.groups)
+            history = set(old.history if old else ()) | {e.thumbprint for e in entries}
+            before = {(e.thumbprint, e.sha256, e.verified) for e in (old.entries if old else ())}
             entity = {
                 "PartitionKey": TARGET_PARTITION,
                 "RowKey": key,
                 "target": listing.target,
                 "kind": listing.kind,
                 "display_name": listing.display_name,
-                "format": listing.format,
-                "seen_at": iso(now),
-                "source": source,
-                "count": len(listing.certificates),
+                "format": listing.format if not groups_only or row is None else row.get("format"),
+                "seen_at": iso(made_at) if not groups_only or row is None else row.get("seen_at"),
+                "source": source if not groups_only or row is None else row.get("source"),
+                "count": len(entries),
                 "error_code": None,
                 "error_message": None,
-                **_chunks(_entries_json(listing)),
+                **_chunks(_body_json(entries, groups or None, history)),
             }
+            if groups is not None and listing.groups is not None:
+                entity["groups_seen_at"] = iso(made_at)
+                entity["groups_source"] = source
+            elif row is not None and row.get("groups_seen_at"):
+                entity["groups_seen_at"] = row["groups_seen_at"]
+                entity["groups_source"] = row.get("groups_source")
             if row is not None and source != "live":
                 # a failed live read stays on record until a live read succeeds
                 entity["error_code"] = row.get("error_code")
@@ -126,9 +198,11 @@ class RegistrationStore:
                 if not precondition_failed(exc):
                     raise
                 continue
-            after = {(c.thumbprint, c.sha256, c.verified) for c in listing.certificates}
+            after = {(e.thumbprint, e.sha256, e.verified) for e in entries}
             changed = {thumb for thumb, _, _ in before ^ after}
-            return self.tenants_of(changed)
+            if groups != (old.groups if old else None):
+                changed |= history  # a group change may move any CA the target knows
+            return RECORDED, self.tenants_of(changed)
         raise RuntimeError(f"registration target {listing.target}: too many concurrent updates")
 
     def record_target_error(
@@ -208,6 +282,10 @@ class RegistrationStore:
                     "display_name": row.get("display_name") or row["target"],
                     "seen_at": row.get("seen_at"),
                     "source": row.get("source"),
+                    "format": row.get("format"),
+                    "groups_seen_at": row.get("groups_seen_at"),
+                    "groups_source": row.get("groups_source"),
+                    "state": "unknown" if row.get("error_code") else "ok",
                     "certificates": row.get("count") or 0,
                     "error": (
                         {"code": row["error_code"], "message": row.get("error_message") or ""}

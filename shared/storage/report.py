@@ -41,6 +41,34 @@ def registrations_of(
     return found
 
 
+def _split(value: Any) -> list[str]:
+    return [part for part in str(value or "").split(",") if part]
+
+
+def _retired(row: dict[str, Any]) -> dict[str, Any] | None:
+    if not row.get("retired_by"):
+        return None
+    return {"by": row["retired_by"], "at": row.get("retired_at"), "note": row.get("retired_note")}
+
+
+def _tenant_ca_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """What the store concluded of a tenant CA (DESIGN §4): its state in the one vocabulary,
+    the renewal it waits for and what is known of that renewal, where trust was lost."""
+    return {
+        "state": row.get("state") or "pending",
+        "renewal_pending": _split(row.get("renewal_pending")),
+        "resolution_basis": row.get("resolution_basis"),
+        "renewal": row.get("renewal"),
+        "renewal_check": row.get("renewal_check"),
+        "look_alikes": _split(row.get("look_alikes")),
+        "lost_trust": _split(row.get("lost_trust")),
+        "revoked": bool(row.get("revoked"))
+        or str(row.get("catalog_status") or "").lower() in ("revoked", "expired"),
+        "catalog_status": row.get("catalog_status"),
+        "retired": _retired(row),
+    }
+
+
 def build_report(
     tables: Tables,
     tenants: TenantStore,
@@ -67,9 +95,7 @@ def build_report(
         body["acknowledged"] = ack.to_json() if ack else None
         body["registrations"] = registrations_of(body["sha1_thumbprint"], row["RowKey"], snapshots)
         if tenant_row:
-            body["renewal_pending"] = [
-                t for t in (tenant_row.get("renewal_pending") or "").split(",") if t
-            ]
+            body.update(_tenant_ca_fields(tenant_row))
         certificates.append(body)
     certificates.sort(key=lambda c: (c["azure_sphere"]["tenant_id"] or "~", c["not_before"]))
     chunked = upload_store.certificate_rows()
@@ -87,6 +113,8 @@ def build_report(
             "certificates": json.loads(row.get("certificates") or "[]")
             + chunked.get((row["PartitionKey"], row["RowKey"]), []),
             "processed_at": row.get("processed_at"),
+            "listing_outcomes": json.loads(row.get("listing_outcomes") or "[]"),
+            "retired": _retired(row),
         }
         for row in tables("uploads").list_entities()
     ]

@@ -20,11 +20,15 @@ from typing import Any
 
 from azure.data.tables import TableClient, TableServiceClient
 
+from shared.alerts.notice_message import Notice
 from shared.alerts.rules import Rules
 from shared.storage.acks import AckStore
 from shared.storage.alert_index import AlertIndex
 from shared.storage.certificates import CertificateStore
 from shared.storage.gate import NextLookGate
+from shared.storage.issuers import IssuerStore
+from shared.storage.keys import iso
+from shared.storage.notices import NoticeStore
 from shared.storage.registrations import RegistrationStore
 from shared.storage.report import build_report
 from shared.storage.tables import TABLES, Tables
@@ -42,7 +46,17 @@ class TableStore:
         self.index = AlertIndex(self.tables, rules, self.gate)
         self.acks = AckStore(self.tables)
         self.registrations = RegistrationStore(self.tables)
-        self.tenants = TenantStore(self.tables, rules, self.index, self.acks, self.registrations)
+        self.notices = NoticeStore(self.tables)
+        self.issuers = IssuerStore(self.tables)
+        self.tenants = TenantStore(
+            self.tables,
+            rules,
+            self.index,
+            self.acks,
+            self.registrations,
+            self.notices,
+            self.issuers,
+        )
         self.certificates = CertificateStore(self.tables, self.tenants)
         self.uploads = UploadStore(self.tables, self.certificates, self.tenants)
 
@@ -60,11 +74,46 @@ class TableStore:
         return self.tables.rows(table)
 
     def acknowledge(
-        self, tenant_id: str, sha256: str | None, by: str, note: str | None, now: datetime
+        self,
+        tenant_id: str,
+        sha256: str | None,
+        by: str,
+        note: str | None,
+        now: datetime,
+        until: datetime | None = None,
+    ) -> list[str]:
+        """Silence one tenant CA, or (sha256 None) every CA of the tenant on record now, and
+        never one first seen later (DESIGN §4 rule 3). Announced; returns the SHA-256s."""
+        if sha256 is None:
+            shas = [c.sha256 for c in self.tenants.tenant_certificates(tenant_id)]
+            scope = "tenant"
+        else:
+            shas, scope = [sha256], "certificate"
+        done = self.acks.record(tenant_id, shas, by, note, now, until=until, scope=scope)
+        for sha in done:
+            self.notices.add(
+                Notice(tenant_id, sha, "acknowledged", iso(now), now, by=by, until=until)
+            )
+        self.tenants.refresh_tenant(tenant_id, now)
+        return done
+
+    def withdraw_acknowledgement(
+        self, tenant_id: str, sha256: str | None, by: str, now: datetime
+    ) -> list[str]:
+        """End acknowledgements now (of one CA, or every one of the tenant); announced."""
+        gone = self.acks.withdraw(tenant_id, None if sha256 is None else [sha256])
+        for key in gone:
+            self.notices.add(Notice(tenant_id, key, "ack-withdrawn", iso(now), now, by=by))
+        self.tenants.refresh_tenant(tenant_id, now)
+        return gone
+
+    def retire_certificate(
+        self, tenant_id: str, sha256: str, by: str, note: str | None, now: datetime
     ) -> None:
-        """Silence one tenant CA (or every CA of the tenant), and re-time its index rows."""
-        self.acks.record(tenant_id, sha256, by, note, now)
-        self.tenants.refresh_tenant(tenant_id)
+        """Take a tenant CA out of the inventory (audited on its row, announced)."""
+        self.tenants.retire(tenant_id, sha256, by, note, now)
+        self.notices.add(Notice(tenant_id, sha256, "retired", iso(now), now, by=by))
+        self.tenants.refresh_tenant(tenant_id, now)
 
     def report(self) -> dict[str, Any]:
         return build_report(

@@ -21,6 +21,8 @@ TABLES = (
     "ledger",
     "regtargets",
     "thumbtenants",
+    "notices",
+    "issuercas",
 )
 
 

@@ -16,6 +16,7 @@ same writes. Transient storage errors propagate so that the Functions host retri
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -81,6 +82,7 @@ class UploadStore:
         *,
         previous: list[dict[str, Any]] | None = None,
         before_commit: Future[Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> bool:
         """Record one analysed (or refused) blob. False when it was already recorded.
         ``previous``: the name's upload rows, when the caller has just read them;
@@ -126,7 +128,7 @@ class UploadStore:
                 }
             )
         shas = list(unique)
-        extra = self._write_certificate_rows(name, etag, shas[INLINE_CERTIFICATES:])
+        chunk_rows = self._write_certificate_rows(name, etag, shas[INLINE_CERTIFICATES:])
         # Written last: a crash before this line leaves the upload pending, and the
         # redelivered event redoes the same (idempotent) writes above.
         self._tables("uploads").upsert_entity(
@@ -140,8 +142,9 @@ class UploadStore:
                 "error_message": cut_text(error.message, TEXT_LIMIT) if error else None,
                 "format": result.format or None,
                 "certificates": json.dumps(shas[:INLINE_CERTIFICATES]),
-                "certificate_rows": extra,
+                "certificate_rows": chunk_rows,
                 "processed_at": iso(now),
+                **(extra or {}),
             },
             mode=UpdateMode.REPLACE,
         )
@@ -206,6 +209,23 @@ class UploadStore:
                 )
             self._tables.delete_quietly("uploads", row["PartitionKey"], row["RowKey"])
         return tenants
+
+    def retire(self, name: str, by: str, note: str | None, now: datetime) -> int:
+        """Hide a junk upload from the report and its exit code (audited on its rows).
+        Returns how many rows (one per content the name has held) were marked."""
+        rows = self.upload_rows(name)
+        for row in rows:
+            self._tables("uploads").upsert_entity(
+                {
+                    "PartitionKey": row["PartitionKey"],
+                    "RowKey": row["RowKey"],
+                    "retired_by": by,
+                    "retired_at": iso(now),
+                    "retired_note": note,
+                },
+                mode=UpdateMode.MERGE,
+            )
+        return len(rows)
 
     def failed_uploads(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         """Uploads refused or unreadable between ``since`` and ``until``: one partition
