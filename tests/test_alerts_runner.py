@@ -31,6 +31,7 @@ from shared.local import samples
 from shared.local.alerts_cmd import add_alert_commands
 from shared.local.azurite import Azurite
 from shared.local.common import UsageError
+from shared.local.silence_cmd import add_silence_commands
 from shared.settings import APP_SETTING_NAMES, Settings
 from shared.storage.alert_index import (
     INDEX_PARTITIONS,
@@ -109,6 +110,13 @@ def record_ca(
     return result.certificates[0].sha256
 
 
+def record_issuer(store: TableStore) -> None:
+    """Record the issuer of every sample tenant CA, as an uploaded chain file would."""
+    pca = samples.azure_sphere_pca()
+    result = analyze_bytes("chain/pca.cer", pca.der, RULES, AFFECTED_START)
+    assert store.uploads.record_upload(result.source, uuid.uuid4().hex, result, AFFECTED_START)
+
+
 def run(store: TableStore, settings: Settings, now: datetime, **kwargs: Any) -> dict[str, Any]:
     return run_alerts(store=store, settings=settings, rules=RULES, now=now, **kwargs)
 
@@ -120,7 +128,11 @@ def outbox(directory: Path) -> list[dict[str, Any]]:
 
 
 def alert_records(directory: Path) -> list[dict[str, Any]]:
-    return [r for r in outbox(directory) if "operator alert" not in r["subject"]]
+    return [
+        r
+        for r in outbox(directory)
+        if "operator alert" not in r["subject"] and ": notice:" not in r["subject"]
+    ]
 
 
 def outcomes(document: dict[str, Any], channel: str = "outbox") -> dict[tuple, str]:
@@ -136,7 +148,9 @@ def ledger_rows(store: TableStore) -> list[dict[str, Any]]:
 
 def cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ca-watch")
-    add_alert_commands(parser.add_subparsers(dest="command"))
+    commands = parser.add_subparsers(dest="command")
+    add_alert_commands(commands)
+    add_silence_commands(commands)
     args = parser.parse_args(argv)
     return int(args.handler(args))
 
@@ -431,10 +445,12 @@ def test_renewed_ca_on_record_stops_that_tenants_alerts(
     record_ca(store, waiting)
     assert {i["tenant_id"] for i in run(store, settings, T_AUG4)["items"]} == {renewed, waiting}
 
+    # With the issuer on record (`azsphere ca download-chain`), the renewal is authenticated.
+    record_issuer(store)
     new = record_ca(store, renewed, datetime(2020, 8, 5, tzinfo=UTC))
     document = run(store, settings, T_AUG18)
     assert {i["tenant_id"] for i in document["items"]} == {waiting}
-    assert renewed not in outbox(outbox_dir)[-1]["text"]
+    assert renewed not in alert_records(outbox_dir)[-1]["text"]
     resolved = {c["sha256_fingerprint"]: c["resolved_by"] for c in store.report()["certificates"]}
     assert resolved[old] == new
 

@@ -90,6 +90,7 @@ def test_report_names_certificates_by_sha1_everywhere(
     (folder / "old.cer").write_bytes(files[name])
     renewed_name, renewed = samples.renewed_tenant_file(samples.TENANT_OID)
     (folder / "new.cer").write_bytes(renewed)
+    (folder / "chain.cer").write_bytes(samples.azure_sphere_pca().der)  # authenticates it
     cli(capsys, "upload", "-q", str(folder))
     cli(capsys, "process", "-q", "--now", "2020-08-26T09:00:00Z")
     _code, out, _err = cli(capsys, "report", "--json")

@@ -762,21 +762,47 @@ def test_a_gate_on_storage_that_fails_raises_rather_than_pass_quietly(
 
 
 def test_acknowledgements_by_ca_and_by_tenant(store: TableStore) -> None:
-    store.acks.record("tenant-a", "ab" * 32, "alice", "registered by hand", NOW)
-    store.acks.record("tenant-b", None, "bob", None, NOW + timedelta(hours=1))
+    until = NOW + timedelta(days=3)
+    store.acks.record("tenant-a", ["ab" * 32], "alice", "registered by hand", NOW, until=until)
+    # A tenant's acknowledgement: one row per CA on record then, never a "*" for later ones.
+    done = store.acks.record(
+        "tenant-b", ["cd" * 32, "ef" * 32], "bob", None, NOW + timedelta(hours=1), scope="tenant"
+    )
+    assert done == ["cd" * 32, "ef" * 32]
     of_a = store.acks.of_tenant("tenant-a")
     assert list(of_a) == ["ab" * 32]
     assert of_a["ab" * 32].to_json() == {
         "by": "alice",
         "at": "2020-08-04T09:00:00Z",
         "note": "registered by hand",
+        "until": "2020-08-07T09:00:00Z",
+        "scope": "certificate",
     }
     of_b = store.acks.of_tenant("tenant-b")
-    assert list(of_b) == ["*"] and of_b["*"].note is None
-    assert of_b["*"].at == NOW + timedelta(hours=1) and of_b["*"].by == "bob"
+    assert sorted(of_b) == ["cd" * 32, "ef" * 32] and of_b["cd" * 32].note is None
+    assert of_b["cd" * 32].at == NOW + timedelta(hours=1) and of_b["cd" * 32].by == "bob"
+    assert of_b["cd" * 32].scope == "tenant"
     assert store.acks.of_tenant("tenant-c") == {}
     everyone = store.acks.by_tenant()
     assert everyone == {"tenant-a": of_a, "tenant-b": of_b}
+    assert store.acks.withdraw("tenant-b", ["ef" * 32, "00" * 32]) == ["ef" * 32]
+    assert list(store.acks.of_tenant("tenant-b")) == ["cd" * 32]
+    assert store.acks.withdraw("tenant-b", None) == ["cd" * 32]
+    assert store.acks.of_tenant("tenant-b") == {}
+
+
+def test_an_acknowledgement_is_in_force_until_its_end_and_a_legacy_one_only_for_older_cas(
+    store: TableStore,
+) -> None:
+    from shared.storage.acks import Acknowledgement
+
+    ack = Acknowledgement("alice", NOW, None, NOW + timedelta(days=1))
+    assert ack.covers(NOW - timedelta(days=400), NOW + timedelta(hours=23))
+    assert not ack.covers(NOW - timedelta(days=400), NOW + timedelta(days=1))
+    legacy = Acknowledgement.from_row({"RowKey": "*", "by": "bob", "at": "2020-08-04T09:00:00Z"})
+    assert legacy.scope == "legacy-tenant"
+    assert legacy.covers(NOW - timedelta(days=1), NOW)
+    assert not legacy.covers(NOW + timedelta(days=1), NOW)  # issued after the ack
 
 
 # --- registration snapshots ---------------------------------------------------------------------
@@ -815,6 +841,10 @@ def test_a_listing_becomes_its_targets_snapshot(store: TableStore) -> None:
             "display_name": "Fleet-Hub",
             "seen_at": "2020-08-04T09:00:00Z",
             "source": "live",
+            "format": "iot-hub-certificates",
+            "groups_seen_at": None,
+            "groups_source": None,
+            "state": "ok",
             "certificates": 2,
             "error": None,
         }
@@ -969,10 +999,18 @@ def test_the_report_joins_what_the_tables_hold(
         "by": "alice",
         "at": iso(day2),
         "note": "registered by hand",
+        "until": None,
+        "scope": "certificate",
     }
     assert renewed["registrations"][0]["verified"] is False
     assert renewed["registrations"][0]["name"] == "new-ca"
-    assert certificates[sha[acked]]["acknowledged"] == {"by": "bob", "at": iso(day2), "note": None}
+    assert certificates[sha[acked]]["acknowledged"] == {
+        "by": "bob",
+        "at": iso(day2),
+        "note": None,
+        "until": None,
+        "scope": "tenant",
+    }
     assert certificates[sha[acked]]["renewal_pending"] == []
     # A device certificate is no tenant CA: the tenant's acknowledgement is not about it.
     device = certificates[sha[acked_device]]
@@ -991,6 +1029,8 @@ def test_the_report_joins_what_the_tables_hold(
         "format": "pem",
         "certificates": [sha[old], sha[pca]],
         "processed_at": iso(day1),
+        "listing_outcomes": [],
+        "retired": None,
     }
     assert uploads["acked.pem"]["certificates"] == [sha[acked], sha[acked_device]]
     assert uploads["bad.cer"]["error"] == {

@@ -145,7 +145,10 @@ def test_registration_as_the_alerts_json_shows_it(
     snapshots: tuple[TargetSnapshot, ...], renewed: Cert | None, expected: dict[str, object]
 ) -> None:
     registration = registration_of(CURRENT, renewed, snapshots)
-    assert registration.to_json() == expected
+    shown = registration.to_json()
+    keys = ("target", "kind", "display_name", "current", "renewed")
+    shown["targets"] = [{k: t[k] for k in keys} for t in shown["targets"]]
+    assert {k: shown[k] for k in expected} == expected
     assert registration.renewed_thumbprint == (renewed.sha1_thumbprint if renewed else None)
 
 
@@ -222,9 +225,10 @@ RESOLUTIONS = [
     # no newer CA on record: nothing ends it, whatever the listings say
     ([], [], (None, None, ())),
     ([HUB], [], (None, None, ("hub",))),  # no renewal to be verified anywhere
-    # a newer CA and no evidence: it ends the alert (DESIGN §4)
-    ([], [RENEWED], ("b" * 64, "b" * 64, ())),
-    ([ELSEWHERE], [RENEWED], ("b" * 64, "b" * 64, ())),
+    # a newer CA and no evidence: only an authenticated one ends it (DESIGN §4 rule 2; the
+    # checker here knows nothing, so the renewal is unauthenticated)
+    ([], [RENEWED], (None, "b" * 64, ())),
+    ([ELSEWHERE], [RENEWED], (None, "b" * 64, ())),
     # evidence: verified in every target that holds the current CA, or not resolved
     ([HUB, DPS], [RENEWED], ("b" * 64, "b" * 64, ())),
     ([HUB_MISSING, DPS], [RENEWED], (None, "b" * 64, ("hub",))),
@@ -232,7 +236,7 @@ RESOLUTIONS = [
     # several newer CAs, newest first: the first verified everywhere ends it ...
     ([HUB], [NEWEST, RENEWED], ("b" * 64, "b" * 64, ())),
     ([newest_only(True)], [NEWEST, RENEWED], ("c" * 64, "c" * 64, ())),
-    ([], [NEWEST, RENEWED], ("c" * 64, "c" * 64, ())),
+    ([], [NEWEST, RENEWED], (None, "c" * 64, ())),
     # ... and when none is, the message asks for the newest
     ([HUB_MISSING], [NEWEST, RENEWED], (None, "c" * 64, ("hub",))),
     ([newest_only(False)], [NEWEST, RENEWED], (None, "c" * 64, ("hub",))),
@@ -246,6 +250,43 @@ def test_what_ends_an_alert(
     expected: tuple[str | None, str | None, tuple[str, ...]],
 ) -> None:
     assert resolve(snapshots, candidates) == expected
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "expected"),
+    [
+        ({"b" * 64: "authenticated"}, ("b" * 64, "authenticated-renewal", "authenticated")),
+        ({"b" * 64: "catalog"}, ("b" * 64, "authenticated-renewal", "catalog")),
+        ({"b" * 64: "look-alike"}, (None, None, "unauthenticated")),  # the newest is shown
+        ({"b" * 64: "look-alike", "c" * 64: "look-alike"}, (None, None, "look-alike")),
+        ({"b" * 64: "unauthenticated"}, (None, None, "unauthenticated")),
+        # the newest is a look-alike: the older authenticated one ends it
+        (
+            {"c" * 64: "look-alike", "b" * 64: "authenticated"},
+            ("b" * 64, "authenticated-renewal", "authenticated"),
+        ),
+    ],
+)
+def test_without_evidence_only_an_authenticated_renewal_ends_it(
+    verdicts: dict[str, str], expected: tuple[str | None, str | None, str]
+) -> None:
+    out = resolve_with_evidence(
+        [CURRENT, RENEWED, NEWEST],
+        {CURRENT.sha256: [NEWEST.sha256, RENEWED.sha256]},
+        [ELSEWHERE],
+        check=lambda _current, renewed: verdicts.get(renewed, "unauthenticated"),
+    )[CURRENT.sha256]
+    assert (out.resolved_by, out.basis, out.registration.renewal_check) == expected
+
+
+def test_a_revoked_renewal_is_never_one() -> None:
+    out = resolve_with_evidence(
+        [CURRENT, RENEWED],
+        {CURRENT.sha256: [RENEWED.sha256]},
+        [HUB],
+        revoked=frozenset({RENEWED.sha256}),
+    )[CURRENT.sha256]
+    assert out.resolved_by is None and out.registration.renewed is None
 
 
 def test_a_candidate_not_on_record_is_not_a_renewal() -> None:

@@ -133,6 +133,8 @@ def test_an_upload_is_recorded_once_with_its_etag_rows_and_result_blob(app_runti
         "format": "pem",
         "certificates": [sha256_hex(ca.der), sha256_hex(device.der)],  # once each, in order
         "processed_at": "2020-07-30T09:00:00Z",
+        "listing_outcomes": [],
+        "retired": None,
     }
     certs = certificates_by_sha(rt)
     assert set(certs) == {sha256_hex(ca.der), sha256_hex(device.der)}
@@ -188,15 +190,17 @@ def test_a_second_source_and_its_removal_keep_the_rows_right(app_runtime) -> Non
     assert certs[sha256_hex(other.der)]["sources"] == ["first.pem"]
     assert [c.sha256 for c in rt.store.tenants.tenant_certificates(TENANT)] == [sha256_hex(ca.der)]
 
-    # Its last source replaced: the certificate, its tenant row and its alert go.
+    # Its last source replaced: a tenant CA stays watched with no source left (DESIGN §4
+    # "The inventory never forgets"), its tenant row and its alert too.
     put(rt, "second.cer", other.der)
     deliver(rt, "second.cer", NOW + timedelta(hours=3))
     certs = certificates_by_sha(rt)
-    assert list(certs) == [sha256_hex(other.der)]
+    assert sorted(certs) == sorted([sha256_hex(ca.der), sha256_hex(other.der)])
+    assert certs[sha256_hex(ca.der)]["sources"] == []
     assert certs[sha256_hex(other.der)]["sources"] == ["first.pem", "second.cer"]
-    assert rt.store.tenants.tenant_certificates(TENANT) == []
+    assert [c.sha256 for c in rt.store.tenants.tenant_certificates(TENANT)] == [sha256_hex(ca.der)]
     open_now = rt.store.index.open_tenant_certificates(NOW, all_open=True)
-    assert [c.sha256 for c in open_now] == [sha256_hex(other.der)]
+    assert sorted(c.sha256 for c in open_now) == sorted([sha256_hex(ca.der), sha256_hex(other.der)])
     assert list(rt.store.iter_rows("certsources")) != []  # other's second name
     assert sorted(uploads_by_name(rt)) == ["first.pem", "second.cer"]
 
@@ -239,9 +243,10 @@ def test_certificates_past_the_inline_ones_are_listed_and_let_go(app_runtime, mo
     put(rt, "bundle.pem", devices[0].pem)
     deliver(rt, "bundle.pem")
     assert uploads_by_name(rt)["bundle.pem"]["certificates"] == [shas[1]]
-    assert list(certificates_by_sha(rt)) == [shas[1]]
+    # The devices go; the tenant CA stays watched (the inventory never forgets).
+    assert sorted(certificates_by_sha(rt)) == sorted(shas[:2])
     assert list(rt.store.iter_rows("uploadcerts")) == []
-    assert rt.store.tenants.tenant_certificates(TENANT) == []
+    assert [c.sha256 for c in rt.store.tenants.tenant_certificates(TENANT)] == [shas[0]]
     assert len(rt.store.uploads.upload_rows("bundle.pem")) == 1
 
 
@@ -447,8 +452,8 @@ def test_a_listing_upload_resolves_the_tenants_it_names(app_runtime) -> None:
         far = datetime(2100, 1, 1, tzinfo=UTC)
         return {c.sha256 for c in rt.store.index.open_tenant_certificates(far, all_open=True)}
 
-    # Resolved by today's rule (no evidence yet) until the listing shows the renewal pending.
-    assert sha256_hex(old.der) not in open_shas()
+    # No evidence and no issuer on record: the renewal is unauthenticated, the CA open.
+    assert sha256_hex(old.der) in open_shas()
     put(rt, "hubs.json", listing(new_verified=False))
     deliver(rt, "hubs.json")
     certs = certificates_by_sha(rt)
@@ -819,7 +824,7 @@ def test_an_upload_row_of_an_earlier_version_is_still_superseded(app_runtime) ->
     from shared.storage.keys import table_key, upload_partition
 
     rt = app_runtime
-    ca = samples.tenant_ca(TENANT)
+    ca = samples.azure_sphere_pca()  # not a tenant CA: those are never forgotten
     put(rt, "ca.pem", ca.pem)
     deliver(rt, "ca.pem")
     (row,) = rt.store.uploads.upload_rows("ca.pem")
@@ -1018,9 +1023,9 @@ def test_a_certificate_row_without_a_sources_list_still_loses_its_last_source(
     app_runtime,
 ) -> None:
     """A row with no ``sources`` property (an earlier version's, or edited by hand): its
-    last upload's removal still deletes it and answers its tenant."""
+    last upload's removal still deletes it (a tenant CA's would stay: see above)."""
     rt = app_runtime
-    ca = samples.tenant_ca(TENANT)
+    ca = samples.azure_sphere_pca()  # not a tenant CA: those are never forgotten
     put(rt, "ca.pem", ca.pem)
     deliver(rt, "ca.pem")
     sha = sha256_hex(ca.der)
@@ -1028,7 +1033,7 @@ def test_a_certificate_row_without_a_sources_list_still_loses_its_last_source(
     row = dict(table.get_entity(sha[:2], sha))
     del row["sources"]
     table.upsert_entity(row, mode="replace")
-    assert rt.store.certificates.remove_source(sha, "ca.pem") == TENANT
+    assert rt.store.certificates.remove_source(sha, "ca.pem") is None  # no tenant CA
     assert rt.store.report()["certificates"] == []
 
 
@@ -1038,7 +1043,7 @@ def test_a_removal_that_loses_every_race_names_its_certificate(app_runtime, monk
     from azure.core.exceptions import ResourceModifiedError
 
     rt = app_runtime
-    ca = samples.tenant_ca(TENANT)
+    ca = samples.azure_sphere_pca()  # not a tenant CA: those are never forgotten
     put(rt, "ca.pem", ca.pem)
     deliver(rt, "ca.pem")
     sha = sha256_hex(ca.der)

@@ -49,7 +49,7 @@ def store(azurite: Azurite) -> Iterator[TableStore]:
     store.delete_all()
 
 
-def add_ca(store: TableStore, n: int, verdict: str, not_before: datetime) -> None:
+def add_ca(store: TableStore, n: int, verdict: str, not_before: datetime, **extra: object) -> None:
     store.tenants.add(
         TENANT,
         f"{n:064x}",
@@ -59,13 +59,19 @@ def add_ca(store: TableStore, n: int, verdict: str, not_before: datetime) -> Non
             "not_before": iso(not_before),
             "not_after": iso(not_before + timedelta(days=730)),
             "verdict": verdict,
+            **extra,
         },
     )
 
 
+# The renewal as a live Azure Sphere catalog lists it: authentic by its source (DESIGN §4
+# rule 2), so it may close the old CA without registration evidence.
+FROM_CATALOG = {"catalog": "/subscriptions/s/catalogs/c", "catalog_status": "Active"}
+
+
 def add_old_and_renewed(store: TableStore) -> None:
     add_ca(store, 1, "affected", datetime(2020, 7, 1, tzinfo=UTC))
-    add_ca(store, 2, "ok", datetime(2020, 8, 5, tzinfo=UTC))
+    add_ca(store, 2, "ok", datetime(2020, 8, 5, tzinfo=UTC), **FROM_CATALOG)
 
 
 def held(n: int) -> Registered:
@@ -87,9 +93,9 @@ def after_first_write(store: TableStore, hook: Callable[[], None], *, every: boo
     write = store.tenants._write
     calls = 0
 
-    def hooked(tenant_id: str, state: TenantState) -> None:
+    def hooked(tenant_id: str, state: TenantState, now: datetime | None = None) -> None:
         nonlocal calls
-        write(tenant_id, state)
+        write(tenant_id, state, now)
         calls += 1
         if calls == 1 or every:
             hook()

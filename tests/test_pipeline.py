@@ -142,11 +142,17 @@ def test_duplicate_delivery_leaves_the_same_rows(app_runtime) -> None:
     handlers.use_clock(None)
     assert app_runtime.store.report() == first
     # Re-uploading the same bytes gives a new ETag: recorded again, still one row.
-    upload(app_runtime, {"a.pem": samples.tenant_ca("b7d8c6e2-1111-4222-8333-944445555666").pem})
+    replacement = samples.tenant_ca("b7d8c6e2-1111-4222-8333-944445555666")
+    upload(app_runtime, {"a.pem": replacement.pem})
     process_pending(app_runtime)
     report = app_runtime.store.report()
-    assert len(report["certificates"]) == 1 and len(report["uploads"]) == 1
-    assert report["certificates"][0]["sources"] == ["a.pem"]
+    assert len(report["uploads"]) == 1
+    # The tenant CA it replaced stays on record with no source (the inventory never forgets).
+    sources = {c["sha256_fingerprint"]: c["sources"] for c in report["certificates"]}
+    assert sources == {
+        first["certificates"][0]["sha256_fingerprint"]: [],
+        sha256_hex(replacement.der): ["a.pem"],
+    }
 
 
 def test_same_certificate_in_two_uploads_is_one_row_with_both_sources(app_runtime) -> None:
@@ -171,7 +177,7 @@ def test_changed_content_under_the_same_name_replaces_its_contribution(app_runti
     report = app_runtime.store.report()
     shas = {c["sha256_fingerprint"]: c for c in report["certificates"]}
     old_sha = sha256_hex(old.der)
-    assert old_sha not in shas  # its only source was replaced
+    assert shas[old_sha]["sources"] == []  # its only source was replaced: still watched
     assert shas[sha256_hex(new.der)]["sources"] == ["ca.pem"]
     assert shas[sha256_hex(shared_cert.der)]["sources"] == ["other.pem"]
     names = [u["name"] for u in report["uploads"]]
@@ -329,12 +335,10 @@ def test_concurrent_deliveries_merge_sources_of_a_shared_certificate(app_runtime
     assert process_pending(app_runtime, workers=8) == (0, 0)
 
 
-def test_a_tenant_ca_whose_last_upload_is_replaced_leaves_no_tenant_or_index_row(
-    app_runtime,
-) -> None:
-    """New content under the same blob name removes what the old content contributed: the
-    replaced tenant CA's certificate row, its tenant row and its alert-index row (else it
-    would keep being alerted)."""
+def test_a_tenant_ca_whose_last_upload_is_replaced_stays_watched(app_runtime) -> None:
+    """New content under the same blob name removes what the old content contributed,
+    except a tenant CA: it keeps its tenant row and its alert until it is resolved or
+    retired (issue 21 hole 7: an overwrite used to make an affected CA vanish silently)."""
     tenant_id = "c0ffee00-1111-4222-8333-944445555666"
     incident = samples.tenant_ca(tenant_id)
     upload(app_runtime, {"tenant/ca.cer": incident.der})
@@ -348,7 +352,15 @@ def test_a_tenant_ca_whose_last_upload_is_replaced_leaves_no_tenant_or_index_row
 
     upload(app_runtime, {"tenant/ca.cer": samples.device_certificate(incident).der})
     process_pending(app_runtime)
-    assert store.tenants.tenant_certificates(tenant_id) == []
-    assert store.index.open_tenant_certificates(NOW, all_open=True) == []
-    shas = {c["sha256_fingerprint"] for c in store.report()["certificates"]}
-    assert sha256_hex(incident.der) not in shas
+    # DESIGN §4 "The inventory never forgets": overwriting its blob changes nothing.
+    assert [c.sha256 for c in store.tenants.tenant_certificates(tenant_id)] == [
+        sha256_hex(incident.der)
+    ]
+    open_now = store.index.open_tenant_certificates(NOW, all_open=True)
+    assert [c.sha256 for c in open_now] == [sha256_hex(incident.der)]
+    (kept,) = [
+        c
+        for c in store.report()["certificates"]
+        if c["sha256_fingerprint"] == sha256_hex(incident.der)
+    ]
+    assert kept["sources"] == [] and kept["state"] == "pending"

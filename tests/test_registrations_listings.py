@@ -181,9 +181,11 @@ def resolve(*snapshots: TargetSnapshot) -> Resolution:
 
 def test_resolved_only_when_verified_in_every_target_holding_the_current_ca() -> None:
     new_sha = Cert(NEW).sha256
-    assert resolve().resolved_by == new_sha  # no evidence: today's rule
+    # no evidence: an unauthenticated renewal no longer ends it (DESIGN §4 rule 2)
+    assert resolve().resolved_by is None
     assert resolve().registration.evidence is False
-    assert resolve(snap("elsewhere", (NEW, False))).resolved_by == new_sha  # lists neither
+    assert resolve().registration.renewal_check == "unauthenticated"
+    assert resolve(snap("elsewhere", (NEW, False))).resolved_by is None  # lists neither
     pending = resolve(snap("hub", (OLD, True)), snap("dps", (OLD, True), (NEW, True)))
     assert pending.resolved_by is None
     assert pending.registration.pending == ("hub",)

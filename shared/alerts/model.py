@@ -91,6 +91,7 @@ class DueAlert:
     actions: tuple[str, ...] = field(default=())
     # Where the current CA is registered and what is left (None: not looked up).
     registration: Registration | None = None
+    state: str = "pending"  # the CA's state in the one vocabulary (shared.alerts.states)
 
     def ledger_key(self, channel: str) -> LedgerKey:
         return LedgerKey(

@@ -126,13 +126,17 @@ class TargetState:
     renewed: str
     current_name: str = ""  # the current CA's certificate name in the target
     renewed_name: str = ""
-    status: str = PENDING  # done | pending | lost-trust
+    status: str = ""  # done | pending | lost-trust ("": from ``renewed`` alone)
     unknown: bool = False  # its last read failed: this is its last good snapshot
     source: str = ""  # "live" or the blob name the snapshot came from
     seen_at: datetime | None = None  # when the evidence was made
     error: tuple[str, str] | None = None
     groups_seen: bool | None = None  # None: the kind has no groups; False: never read
     groups_missing: tuple[str, ...] = ()  # enabled groups that cover C but not R
+
+    def __post_init__(self) -> None:
+        if not self.status:  # frozen: the one place a field is set after __init__
+            object.__setattr__(self, "status", DONE if self.renewed == VERIFIED else PENDING)
 
     def to_json(self) -> dict[str, Any]:
         return {

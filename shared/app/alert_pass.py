@@ -143,6 +143,7 @@ def run_alerts(
             "stage": a.stage,
             "stage_key": a.stage_key,
             "days_left": a.days_left,
+            "state": a.state,
             "channels": {c: state.outcomes[a.ledger_key(c)] for c in names},
             "registration": (a.registration or NO_REGISTRATION).to_json(),
         }

@@ -45,6 +45,13 @@ def recheck_due(
     for alert in due:
         if alert.certificate in closed:
             continue
-        resolution = states[alert.tenant_id].resolutions.get(alert.certificate)
-        kept.append(replace(alert, registration=resolution.registration if resolution else None))
+        state = states[alert.tenant_id]
+        resolution = state.resolutions.get(alert.certificate)
+        kept.append(
+            replace(
+                alert,
+                registration=resolution.registration if resolution else None,
+                state=state.state_of(alert.certificate),
+            )
+        )
     return kept, [c for c in certificates if c.sha256 not in closed]

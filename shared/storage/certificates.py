@@ -75,6 +75,17 @@ def stored_document(cert: AnalyzedCertificate) -> str:
     return document
 
 
+DER_LIMIT = 30_000  # characters of base64 one table property holds (32K UTF-16 units)
+
+
+def stored_der(der: bytes) -> str:
+    """A tenant CA's body, kept so a renewal's signature can be checked against it (DESIGN
+    §4 rule 2). A real one is under 1 KB; one too large for a property ("") is simply never
+    authenticated by signature."""
+    text = base64.b64encode(der).decode("ascii")
+    return text if len(text) <= DER_LIMIT else ""
+
+
 def source_key(name: str) -> str:
     """The RowKey of a blob name in ``certsources`` (names may be 1,024 characters and hold
     characters keys may not)."""
@@ -124,14 +135,18 @@ class CertificateStore:
                     "not_before": iso(facts.not_before),
                     "not_after": iso(facts.not_after),
                     "verdict": str(cert.classification.verdict),
-                    # The body: a renewal's signature is checked against it (rule 2).
-                    "der": base64.b64encode(facts.der).decode("ascii"),
+                    "der": stored_der(facts.der),
+                    "issuer": cut_text(facts.issuer, TEXT_LIMIT),
                 },
             )
         elif cert.facts.is_ca:
             # Any other CA may be the issuer that authenticates a renewal; the check is
             # anchored on the current CA's own signature, so a forged issuer proves nothing.
             self._tenants.issuers.add_issuer(cert.sha256, cert.facts.der, cert.facts.subject)
+            # A renewal recorded before its issuer may be authenticated now.
+            named = cut_text(cert.facts.subject, TEXT_LIMIT)  # as tenant CA rows keep it
+            for tenant in sorted(self._tenants.signed_by_name(named)):
+                self._tenants.refresh_tenant(tenant)
 
     def _add_further_source(self, cert: AnalyzedCertificate, name: str, now: datetime) -> None:
         """The name's own row first, then a MERGE of the certificate row (fresh analysis,

@@ -128,6 +128,16 @@ class TenantStore:
             mode=UpdateMode.MERGE,
         )
 
+    def signed_by_name(self, issuer: str) -> set[str]:
+        """Tenants with a CA that names ``issuer``, or whose renewal waits for one (rows of
+        earlier versions do not say their issuer): an issuer arriving may authenticate it."""
+        rows = self._tables("tenantcas").query_entities(
+            "issuer eq @issuer or renewal_check eq @waiting",
+            parameters={"issuer": issuer, "waiting": "unauthenticated"},
+            select=["PartitionKey"],
+        )
+        return {row["PartitionKey"] for row in rows}
+
     def _rows(self, tenant_id: str) -> list[dict[str, Any]]:
         return list(
             self._tables("tenantcas").query_entities(
