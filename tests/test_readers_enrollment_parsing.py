@@ -11,7 +11,7 @@ import json
 import pytest
 
 from shared.alerts.registration import EnrollmentGroup, GroupSlot
-from shared.analysis.enrollment_listings import central_group, dps_groups
+from shared.analysis.enrollment_listings import central_group, central_listing, dps_groups
 from shared.analysis.listings import ListingError
 from tests import analyzer_samples
 from tests import enrollment_samples as samples
@@ -145,3 +145,25 @@ def test_parsing_survives_a_json_round_trip() -> None:
     """Upload and live read go through json.loads: the parser takes plain JSON values."""
     objs = json.loads(json.dumps([samples.dps_inline_group("g", OLD, NEW)]))
     assert dps_groups(objs)[0].slots[1].thumbprint == NEW
+
+
+def test_central_listing_names_each_slot_and_keeps_the_groups() -> None:
+    groups = (
+        central_group(samples.central_group("g1"), samples.central_slot(OLD), None),
+        central_group(
+            samples.central_group("g2", enabled=False),
+            None,
+            samples.central_slot(NEW, verified=False),
+        ),
+    )
+    listing = central_listing("  Contoso-App ", groups)
+    assert (listing.target, listing.kind, listing.display_name) == (
+        "contoso-app",
+        "iot-central",
+        "contoso-app",
+    )
+    assert [(c.name, c.thumbprint, c.verified, c.sha256) for c in listing.certificates] == [
+        ("g1/primary", OLD, True, None),
+        ("g2/secondary", NEW, False, None),
+    ]
+    assert listing.groups == groups

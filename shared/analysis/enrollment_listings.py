@@ -23,9 +23,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.alerts.registration import EnrollmentGroup, GroupSlot
-from shared.analysis.listings import MAX_ENTRIES, ListingError, _body, normalize_thumbprint
+from shared.analysis.listings import (
+    MAX_ENTRIES,
+    Listing,
+    ListingError,
+    RegisteredCertificate,
+    _body,
+    normalize_thumbprint,
+)
 
 SLOTS = ("primary", "secondary")
+FORMAT_IOT_CENTRAL = "iot-central-enrollment-groups"  # a Listing of kind iot-central
+KIND_IOT_CENTRAL = "iot-central"
 _MAX_ID = 128  # DPS and IoT Central cap enrollment group ids at 128 characters
 _MAX_NAME = 256
 
@@ -166,3 +175,25 @@ def _thumbprint_of(cert: Mapping[str, Any]) -> str:
             "malformed-listing", "a certificate's thumbprint does not match its body"
         )
     return thumbprint
+
+
+def central_listing(subdomain: str, groups: tuple[EnrollmentGroup, ...]) -> Listing:
+    """An IoT Central app as a Listing (live read or upload alike): target = the app's
+    subdomain (lower case); ``certificates`` = every slot's thumbprint with its verified
+    flag, named ``<groupId>/<slot>`` (IoT Central has no certificate list: the slots are it).
+    """
+    target = subdomain.strip().lower()
+    if not target:
+        raise ListingError("malformed-listing", "an IoT Central listing needs the app subdomain")
+    certificates = tuple(
+        RegisteredCertificate(
+            name=f"{group.group_id}/{slot.slot}",
+            thumbprint=slot.thumbprint,
+            sha256=None,
+            verified=bool(slot.verified),
+        )
+        for group in groups
+        for slot in group.slots
+        if slot.thumbprint is not None
+    )
+    return Listing(target, KIND_IOT_CENTRAL, target, FORMAT_IOT_CENTRAL, certificates, groups)
