@@ -31,9 +31,11 @@ from shared.analysis.pem import pem_body, scan_pem
 from shared.analysis.read_result import DEFAULT_MAX_UPLOAD_BYTES, ReadError
 
 MANIFEST_SCHEMA = "ca-watch/registrations/v1"
+ENVELOPE_SCHEMA = "ca-watch/enrollment-groups/v1"  # enrollment_envelope: groups + their target
 FORMAT_IOT_HUB = "iot-hub-certificates"
 FORMAT_DPS = "dps-certificates"
 FORMAT_MANIFEST = "ca-watch-registrations"
+FORMAT_DPS_GROUPS = "dps-enrollment-groups"  # an envelope: a DPS's certificates and groups
 FORMAT_SPHERE = "azure-sphere-ca-list"  # the legacy REST / azsphere shape
 FORMAT_SPHERE_CATALOG = "azure-sphere-catalog-certificates"  # ARM: az sphere ca-certificate list
 KINDS = ("iot-hub", "dps", "iot-central", "other")
@@ -185,6 +187,12 @@ def listing_in_text(data: bytes) -> bool:
 
 def read_listing_document(data: bytes) -> ListingDocument:
     """Decode and parse a listing upload (``looks_like_listing`` said yes)."""
+    return parse_listing_document(decode_listing_json(data))
+
+
+def decode_listing_json(data: bytes) -> object:
+    """A listing upload's JSON value: UTF-8 (BOM or not) or UTF-16 with a BOM, no private
+    key anywhere, no object with a key twice."""
     text = _as_text(data)
     if text is None:
         raise ListingError("malformed-listing", "the listing is not UTF-8 or UTF-16 text")
@@ -197,12 +205,11 @@ def read_listing_document(data: bytes) -> ListingDocument:
             "and keep the key secret",
         )
     try:
-        document = json.loads(text, object_pairs_hook=_unambiguous_object)
+        return json.loads(text, object_pairs_hook=_unambiguous_object)
     except ListingError:
         raise
     except (ValueError, RecursionError) as exc:
         raise ListingError("malformed-listing", "the listing is not valid JSON") from exc
-    return parse_listing_document(document)
 
 
 def _unambiguous_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -231,9 +238,17 @@ def parse_listing_document(document: object) -> ListingDocument:
     """Keys are read in any letter case (the REST API and PowerShell capitalise them, the
     CLIs do not), as ``looks_like_listing`` finds them; two spellings of one key refuse."""
     if isinstance(document, Mapping):
-        fields = _fields(document)
+        fields = fields_of(document)
         if fields.get("schema") == MANIFEST_SCHEMA:
             return ListingDocument(FORMAT_MANIFEST, (_manifest(fields),))
+        if fields.get("schema") == ENVELOPE_SCHEMA:
+            # Its parser builds on this module and on enrollment_listings: uploads come in
+            # through enrollment_envelope.read_uploaded_listing, which reads both.
+            raise ListingError(
+                "malformed-listing", "an enrollment group envelope is read by enrollment_envelope"
+            )
+        if "value" not in fields and _is_group_document(fields):
+            raise _groups_need_target()
         document = fields.get("value")
         if not isinstance(document, list):
             raise ListingError("malformed-listing", 'a listing object needs a "value" array')
@@ -244,15 +259,37 @@ def parse_listing_document(document: object) -> ListingDocument:
     if not document:
         raise ListingError("empty-listing", "the listing holds no certificates")
     if all(isinstance(e, Mapping) for e in document):
-        entries = [_fields(e) for e in document]
+        entries = [fields_of(e) for e in document]
         if all("properties" in e for e in entries):
             return _arm_listing(entries)
         if all(e.get("thumbprint") is not None for e in entries):
             return ListingDocument(FORMAT_SPHERE, sphere_entries=tuple(map(_sphere, entries)))
+        if any(map(_is_group_document, entries)):
+            raise _groups_need_target()
     raise ListingError("malformed-listing", "the listing's entries have no known shape")
 
 
-def _fields(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+# Keys only enrollment group documents have (lower case, as parsed): a DPS group's id, a
+# group's attestation, an IoT Central slot's "info" with its "verified" flag.
+_GROUP_KEYS = ("enrollmentgroupid", "attestation")
+
+
+def _is_group_document(fields: Mapping[str, Any]) -> bool:
+    return any(key in fields for key in _GROUP_KEYS) or ("verified" in fields and "info" in fields)
+
+
+def _groups_need_target() -> ListingError:
+    """Groups name no target of their own (docs/listings.md says why an envelope)."""
+    return ListingError(
+        "enrollment-groups-need-target",
+        "enrollment groups do not say which DPS or IoT Central app they belong to: upload "
+        "them with `ca-watch upload --dps DPS_RESOURCE_ID groups.json certificates.json`, or "
+        'wrap them in a {"schema": "ca-watch/enrollment-groups/v1", "target": ...} envelope '
+        "(docs/listings.md)",
+    )
+
+
+def fields_of(mapping: Mapping[Any, Any]) -> dict[str, Any]:
     """A JSON object's members by lower-case key; two spellings of one key are ambiguous."""
     fields = {key.lower(): value for key, value in mapping.items() if isinstance(key, str)}
     if len(fields) != sum(isinstance(key, str) for key in mapping):
@@ -277,7 +314,7 @@ def _arm_listing(entries: list[dict[str, Any]]) -> ListingDocument:
         props = entry["properties"]
         if not isinstance(props, Mapping):
             raise ListingError("malformed-listing", "an entry's properties is not an object")
-        props = _fields(props)
+        props = fields_of(props)
         listing_format, kind = _ARM_FORMATS[match["type"].lower()]
         formats.add(listing_format)
         target = match["target"].lower()
@@ -327,7 +364,7 @@ def _verified_wins(certs: list[RegisteredCertificate]) -> tuple[RegisteredCertif
 
 def _registered(props: Mapping[str, Any], name: str, verified: object) -> RegisteredCertificate:
     """One certificate of a hub/DPS listing or a manifest (``props``: lower-case keys)."""
-    body = _certificate_body(props.get("certificate"))
+    body = certificate_body(props.get("certificate"))
     thumbprint = props.get("thumbprint")
     if thumbprint is None and body is None:
         raise ListingError(
@@ -373,7 +410,7 @@ def _manifest(document: Mapping[str, Any]) -> Listing:
     for entry in certs:
         if not isinstance(entry, Mapping):
             raise ListingError("malformed-listing", "a manifest certificate is not an object")
-        fields = _fields(entry)
+        fields = fields_of(entry)
         registered.append(
             _registered(fields, str(fields.get("name") or ""), fields.get("verified", False))
         )
@@ -392,7 +429,7 @@ def claims_arm_target(target: str) -> bool:
 def _sphere(entry: Mapping[str, Any]) -> SphereCaEntry:
     """One tenant CA of a Sphere CA list (``entry``: lower-case keys): the legacy REST and
     ``azsphere`` shape (flags and/or ``status``), or an ARM catalog entry's properties."""
-    body = _certificate_body(entry.get("certificate"))
+    body = certificate_body(entry.get("certificate"))
     thumbprint = normalize_thumbprint(entry.get("thumbprint"))
     if body is not None and hashlib.sha1(body, usedforsecurity=False).hexdigest().upper() != (
         thumbprint
@@ -423,7 +460,7 @@ def _status(value: object) -> str | None:
     return text[:64]
 
 
-def _certificate_body(value: object) -> bytes | None:
+def certificate_body(value: object) -> bytes | None:
     """The DER certificate a listing's ``certificate`` field holds, or None when the field
     is absent, empty or a placeholder (ARM's examples print ``"####"``; others ``"MA=="``):
     the entry's thumbprint then names it, as the live pull always did.
@@ -449,6 +486,8 @@ def _certificate_body(value: object) -> bytes | None:
         return _first_pem_certificate(data)
     return None
 
+
+_body = certificate_body  # the name enrollment_listings imports
 
 _WHITESPACE = b" \t\r\n\x0b\x0c"
 _PEM_CERTIFICATE_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE")

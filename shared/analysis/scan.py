@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.alerts.rules import Rules
 from shared.analysis.classify import NEEDS_ACTION, Classification, classify_certificate
+from shared.analysis.enrollment_envelope import read_uploaded_listing
 from shared.analysis.facts import CertificateError, CertificateFacts, extract_facts, facts_json
 from shared.analysis.listings import (
     ListingDocument,
     ListingError,
     listing_in_text,
     looks_like_listing,
-    read_listing_document,
 )
 from shared.analysis.reader import (
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -189,7 +189,7 @@ def analyze_listing(source: str, data: bytes, rules: Rules, now: datetime) -> Fi
     """A registration listing: its targets are evidence; the certificates an Azure Sphere
     CA list carries are analysed as if uploaded one by one."""
     try:
-        document = read_listing_document(data)
+        document = read_uploaded_listing(data)
     except ListingError as exc:
         code = ErrorCode(exc.code) if exc.code in _LISTING_CODES else ErrorCode.MALFORMED_LISTING
         error = ReadError(code, exc.message)
