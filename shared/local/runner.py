@@ -146,6 +146,8 @@ def local_runtime() -> Any:
 
 # --- upload ------------------------------------------------------------------------
 def command_upload(args: argparse.Namespace) -> int:
+    if args.dps:
+        return _upload_dps(args)
     rt = local_runtime()
     container = rt.blobs.get_container_client(rt.settings.cert_container)
     uploaded = refused = 0
@@ -171,6 +173,19 @@ def command_upload(args: argparse.Namespace) -> int:
     print(f"{uploaded} file(s) uploaded to container {rt.settings.cert_container!r}"
           + (f", {refused} refused" if refused else ""))  # fmt: skip
     return EXIT_ACTION if refused else EXIT_OK
+
+
+def _upload_dps(args: argparse.Namespace) -> int:
+    """Enrollment groups with their DPS named: one envelope blob (docs/listings.md)."""
+    from shared.local.enrollment_upload import dps_envelope
+
+    name, data = dps_envelope(args.dps, args.paths, datetime.now(UTC))
+    if args.prefix:
+        name = f"{args.prefix.strip('/')}/{name}"
+    rt = local_runtime()
+    rt.blobs.get_container_client(rt.settings.cert_container).upload_blob(name, data)
+    print(f"uploaded {name}: the enrollment groups and certificate list of DPS {args.dps}")
+    return EXIT_OK
 
 
 # --- process -----------------------------------------------------------------------
@@ -312,6 +327,12 @@ def add_commands(commands: Any) -> None:
     upload.add_argument("paths", nargs="+", metavar="PATH")
     upload.add_argument("--prefix", help="a folder to put the blobs under")
     upload.add_argument("--quiet", "-q", action="store_true", help="only print the summary")
+    upload.add_argument(
+        "--dps",
+        metavar="RESOURCE_ID",
+        help="upload enrollment groups: the two PATHs are what `az iot dps enrollment-group "
+        "list` and `az iot dps certificate list` print; one blob names this DPS",
+    )
     upload.set_defaults(handler=command_upload)
 
     process = commands.add_parser(
