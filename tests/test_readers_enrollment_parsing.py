@@ -167,3 +167,27 @@ def test_central_listing_names_each_slot_and_keeps_the_groups() -> None:
         ("g2/secondary", NEW, False, None),
     ]
     assert listing.groups == groups
+
+
+def test_repointed_names_flags_a_name_whose_thumbprint_changed_and_its_groups() -> None:
+    from shared.analysis.enrollment_listings import repointed_names
+    from shared.analysis.listings import Listing, RegisteredCertificate
+
+    groups = dps_groups([samples.dps_ca_reference_group("sphere", "tenant-ca", "other")])
+    listing = Listing(
+        "dps",
+        "dps",
+        "dps",
+        "dps-certificates",
+        (
+            RegisteredCertificate("tenant-ca", NEW, None, True),
+            RegisteredCertificate("other", OLD, None, True),
+            RegisteredCertificate("fresh", OLD, None, True),
+        ),
+        groups,
+    )
+    (warning,) = repointed_names({"tenant-ca": OLD, "other": OLD}, listing)
+    assert warning == (
+        f"certificate name 'tenant-ca' now holds {NEW} (was {OLD}); named by sphere/primary"
+    )
+    assert repointed_names({}, listing) == ()

@@ -197,3 +197,24 @@ def central_listing(subdomain: str, groups: tuple[EnrollmentGroup, ...]) -> List
         if slot.thumbprint is not None
     )
     return Listing(target, KIND_IOT_CENTRAL, target, FORMAT_IOT_CENTRAL, certificates, groups)
+
+
+def repointed_names(before: Mapping[str, str], listing: Listing) -> tuple[str, ...]:
+    """Warnings for certificate names of ``listing`` whose thumbprint differs from
+    ``before`` (name -> thumbprint of the previous snapshot): re-uploading a CA under the
+    same name silently swaps the CA every ``caReferences`` of that name trusts."""
+    referenced: dict[str, list[str]] = {}
+    for group in listing.groups or ():
+        for slot in group.slots:
+            if slot.name:
+                referenced.setdefault(slot.name, []).append(f"{group.group_id}/{slot.slot}")
+    warnings = []
+    for cert in listing.certificates:
+        old = before.get(cert.name)
+        if cert.name and old is not None and old != cert.thumbprint:
+            groups = referenced.get(cert.name)
+            named = f"; named by {', '.join(groups)}" if groups else ""
+            warnings.append(
+                f"certificate name {cert.name!r} now holds {cert.thumbprint} (was {old}){named}"
+            )
+    return tuple(warnings)
