@@ -32,6 +32,7 @@ from shared.analysis.listings import (
     looks_like_listing,
     parse_listing_document,
     read_listing_document,
+    sphere_entry,
 )
 from shared.analysis.scan import analyze_bytes
 from shared.local import samples
@@ -177,3 +178,11 @@ def test_a_catalog_id_elsewhere_in_arm_is_refused() -> None:
     with pytest.raises(ListingError) as caught:
         parse_listing_document([entry])
     assert caught.value.code == "malformed-listing"
+
+
+def test_one_entry_reads_alike_for_the_live_reader() -> None:
+    entry = catalog_entry(status="Revoked")
+    (listed,) = parse_listing_document([entry]).sphere_entries
+    assert sphere_entry(entry["properties"]) == listed
+    pascal = {key[:1].upper() + key[1:]: value for key, value in entry["properties"].items()}
+    assert sphere_entry(pascal) == listed

@@ -1,13 +1,23 @@
 """Registration listings: JSON documents that say which CA certificates a hub, a DPS or
-another service trusts (DESIGN §3), recognised by content, not by name.
+another service trusts (DESIGN §3), recognised by content, not by name (docs/listings.md).
 
 - IoT Hub: ``az iot hub certificate list`` / ARM ``Certificates - List By Iot Hub``
   (``{"value": [...]}`` or a bare array; ``id`` ``.../IotHubs/<hub>/certificates/<name>``).
 - DPS: ``az iot dps certificate list`` (``.../provisioningServices/<dps>/certificates/...``).
-- ``ca-watch/registrations/v1``: our manifest for IoT Central and third parties.
-- The Azure Sphere tenant CA list (REST ``GET /v2/tenants/{id}/certificates``: ``Certificate``,
-  ``Thumbprint``, ``IsActive``, ``IsRevoked``; the CLIs print the same fields in camel
-  case, or a ``status``): not a target; its certificates are analysed like uploads.
+- ``ca-watch/registrations/v1``: our manifest for IoT Central and third parties; it may not
+  speak for an IoT Hub or DPS (those are read from ARM).
+- Azure Sphere CA lists, not targets (their certificates are analysed like uploads): the
+  ARM catalog form (``az sphere ca-certificate list``: entries under
+  ``Microsoft.AzureSphere/catalogs/<c>/certificates/<serial>`` with ``properties.status``)
+  and the legacy REST form (``GET /v2/tenants/{id}/certificates``: ``Certificate``,
+  ``Thumbprint``, ``IsActive``, ``IsRevoked``, or a ``status``).
+- Enrollment groups travel in an envelope naming their target (enrollment_envelope); a raw
+  group document is refused here.
+
+Read as Azure prints them: keys in any letter case (two spellings of one key, or one key
+twice, refuse), a certificate body as base64 DER, PEM, base64 of PEM or a placeholder, the
+same CA listed twice (verified wins), thumbprints in ASCII hex only, at most
+``MAX_TARGETS`` targets per document.
 
 Pure: a decoded JSON value in, values out; errors are ``ListingError`` with a fixed text
 (never a value from the document).
@@ -424,6 +434,13 @@ def claims_arm_target(target: str) -> bool:
     (case, slashes, a URL or a certificate under it): those are read from ARM only."""
     letters = re.sub(r"[^a-z0-9]", "", target.lower())
     return any(kind in letters for kind in _ARM_TARGET_TYPES)
+
+
+def sphere_entry(properties: Mapping[str, Any]) -> SphereCaEntry:
+    """One catalog certificate's ``properties`` (``certificate``, ``status``, ``thumbprint``;
+    any key case): what the live catalog reader and an upload of ``az sphere
+    ca-certificate list`` both read, so the two agree."""
+    return _sphere(fields_of(properties))
 
 
 def _sphere(entry: Mapping[str, Any]) -> SphereCaEntry:
