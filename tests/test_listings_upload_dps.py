@@ -14,18 +14,12 @@ import pytest
 
 from shared.app import handlers
 from shared.local import samples
-from shared.local.cli import main
 from tests import enrollment_samples as groups
 from tests.registration_samples import DPS_ID, HUB_ID, arm_listing
+from tests.test_cli_commands import cli
 
 OLD = samples.tenant_ca("abcd0000-1111-4222-8333-944445555666", key_seed=41)
 NEW = samples.tenant_ca("abcd0000-1111-4222-8333-944445555666", key_seed=42)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture
