@@ -6,7 +6,9 @@ need one), checked with the blob function's own parser before anything is upload
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,35 @@ from shared.analysis.listings import (
     parse_listing_document,
 )
 from shared.analysis.read_result import DEFAULT_MAX_UPLOAD_BYTES
-from shared.local.common import UsageError, printable
+from shared.local.common import EXIT_ACTION, EXIT_OK, UsageError, printable
 from shared.settings import SettingsError, parse_registration_target
 
 HOW = (
     "give the DPS resource id and two files: what `az iot dps enrollment-group list` and "
     "`az iot dps certificate list` print (-o json)"
 )
+
+
+def upload_dps(args: argparse.Namespace, runtime: Callable[[], Any]) -> int:
+    """``ca-watch upload --dps``: check, then upload one new envelope blob."""
+    from azure.core.exceptions import ResourceExistsError
+
+    name, data = dps_envelope(args.dps, args.paths, datetime.now(UTC))
+    if args.prefix:
+        name = f"{args.prefix.strip('/')}/{name}"
+    rt = runtime()
+    container = rt.blobs.get_container_client(rt.settings.cert_container)
+    try:
+        container.upload_blob(name, data, overwrite=False)
+    except ResourceExistsError:
+        if container.download_blob(name).readall() != data:
+            print(
+                f"ca-watch: {printable(name)} exists with other content; run again in a second",
+                file=sys.stderr,
+            )
+            return EXIT_ACTION
+    print(f"uploaded {name}: the enrollment groups and certificate list of DPS {args.dps}")
+    return EXIT_OK
 
 
 def dps_envelope(resource_id: str, paths: Sequence[str], now: datetime) -> tuple[str, bytes]:

@@ -146,8 +146,10 @@ def local_runtime() -> Any:
 
 # --- upload ------------------------------------------------------------------------
 def command_upload(args: argparse.Namespace) -> int:
-    if args.dps:
-        return _upload_dps(args)
+    if args.dps:  # enrollment groups with their DPS named (docs/listings.md)
+        from shared.local.enrollment_upload import upload_dps
+
+        return upload_dps(args, local_runtime)
     rt = local_runtime()
     container = rt.blobs.get_container_client(rt.settings.cert_container)
     uploaded = refused = 0
@@ -173,19 +175,6 @@ def command_upload(args: argparse.Namespace) -> int:
     print(f"{uploaded} file(s) uploaded to container {rt.settings.cert_container!r}"
           + (f", {refused} refused" if refused else ""))  # fmt: skip
     return EXIT_ACTION if refused else EXIT_OK
-
-
-def _upload_dps(args: argparse.Namespace) -> int:
-    """Enrollment groups with their DPS named: one envelope blob (docs/listings.md)."""
-    from shared.local.enrollment_upload import dps_envelope
-
-    name, data = dps_envelope(args.dps, args.paths, datetime.now(UTC))
-    if args.prefix:
-        name = f"{args.prefix.strip('/')}/{name}"
-    rt = local_runtime()
-    rt.blobs.get_container_client(rt.settings.cert_container).upload_blob(name, data)
-    print(f"uploaded {name}: the enrollment groups and certificate list of DPS {args.dps}")
-    return EXIT_OK
 
 
 # --- process -----------------------------------------------------------------------
