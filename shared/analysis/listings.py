@@ -38,7 +38,7 @@ from typing import Any
 from shared.alerts.registration import EnrollmentGroup
 from shared.analysis.der import TAG_BIT_STRING, TAG_SEQUENCE, DerError, children, read_tlv
 from shared.analysis.pem import pem_body, scan_pem
-from shared.analysis.read_result import DEFAULT_MAX_UPLOAD_BYTES, ReadError
+from shared.analysis.read_result import ReadError
 
 MANIFEST_SCHEMA = "ca-watch/registrations/v1"
 ENVELOPE_SCHEMA = "ca-watch/enrollment-groups/v1"  # enrollment_envelope: groups + their target
@@ -167,9 +167,10 @@ _JSON_OPENERS = (b"{", b"[")
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
 
-def looks_like_listing(data: bytes, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> bool:
+def looks_like_listing(data: bytes, max_bytes: int | None = None) -> bool:
     """JSON text (UTF-8, UTF-8 BOM or UTF-16 with BOM) with a listing's key anywhere in
-    its first ``max_bytes``. Certificate formats never start with ``{`` or ``[``."""
+    its first ``max_bytes`` (all of it by default: the blob function passes no more than
+    MAX_UPLOAD_BYTES). Certificate formats never start with ``{`` or ``[``."""
     head = data[:_SNIFF_BYTES]
     # Every certificate upload passes here: leave at the first byte unless it can open JSON
     # (a brace or bracket after white space, or a byte-order mark).

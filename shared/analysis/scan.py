@@ -166,7 +166,7 @@ def analyze_bytes(
 ) -> FileResult:
     """The whole analysis of one file; never raises for any content."""
     now = now or datetime.now(UTC)
-    if len(data) <= max_bytes and looks_like_listing(data, max_bytes):
+    if len(data) <= max_bytes and looks_like_listing(data):
         return analyze_listing(source, data, rules, now)
     read = read_certificates(data, max_bytes)
     # PEM text with a listing's JSON after it: refused, never half read (issue 21). Only
