@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 DEFAULT_CONNECTION = "UseDevelopmentStorage=true"
 STORAGE_CONNECTION_NAME = "CertStorage"
@@ -39,6 +40,13 @@ APP_SETTING_NAMES: tuple[str, ...] = (
     "SMTP_STARTTLS",
     "REGISTRATION_TARGETS",
     "REGISTRATION_REFRESH",
+    # The live readers (shared/readers): what they read, where, and for how long at most.
+    "REGISTRATION_PULL_BUDGET",
+    "SPHERE_CATALOGS",
+    "IOT_CENTRAL_APPS",
+    "ARM_ENDPOINT",
+    "DPS_ENDPOINT",
+    "IOT_CENTRAL_ENDPOINT",
 )
 KNOWN_CHANNELS = ("teams", "acs-email", "smtp", "outbox")
 
@@ -126,6 +134,79 @@ def _targets(env: Mapping[str, str]) -> tuple[RegistrationTarget, ...]:
     return tuple(targets.values())
 
 
+# --- the live readers' settings (shared/readers) ---------------------------------------
+DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
+DEFAULT_DPS_ENDPOINT = "https://{name}.azure-devices-provisioning.net"
+DEFAULT_IOT_CENTRAL_ENDPOINT = "https://{name}.azureiotcentral.com"
+DEFAULT_PULL_BUDGET = timedelta(minutes=3)  # + the 240 s alert pass: well under 10 min
+_CATALOG_ID = re.compile(
+    r"/subscriptions/(?P<subscription>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+    r"[0-9a-f]{12})/resourcegroups/(?P<group>[-\w.()]{1,90})/providers/microsoft\.azuresphere/"
+    r"catalogs/(?P<name>[a-z0-9][-_a-z0-9]{0,49})",
+    re.IGNORECASE,
+)
+_SUBDOMAIN = re.compile(r"[a-z0-9][-a-z0-9]{0,62}")
+
+
+@dataclass(frozen=True)
+class SphereCatalog:
+    """One Azure Sphere catalog named in ``SPHERE_CATALOGS``."""
+
+    resource_id: str
+    subscription_id: str
+    resource_group: str
+    name: str
+
+    @property
+    def target(self) -> str:
+        return self.resource_id.lower()
+
+
+def _catalogs(env: Mapping[str, str]) -> tuple[SphereCatalog, ...]:
+    catalogs: dict[str, SphereCatalog] = {}
+    for raw in _list(env.get("SPHERE_CATALOGS", "")):
+        text = raw.strip().rstrip("/")
+        match = _CATALOG_ID.fullmatch(text)
+        if match is None or match["group"].strip(".") == "":
+            raise SettingsError(
+                f"SPHERE_CATALOGS: {text[:200]!r} is not an Azure Sphere catalog resource id "
+                "(/subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.AzureSphere/"
+                "catalogs/<catalog>; az sphere catalog show -n CATALOG -g GROUP --query id)"
+            )
+        catalog = SphereCatalog(text, match["subscription"], match["group"], match["name"])
+        catalogs.setdefault(catalog.target, catalog)
+    return tuple(catalogs.values())
+
+
+def _central_apps(env: Mapping[str, str]) -> tuple[str, ...]:
+    """App subdomains, lower case: ``myapp`` or ``https://myapp.azureiotcentral.com/``."""
+    apps: dict[str, None] = {}
+    for raw in _list(env.get("IOT_CENTRAL_APPS", "")):
+        text = raw.strip().lower()
+        if "://" in text:
+            text = (urlsplit(text).hostname or "").split(".")[0]
+        if not _SUBDOMAIN.fullmatch(text):
+            raise SettingsError(
+                f"IOT_CENTRAL_APPS: {raw.strip()[:200]!r} is not an IoT Central app subdomain "
+                "(myapp, or https://myapp.azureiotcentral.com)"
+            )
+        apps.setdefault(text, None)
+    return tuple(apps)
+
+
+def _endpoint(env: Mapping[str, str], name: str, default: str, *, template: bool) -> str:
+    """An https URL (a template with ``{name}`` where ``template``), without a trailing /."""
+    text = env.get(name, "").strip().rstrip("/") or default
+    parts = urlsplit(text.replace("{name}", "name"))
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(f"{name}={text[:200]!r}: use an https URL such as {default}")
+    if template and text.count("{name}") != 1:
+        raise SettingsError(f"{name}={text[:200]!r}: the URL needs one {{name}}, as in {default}")
+    if not template and "{" in text:
+        raise SettingsError(f"{name}={text[:200]!r}: use an https URL such as {default}")
+    return text
+
+
 def parse_duration(name: str, raw: str) -> timedelta:
     """``30m``, ``6h``, ``1d``, ``1h30m`` (s, m, h, d); SettingsError naming ``name``."""
     text = raw.strip()
@@ -160,6 +241,12 @@ class Settings:
     smtp_starttls: bool = True
     registration_targets: tuple[RegistrationTarget, ...] = ()
     registration_refresh: timedelta = timedelta(hours=6)
+    registration_pull_budget: timedelta = DEFAULT_PULL_BUDGET
+    sphere_catalogs: tuple[SphereCatalog, ...] = ()
+    iot_central_apps: tuple[str, ...] = ()
+    arm_endpoint: str = DEFAULT_ARM_ENDPOINT
+    dps_endpoint: str = DEFAULT_DPS_ENDPOINT
+    iot_central_endpoint: str = DEFAULT_IOT_CENTRAL_ENDPOINT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -205,6 +292,16 @@ class Settings:
             registration_targets=_targets(env),
             registration_refresh=parse_duration(
                 "REGISTRATION_REFRESH", env.get("REGISTRATION_REFRESH", "").strip() or "6h"
+            ),
+            registration_pull_budget=parse_duration(
+                "REGISTRATION_PULL_BUDGET", env.get("REGISTRATION_PULL_BUDGET", "").strip() or "3m"
+            ),
+            sphere_catalogs=_catalogs(env),
+            iot_central_apps=_central_apps(env),
+            arm_endpoint=_endpoint(env, "ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, template=False),
+            dps_endpoint=_endpoint(env, "DPS_ENDPOINT", DEFAULT_DPS_ENDPOINT, template=True),
+            iot_central_endpoint=_endpoint(
+                env, "IOT_CENTRAL_ENDPOINT", DEFAULT_IOT_CENTRAL_ENDPOINT, template=True
             ),
         )
 

@@ -1,12 +1,20 @@
-"""A loopback HTTPS server standing in for Azure Resource Manager, for the live registration
-pull tests: the real management SDKs talk to it over TLS (its own CA, made here with
-``cryptography``), it serves the documented response shapes of IoT Hub ``Certificates -
-List By Iot Hub`` and DPS ``Dps Certificate - List``, plays scripted failures (429 with
-Retry-After, 403, 404, a dropped connection) and counts every request.
+"""A loopback HTTPS server standing in for Azure Resource Manager (and, with another
+``audience``, for the DPS and IoT Central data planes), for the live readers' tests: the
+real management SDKs and the readers' own client talk to it over TLS (its own CA, made here
+with ``cryptography``), it serves the documented response shapes of IoT Hub ``Certificates
+- List By Iot Hub``, DPS ``Dps Certificate - List``, Azure Sphere ``Certificates - List By
+Catalog``, DPS ``Enrollment Group - Query`` and IoT Central ``Enrollment Groups``, plays
+scripted failures (429 with Retry-After, 401, 403, 404, a dropped connection, a hang) and
+counts every request.
+
+Tokens: with ``audience`` set it accepts only a JWT whose ``aud`` is that audience (what
+tests/identity_endpoint.py issues for the resource asked), so a reader asking for the
+wrong scope is refused as Azure would; without it, only the static ``TEST_TOKEN``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import threading
@@ -22,6 +30,7 @@ from tls_samples import make_tls_files
 # The token the tests' static credential hands out; the server refuses any other.
 TEST_TOKEN = "static-test-token-not-entra-id"
 DROP = "drop"  # a scripted "response" that closes the connection without answering
+HANG = "hang"  # a scripted "response" that never comes (until the server stops)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,8 @@ class Seen:
     path: str  # without the query
     query: str
     authorization: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
 
 @dataclass
@@ -52,29 +63,61 @@ class ArmServer:
     Each path plays its replies in order; the last one repeats. A path with no script
     answers 404 with ARM's ``ResourceNotFound`` error body."""
 
-    def __init__(self, directory: Path) -> None:
-        self.ca_file, chain, key = make_tls_files(directory)
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        audience: str | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
+    ) -> None:
+        """``tls``: (CA, chain, key) files to share with other stand-ins (one CA bundle)."""
+        self.ca_file, chain, key = tls or make_tls_files(directory)
+        self.audience = audience  # may be set after start (ARM's is its own base URL)
         self._state = _State()
-        state = self._state
+        self._stopping = threading.Event()
+        state, stopping, outer = self._state, self._stopping, self
+
+        def authorized(header: str | None) -> bool:
+            if outer.audience is None:
+                return header == f"Bearer {TEST_TOKEN}"
+            return _audience_of(header) == outer.audience
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def _serve(self, method: str) -> None:
                 parts = urlsplit(self.path)
                 path = parts.path.lower()
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
                 with state.lock:
                     state.seen.append(
-                        Seen("GET", path, parts.query, self.headers.get("Authorization"))
+                        Seen(
+                            method,
+                            path,
+                            parts.query,
+                            self.headers.get("Authorization"),
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                        )
                     )
                     script = state.scripts.get(path)
                     reply: Reply | str
-                    if self.headers.get("Authorization") != f"Bearer {TEST_TOKEN}":
+                    if not authorized(self.headers.get("Authorization")):
                         reply = Reply(401, _error("InvalidAuthenticationToken", "bad token"))
                     elif not script:
                         reply = Reply(404, _error("ResourceNotFound", f"{path} not found"))
                     else:
                         reply = script.pop(0) if len(script) > 1 else script[0]
+                if reply == HANG:
+                    stopping.wait()  # accepted, read, and never answered
+                    return
                 if reply == DROP:
                     self.close_connection = True
                     self.connection.shutdown(2)
@@ -106,6 +149,7 @@ class ArmServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -128,6 +172,18 @@ class ArmServer:
     def clear(self) -> None:
         with self._state.lock:
             self._state.seen.clear()
+
+
+def _audience_of(header: str | None) -> str | None:
+    """The ``aud`` claim of a bearer JWT (unsigned, as the test identity endpoint makes)."""
+    if not header or not header.startswith("Bearer "):
+        return None
+    try:
+        payload = header.split(" ", 1)[1].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    return claims.get("aud") if isinstance(claims, dict) else None
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 IDENTITY_HEADER = "identity-header-for-the-test"
 
@@ -18,12 +19,15 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def storage_token(lifetime: int = 3600) -> tuple[str, int]:
+def storage_token(
+    lifetime: int = 3600, resource: str = "https://storage.azure.com"
+) -> tuple[str, int]:
     """A JWT with the claims Azurite's basic OAuth check reads (unsigned: it skips the
-    signature, as its docs say)."""
+    signature, as its docs say); ``aud`` is the resource asked for (the readers' stand-ins
+    check it, as ARM, DPS and IoT Central do)."""
     now = int(time.time())
     claims = {
-        "aud": "https://storage.azure.com",
+        "aud": resource,
         "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000001/",
         "iat": now - 60,
         "nbf": now - 60,
@@ -51,12 +55,13 @@ class IdentityEndpoint:
                     self.send_error(401)
                     return
                 outer.requests.append(self.path)
-                token, expires_on = storage_token()
+                asked = parse_qs(urlsplit(self.path).query).get("resource", [""])[0]
+                token, expires_on = storage_token(resource=asked or "https://storage.azure.com")
                 body = json.dumps(
                     {
                         "access_token": token,
                         "expires_on": str(expires_on),
-                        "resource": "https://storage.azure.com",
+                        "resource": asked or "https://storage.azure.com",
                         "token_type": "Bearer",
                     }
                 ).encode()

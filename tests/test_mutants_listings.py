@@ -2,8 +2,9 @@
 tools print them and what each gives (format, target, kind, display name, entries), and a
 table of malformed ones with the exact reason the upload is refused.
 
-Pure core. Bodies are short DER-looking byte strings: the parser checks the base64 and the
-DER SEQUENCE tag and hashes the bytes; it does not parse the certificate.
+Pure core. Bodies are short byte strings shaped like a signed DER structure (a SEQUENCE of
+SEQUENCE, SEQUENCE, BIT STRING): the parser checks the base64 and that shape and hashes the
+bytes; it does not parse the certificate.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from shared.analysis.listings import (
     read_listing_document,
 )
 
-BODY = b"\x30\x03\x02\x01\x01"
-OTHER_BODY = b"\x30\x03\x02\x01\x02"
+BODY = bytes.fromhex("30083000300003020001")
+OTHER_BODY = bytes.fromhex("30083000300003020002")
 BODY_SHA1 = hashlib.sha1(BODY, usedforsecurity=False).hexdigest().upper()
 BODY_SHA256 = hashlib.sha256(BODY).hexdigest()
 B64 = base64.b64encode(BODY).decode()
@@ -144,6 +145,26 @@ ENTRY_FIELDS = [
     ({"thumbprint": T1, "expiry": "Tue, 01 Dec 2026 10:00:00 -0000"}, "n", fields(expiry=DEC1)),
     ({"thumbprint": T1, "expiry": "  "}, "n", fields()),
     ({"thumbprint": T1, "expiry": 20261201}, "n", fields()),
+    # A body that is no certificate is a placeholder: the thumbprint names the entry.
+    ({"thumbprint": T1, "certificate": "not base64!"}, "n", fields()),
+    ({"thumbprint": T1, "certificate": "QUJD"}, "n", fields()),
+    ({"thumbprint": T1, "certificate": "MA=="}, "n", fields()),
+    ({"thumbprint": T1, "certificate": "caf\u00e9"}, "n", fields()),
+    ({"thumbprint": T1, "certificate": base64.b64encode(BODY + b"\x00").decode()}, "n",
+     fields()),
+    ({"thumbprint": T1, "certificate": base64.b64encode(PEM.encode()).decode()[:-4]}, "n",
+     fields()),
+    ({"thumbprint": T1, "certificate": "-----BEGIN X-----\nQUJD\n-----END X-----"}, "n",
+     fields()),
+    ({"thumbprint": T1, "certificate": PEM.replace(B64, "!!!!")}, "n", fields()),
+    ({"thumbprint": T1, "certificate": PEM.replace(B64, "QUJD")}, "n", fields()),
+    # Base64 of the PEM file (az iot hub certificate create -p), a bundle's first block.
+    ({"certificate": base64.b64encode(PEM.encode()).decode()}, "n",
+     fields("n", BODY_SHA1, BODY_SHA256)),
+    ({"certificate": base64.b64encode((PEM + PEM.replace(B64, "MA==")).encode()).decode()},
+     "n", fields("n", BODY_SHA1, BODY_SHA256)),
+    ({"certificate": "-----BEGIN X509 CERTIFICATE-----\n" + B64 + "\n-----END X509 "
+      "CERTIFICATE-----"}, "n", fields("n", BODY_SHA1, BODY_SHA256)),
 ]  # fmt: skip
 
 
@@ -223,16 +244,21 @@ def test_sphere_entry_json() -> None:
         "sha256": BODY_SHA256,
         "is_active": True,
         "is_revoked": False,
+        "status": None,
     }
-    assert SphereCaEntry(T1, None, None, None).to_json() == {
+    assert SphereCaEntry(T1, None, None, None, "Revoked").to_json() == {
         "thumbprint": T1,
         "sha256": None,
         "is_active": None,
         "is_revoked": None,
+        "status": "Revoked",
     }
 
 
 M = "malformed-listing"
+ARM_ID = "an entry's id is not an IoT Hub, DPS or Azure Sphere catalog certificate id"
+MIXES = "a listing mixes the certificates of IoT Hubs, DPSs or Azure Sphere catalogs"
+NEITHER = "an entry has neither a thumbprint nor a readable certificate"
 ID = f"{HUB}/certificates/a"
 MALFORMED = [
     ({"value": "x"}, M, 'a listing object needs a "value" array'),
@@ -246,29 +272,32 @@ MALFORMED = [
     ([arm(HUB, "a", thumbprint=T1), {"thumbprint": T1}], M,
      "the listing's entries have no known shape"),
     ([{"id": "/not/an/arm/id", "properties": {"thumbprint": T1}}], M,
-     "an entry's id is not an IoT Hub or DPS certificate id"),
-    ([{"properties": {"thumbprint": T1}}], M,
-     "an entry's id is not an IoT Hub or DPS certificate id"),
-    ([{"id": HUB, "properties": {"thumbprint": T1}}], M,
-     "an entry's id is not an IoT Hub or DPS certificate id"),
+     ARM_ID),
+    ([{"properties": {"thumbprint": T1}}], M, ARM_ID),
+    ([{"id": HUB, "properties": {"thumbprint": T1}}], M, ARM_ID),
     ([{"id": ID, "properties": [T1]}], M, "an entry's properties is not an object"),
-    ([arm(HUB, "a", thumbprint=T1), arm(DPS, "a", thumbprint=T1)], M,
-     "a listing mixes IoT Hub and DPS certificates"),
+    ([arm(HUB, "a", thumbprint=T1), arm(DPS, "a", thumbprint=T1)], M, MIXES),
     ([arm(HUB, "a", thumbprint=5)], M, "a thumbprint is not a string"),
     ([arm(HUB, "a", thumbprint="zz")], M, "a thumbprint is not 40 hex digits (SHA-1)"),
     ([arm(HUB, "a", thumbprint=T1 + "0")], M, "a thumbprint is not 40 hex digits (SHA-1)"),
     ([arm(HUB, "a", thumbprint="G" + T1[1:])], M, "a thumbprint is not 40 hex digits (SHA-1)"),
-    ([arm(HUB, "a")], M, "an entry has neither thumbprint nor certificate"),
-    ([arm(HUB, "a", certificate="")], M, "an entry has neither thumbprint nor certificate"),
+    ([arm(HUB, "a")], M, NEITHER),
+    ([arm(HUB, "a", certificate="")], M, NEITHER),
     ([arm(HUB, "a", thumbprint=T1, certificate=B64)], M,
      "an entry's thumbprint does not match its body"),
     ([arm(HUB, "a", thumbprint=T1, isVerified="yes")], M,
      "a verified flag is not true or false"),
     ([arm(HUB, "a", thumbprint=T1, isVerified=None)], M, "a verified flag is not true or false"),
     ([arm(HUB, "a", certificate=5)], M, "a certificate body is not text"),
-    ([arm(HUB, "a", certificate="not base64!")], M, "a certificate body is not base64"),
-    ([arm(HUB, "a", certificate=B64[:4] + "!" + B64[4:])], M, "a certificate body is not base64"),
-    ([arm(HUB, "a", certificate="QUJD")], M, "a certificate body is not a DER certificate"),
+    ([arm(HUB, "a", certificate="not base64!")], M, NEITHER),
+    ([arm(HUB, "a", certificate=B64[:4] + "!" + B64[4:])], M, NEITHER),
+    ([arm(HUB, "a", certificate="QUJD")], M, NEITHER),
+    ([arm(HUB, "a", certificate="MA==")], M, NEITHER),
+    ([arm(HUB, "a", certificate=PEM.replace("CERTIFICATE", "PRIVATE KEY"))], "private-key-material",
+     "a certificate body holds a private key; it was not stored. Upload the listing only and "
+     "keep the key secret"),
+    ([arm(HUB, "a", thumbprint="\ufb00" * 20)], M,
+     "a thumbprint holds a character that is not ASCII"),
     ([arm(HUB, "a", thumbprint=T1, expiry="soon")], M, "an expiry is not an RFC 1123 date"),
     (manifest(target=None), M, 'the manifest needs a "target" string'),
     (manifest(target="  "), M, 'the manifest needs a "target" string'),
@@ -299,10 +328,11 @@ def test_entry_count_limit() -> None:
     with pytest.raises(ListingError) as caught:
         parse_listing_document([entry] * 10_001)
     assert str(caught.value) == "malformed-listing: more than 10000 entries"
+    distinct = [{"thumbprint": f"{index:040X}"} for index in range(10_001)]
     with pytest.raises(ListingError) as caught:
-        parse_listing_document(manifest(certificates=[entry] * 10_001))
+        parse_listing_document(manifest(certificates=distinct))
     assert caught.value.message == 'the manifest needs a "certificates" array'
-    (at_limit,) = parse_listing_document(manifest(certificates=[entry] * 10_000)).listings
+    (at_limit,) = parse_listing_document(manifest(certificates=distinct[:10_000])).listings
     assert len(at_limit.certificates) == 10_000
 
 

@@ -70,6 +70,7 @@ def test_an_azure_sphere_ca_list_analyses_its_certificates_as_uploads() -> None:
                     "sha256": hashlib.sha256(tenant().der).hexdigest(),
                     "is_active": True,
                     "is_revoked": False,
+                    "status": None,
                 }
             ],
         },

@@ -1,10 +1,12 @@
 """The live registration pull (issue 10 item 4) through the REAL management SDKs
 (``azure-mgmt-iothub``, ``azure-mgmt-iothubprovisioningservices``) against a loopback HTTPS
-server standing in for ARM (tests/arm_server.py: its own CA, made with ``cryptography``;
-the SDKs verify it through ``connection_verify``), with storage on Azurite.
+server standing in for ARM (tests/arm_server.py: its own CA, made with ``cryptography``,
+trusted through ``REQUESTS_CA_BUNDLE``), with storage on Azurite. The UNMODIFIED app is
+pointed at it through settings alone (tests/live_standins.py: ``ARM_ENDPOINT``, ...).
 
-Entra ID cannot run here: a static token credential stands in for the app's managed
-identity (the server refuses any other token, so the SDK's auth policy is exercised).
+Entra ID cannot run here: a loopback App Service identity endpoint (``IDENTITY_ENDPOINT``)
+stands in for it; the ARM stand-in accepts only a token for its own audience, so the
+SDK's auth policy and the scope the app asks for are exercised.
 """
 
 from __future__ import annotations
@@ -22,24 +24,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
 
-from shared.app import handlers, registration_pull
+from shared.app import handlers
 from shared.app.alert_pass import run_alerts
 from shared.app.registration_pull import claim_refresh, pull_registrations
 from shared.local import samples
 from shared.local.cli import main as cli_main
 from shared.local.runner import process_pending
 from shared.settings import Settings
+from shared.storage import connections
 from tests.arm_server import (
     DROP,
-    TEST_TOKEN,
     ArmServer,
     Reply,
     arm_error,
     certificates_path,
     pages,
 )
+from tests.live_standins import StandIns, dps_query_path, stand_ins
 from tests.registration_samples import DPS_ID, HUB_ID, arm_entry
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -49,17 +51,6 @@ RENEWED = datetime(2020, 8, 1, tzinfo=UTC)  # issued after the window: a real re
 HUB, DPS = HUB_ID.lower(), DPS_ID.lower()
 HUB_PATH, DPS_PATH = certificates_path(HUB_ID), certificates_path(DPS_ID)
 UNREADABLE = "registration-targets-failing"  # the self-health problem naming them
-
-
-class StaticTokenCredential:
-    """Stands in for Entra ID (the managed identity), which cannot run here."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        self.calls += 1
-        return AccessToken(TEST_TOKEN, int(time.time()) + 3600)
 
 
 def tenant(n: int) -> str:
@@ -118,36 +109,28 @@ def snapshot(rt: handlers.Runtime, target: str) -> Any:
 
 
 @pytest.fixture
-def arm(tmp_path: Path) -> Iterator[ArmServer]:
-    with ArmServer(tmp_path) as server:
-        yield server
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIns]:
+    """The stand-ins, and the settings that point the app at them (nothing else)."""
+    with stand_ins(tmp_path) as world:
+        for name, value in world.env.items():
+            monkeypatch.setenv(name, value)
+        connections.shared_credential.cache_clear()  # the identity endpoint is new
+        # The DPS has no enrollment groups here (tests/test_readers_*.py read them).
+        world.dps.script(dps_query_path(DPS_ID.rsplit("/", 1)[1]), Reply(200, []))
+        yield world
+        connections.shared_credential.cache_clear()
 
 
 @pytest.fixture
-def credential() -> StaticTokenCredential:
-    return StaticTokenCredential()
-
-
-@pytest.fixture
-def arm_options(arm: ArmServer, credential: StaticTokenCredential) -> Iterator[dict[str, Any]]:
-    """The SDK options every pull of a test uses; the timer's pulls get them too."""
-    options: dict[str, Any] = {
-        "credential": credential,
-        "base_url": arm.base_url,
-        "connection_verify": str(arm.ca_file),
-        "retry_backoff_factor": 0.01,  # connection retries: milliseconds, not seconds
-        "max_retry_after": 2.0,  # waits at most 2 s for a Retry-After
-    }
-    registration_pull.configure_arm(**options)
-    yield options
-    registration_pull.configure_arm()
+def arm(live: StandIns) -> ArmServer:
+    return live.arm
 
 
 # --- records exactly like an upload ----------------------------------------------------------
 
 
 def test_live_listing_records_exactly_like_the_uploaded_listing_with_source_live(
-    app_runtime: handlers.Runtime, arm: ArmServer, arm_options: dict[str, Any]
+    app_runtime: handlers.Runtime, arm: ArmServer
 ) -> None:
     old, new = pair(1)
     hub_body = listing(HUB_ID, [("old", old, True), ("new", new, False)])
@@ -158,7 +141,7 @@ def test_live_listing_records_exactly_like_the_uploaded_listing_with_source_live
     process_pending(app_runtime)
     settings = settings_for(HUB_ID, DPS_ID)
 
-    result = pull_registrations(app_runtime.store, settings, NOW, **arm_options)
+    result = pull_registrations(app_runtime.store, settings, NOW)
 
     assert [o.to_json()["status"] for o in result.outcomes] == ["ok", "ok"]
     assert result.tenants == {tenant(1)}  # the listings concern tenant 1: re-timed
@@ -196,11 +179,12 @@ def test_live_listing_records_exactly_like_the_uploaded_listing_with_source_live
         } == {k: v for k, v in live_targets[target].items() if k not in ("source", "seen_at")}
     assert without_provenance(plan(app_runtime, settings)) == without_provenance(live_plan)
     # Every ARM request carried the stand-in token through the SDK's auth policy.
-    assert arm.count() == 2 and {s.authorization for s in arm.seen} == {f"Bearer {TEST_TOKEN}"}
+    assert arm.count() == 2 and all(s.authorization for s in arm.seen)
+    # ... a token the stand-in accepted only for ARM's own audience (it answers 401 else).
 
 
 def test_next_link_pages_are_followed_and_an_empty_hub_is_evidence_too(
-    app_runtime: handlers.Runtime, arm: ArmServer, arm_options: dict[str, Any]
+    app_runtime: handlers.Runtime, arm: ArmServer
 ) -> None:
     certs = [samples.tenant_ca(tenant(2), INSIDE, key_seed=3100 + n) for n in range(5)]
     entries = [arm_entry(HUB_ID, f"ca{n}", c, verified=n % 2 == 0) for n, c in enumerate(certs)]
@@ -208,7 +192,7 @@ def test_next_link_pages_are_followed_and_an_empty_hub_is_evidence_too(
     arm.script(HUB_PATH, *pages(entries, 2, first))
     settings = settings_for(HUB_ID)
 
-    result = pull_registrations(app_runtime.store, settings, NOW, **arm_options)
+    result = pull_registrations(app_runtime.store, settings, NOW)
 
     assert result.outcomes[0].certificates == 5
     assert [s.query for s in arm.seen] == [
@@ -220,13 +204,13 @@ def test_next_link_pages_are_followed_and_an_empty_hub_is_evidence_too(
     assert [e.verified for e in recorded.entries] == [True, False, True, False, True]
     # Later every CA was removed from the hub: an empty list replaces the snapshot.
     arm.script(HUB_PATH, Reply(200, {"value": []}))
-    pull_registrations(app_runtime.store, settings, NOW + timedelta(hours=6), **arm_options)
+    pull_registrations(app_runtime.store, settings, NOW + timedelta(hours=6))
     assert snapshot(app_runtime, HUB).entries == ()
     assert targets(app_runtime)[HUB]["certificates"] == 0
 
 
 def test_a_body_the_reader_refuses_still_leaves_the_thumbprint_as_evidence(
-    app_runtime: handlers.Runtime, arm: ArmServer, arm_options: dict[str, Any]
+    app_runtime: handlers.Runtime, arm: ArmServer
 ) -> None:
     """ARM's own examples carry a placeholder body ("####..."): the thumbprint still counts."""
     old, new = pair(9)
@@ -235,7 +219,7 @@ def test_a_body_the_reader_refuses_still_leaves_the_thumbprint_as_evidence(
     hub["value"][1]["properties"]["certificate"] = base64.b64encode(new.der).decode()
     arm.script(HUB_PATH, Reply(200, hub))
 
-    result = pull_registrations(app_runtime.store, settings_for(HUB_ID), NOW, **arm_options)
+    result = pull_registrations(app_runtime.store, settings_for(HUB_ID), NOW)
 
     assert result.ok and result.outcomes[0].certificates == 2
     bodies = {e.name: e.sha256 for e in snapshot(app_runtime, HUB).entries}
@@ -243,14 +227,14 @@ def test_a_body_the_reader_refuses_still_leaves_the_thumbprint_as_evidence(
 
 
 def test_a_next_link_to_another_host_is_refused_and_gets_no_token(
-    app_runtime: handlers.Runtime, arm: ArmServer, arm_options: dict[str, Any]
+    app_runtime: handlers.Runtime, arm: ArmServer
 ) -> None:
     old, _ = pair(3)
     body = listing(HUB_ID, [("old", old, True)])
     body["nextLink"] = "https://attacker.example/steal?api-version=2023-06-30"
     arm.script(HUB_PATH, Reply(200, body))
 
-    result = pull_registrations(app_runtime.store, settings_for(HUB_ID), NOW, **arm_options)
+    result = pull_registrations(app_runtime.store, settings_for(HUB_ID), NOW)
 
     assert result.outcomes[0].error is not None
     assert result.outcomes[0].error[0] == "malformed-listing"
@@ -263,7 +247,6 @@ def test_a_next_link_to_another_host_is_refused_and_gets_no_token(
 def test_throttled_and_forbidden_targets_keep_their_snapshot_and_show_in_self_health(
     app_runtime: handlers.Runtime,
     arm: ArmServer,
-    arm_options: dict[str, Any],
     tmp_path: Path,
 ) -> None:
     old, new = pair(4)
@@ -272,7 +255,7 @@ def test_throttled_and_forbidden_targets_keep_their_snapshot_and_show_in_self_he
     upload(app_runtime, {"old.cer": old.der})
     process_pending(app_runtime)
     settings = settings_for(HUB_ID, DPS_ID)
-    pull_registrations(app_runtime.store, settings, NOW, **arm_options)
+    pull_registrations(app_runtime.store, settings, NOW)
     good = {t: snapshot(app_runtime, t) for t in (HUB, DPS)}
 
     # Six hours later ARM throttles the hub for an hour and the identity lost Reader on
@@ -297,7 +280,7 @@ def test_throttled_and_forbidden_targets_keep_their_snapshot_and_show_in_self_he
     upload(app_runtime, {"new.cer": new.der})
     process_pending(app_runtime)
     started = time.monotonic()
-    result = pull_registrations(app_runtime.store, settings, later, **arm_options)
+    result = pull_registrations(app_runtime.store, settings, later)
     elapsed = time.monotonic() - started
 
     errors = {o.target: o.error for o in result.outcomes}
@@ -346,7 +329,9 @@ def test_throttled_and_forbidden_targets_keep_their_snapshot_and_show_in_self_he
     arm.script(HUB_PATH, Reply(200, listing(HUB_ID, [("old", old, True), ("new", new, True)])))
     arm.script(DPS_PATH, Reply(200, listing(DPS_ID, [("old", old, True), ("new", new, True)])))
     assert pull_registrations(
-        app_runtime.store, settings, later + timedelta(hours=6), **arm_options
+        app_runtime.store,
+        settings,
+        later + timedelta(hours=6),
     ).ok
     assert all(t["error"] is None for t in targets(app_runtime).values())
     assert plan(app_runtime, settings, later + timedelta(hours=6)) == []
@@ -361,7 +346,7 @@ def test_throttled_and_forbidden_targets_keep_their_snapshot_and_show_in_self_he
 
 
 def test_a_short_retry_after_is_honoured_then_the_read_succeeds(
-    app_runtime: handlers.Runtime, arm: ArmServer, arm_options: dict[str, Any]
+    app_runtime: handlers.Runtime, arm: ArmServer
 ) -> None:
     old, _ = pair(5)
     arm.script(
@@ -370,7 +355,7 @@ def test_a_short_retry_after_is_honoured_then_the_read_succeeds(
         Reply(200, listing(DPS_ID, [("old", old, True)])),
     )
     started = time.monotonic()
-    result = pull_registrations(app_runtime.store, settings_for(DPS_ID), NOW, **arm_options)
+    result = pull_registrations(app_runtime.store, settings_for(DPS_ID), NOW)
     assert result.ok and result.outcomes[0].certificates == 1
     assert arm.count(DPS_PATH) == 2
     assert 0.9 <= time.monotonic() - started < 30
@@ -392,7 +377,6 @@ def test_a_short_retry_after_is_honoured_then_the_read_succeeds(
 def test_other_unreadable_targets_are_recorded_with_their_code(
     app_runtime: handlers.Runtime,
     arm: ArmServer,
-    arm_options: dict[str, Any],
     reply: Reply | str | None,
     code: str,
     requests: int,
@@ -401,7 +385,7 @@ def test_other_unreadable_targets_are_recorded_with_their_code(
     arm.script(DPS_PATH, Reply(200, listing(DPS_ID, [("old", old, True)])))
     if reply is not None:
         arm.script(HUB_PATH, reply)
-    result = pull_registrations(app_runtime.store, settings_for(HUB_ID, DPS_ID), NOW, **arm_options)
+    result = pull_registrations(app_runtime.store, settings_for(HUB_ID, DPS_ID), NOW)
     hub, dps = result.outcomes
     assert hub.error is not None and hub.error[0] == code
     assert dps.error is None and dps.certificates == 1  # one bad target never stops another
@@ -415,7 +399,7 @@ def test_other_unreadable_targets_are_recorded_with_their_code(
 
 @pytest.fixture
 def timer_env(
-    app_runtime: handlers.Runtime, monkeypatch: pytest.MonkeyPatch
+    app_runtime: handlers.Runtime, live: StandIns, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[handlers.Runtime]:
     """The function app's runtime with REGISTRATION_TARGETS set (as the app settings do)."""
     monkeypatch.setenv("REGISTRATION_TARGETS", f"{HUB_ID},{DPS_ID}")
@@ -425,9 +409,7 @@ def timer_env(
     handlers.use_clock(None)
 
 
-def test_the_timer_pulls_at_most_every_refresh(
-    timer_env: handlers.Runtime, arm: ArmServer, arm_options: dict[str, Any]
-) -> None:
+def test_the_timer_pulls_at_most_every_refresh(timer_env: handlers.Runtime, arm: ArmServer) -> None:
     from shared.local.runner import registered_function
 
     timer = registered_function("send_alerts")
@@ -447,17 +429,18 @@ def test_the_timer_pulls_at_most_every_refresh(
 
     first = run_timer(NOW)
     assert arm.count() == 2
-    # The pull ran before the pass: the DPS lacks the renewal, so the tenant stays open.
-    assert [i["registration"]["pending"] for i in first["items"]] == [[DPS]]
+    # The pass ran first (no evidence yet: the renewal on record resolves the tenant), the
+    # pull after it: the DPS lacks the renewal, so the next pass finds the tenant open.
+    assert first["items"] == []
+    second = run_timer(NOW + timedelta(hours=1))
+    assert [i["registration"]["pending"] for i in second["items"]] == [[DPS]]
     # The DPS gets the renewal; within 6 h the timer asks ARM nothing.
     arm.script(DPS_PATH, Reply(200, listing(DPS_ID, [("old", old, True), ("new", new, True)])))
-    run_timer(NOW + timedelta(hours=1))
     run_timer(NOW + timedelta(hours=5, minutes=59))
     assert arm.count() == 2
     # At 6 h it reads again, and the evidence resolves the tenant.
-    third = run_timer(NOW + timedelta(hours=6))
+    run_timer(NOW + timedelta(hours=6))
     assert arm.count() == 4
-    assert third["items"] == []
     assert plan(timer_env, timer_env.settings, NOW + timedelta(hours=6)) == []
 
 
@@ -531,7 +514,6 @@ print(json.dumps(sorted(m for m in sys.modules
 def test_cli_pull_prints_json_and_exits_1_when_a_target_is_unreadable(
     timer_env: handlers.Runtime,
     arm: ArmServer,
-    arm_options: dict[str, Any],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     old, _ = pair(8)

@@ -1,13 +1,23 @@
 """Registration listings: JSON documents that say which CA certificates a hub, a DPS or
-another service trusts (DESIGN §3), recognised by content, not by name.
+another service trusts (DESIGN §3), recognised by content, not by name (docs/listings.md).
 
 - IoT Hub: ``az iot hub certificate list`` / ARM ``Certificates - List By Iot Hub``
   (``{"value": [...]}`` or a bare array; ``id`` ``.../IotHubs/<hub>/certificates/<name>``).
 - DPS: ``az iot dps certificate list`` (``.../provisioningServices/<dps>/certificates/...``).
-- ``ca-watch/registrations/v1``: our manifest for IoT Central and third parties.
-- The Azure Sphere tenant CA list (REST ``GET /v2/tenants/{id}/certificates``: ``Certificate``,
-  ``Thumbprint``, ``IsActive``, ``IsRevoked``; the CLIs print the same fields in camel
-  case, or a ``status``): not a target; its certificates are analysed like uploads.
+- ``ca-watch/registrations/v1``: our manifest for IoT Central and third parties; it may not
+  speak for an IoT Hub or DPS (those are read from ARM).
+- Azure Sphere CA lists, not targets (their certificates are analysed like uploads): the
+  ARM catalog form (``az sphere ca-certificate list``: entries under
+  ``Microsoft.AzureSphere/catalogs/<c>/certificates/<serial>`` with ``properties.status``)
+  and the legacy REST form (``GET /v2/tenants/{id}/certificates``: ``Certificate``,
+  ``Thumbprint``, ``IsActive``, ``IsRevoked``, or a ``status``).
+- Enrollment groups travel in an envelope naming their target (enrollment_envelope); a raw
+  group document is refused here.
+
+Read as Azure prints them: keys in any letter case (two spellings of one key, or one key
+twice, refuse), a certificate body as base64 DER, PEM, base64 of PEM or a placeholder, the
+same CA listed twice (verified wins), thumbprints in ASCII hex only, at most
+``MAX_TARGETS`` targets per document.
 
 Pure: a decoded JSON value in, values out; errors are ``ListingError`` with a fixed text
 (never a value from the document).
@@ -15,35 +25,64 @@ Pure: a decoded JSON value in, values out; errors are ``ListingError`` with a fi
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from shared.alerts.registration import EnrollmentGroup
+from shared.analysis.der import TAG_BIT_STRING, TAG_SEQUENCE, DerError, children, read_tlv
+from shared.analysis.pem import pem_body, scan_pem
+from shared.analysis.read_result import ReadError
 
 MANIFEST_SCHEMA = "ca-watch/registrations/v1"
+ENVELOPE_SCHEMA = "ca-watch/enrollment-groups/v1"  # enrollment_envelope: groups + their target
 FORMAT_IOT_HUB = "iot-hub-certificates"
 FORMAT_DPS = "dps-certificates"
 FORMAT_MANIFEST = "ca-watch-registrations"
-FORMAT_SPHERE = "azure-sphere-ca-list"
+FORMAT_DPS_GROUPS = "dps-enrollment-groups"  # an envelope: a DPS's certificates and groups
+FORMAT_SPHERE = "azure-sphere-ca-list"  # the legacy REST / azsphere shape
+FORMAT_SPHERE_CATALOG = "azure-sphere-catalog-certificates"  # ARM: az sphere ca-certificate list
 KINDS = ("iot-hub", "dps", "iot-central", "other")
 MAX_ENTRIES = 10_000  # a hub holds tens; more is not a listing we should trust
+# DESIGN §1/§3: a document speaks for a few targets, not thousands (one upload must not
+# be able to touch every target on record).
+MAX_TARGETS = 20
+SPHERE_STATUSES = ("Active", "Inactive", "Expired", "Revoked")  # ARM CertificateStatus
+NEVER_A_RENEWAL = frozenset({"Expired", "Revoked"})
 
+# Upper-cased input against ASCII classes only: "\ufb00".upper() is "FF", so the input is
+# checked to be ASCII first, and no IGNORECASE (which folds U+017F to "s", U+212A to "k").
 _THUMBPRINT = re.compile(r"[0-9A-F]{40}")
+_THUMBPRINT_SEPARATORS = re.compile(r"[\s:\-]", re.ASCII)
 _ARM_CERTIFICATE = re.compile(
-    r"^(?P<target>/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.devices/"
-    r"(?P<type>iothubs|provisioningservices)/(?P<name>[^/]+))/certificates/(?P<cert>[^/]+)/?$",
-    re.IGNORECASE,
+    r"^(?P<target>/subscriptions/[^/]+/resourcegroups/[^/]+/providers/"
+    r"(?P<type>microsoft\.devices/iothubs|microsoft\.devices/provisioningservices"
+    r"|microsoft\.azuresphere/catalogs)/(?P<name>[^/]+))/certificates/(?P<cert>[^/]+)/?$",
+    re.IGNORECASE | re.ASCII,
 )
-# A "thumbprint" key (not "sha1_thumbprint": a scan result is not a listing) or our schema.
-_SNIFF = re.compile(rb'"thumbprint"\s*:|"schema"\s*:\s*"ca-watch/registrations/', re.IGNORECASE)
+_ARM_FORMATS = {
+    "microsoft.devices/iothubs": (FORMAT_IOT_HUB, "iot-hub"),
+    "microsoft.devices/provisioningservices": (FORMAT_DPS, "dps"),
+    "microsoft.azuresphere/catalogs": (FORMAT_SPHERE_CATALOG, ""),
+}
+# What a manifest target may not contain, once lower-cased and stripped of everything but
+# letters and digits: the resource type of an IoT Hub or a DPS, in any spelling of its id.
+_ARM_TARGET_TYPES = ("microsoftdevicesiothubs", "microsoftdevicesprovisioningservices")
+# The keys that make JSON a listing: a "thumbprint" (not "sha1_thumbprint": a scan result
+# is not a listing), a group's id or attestation, an IoT Central slot's "sha1Thumbprint",
+# or our schemas. Keys in any letter case, as the parser reads them; the schema's value
+# exactly, as the parser compares it.
+_SNIFF = re.compile(
+    r'"(?i:thumbprint|sha1thumbprint|enrollmentgroupid|attestation)"\s*:'
+    r'|"(?i:schema)"\s*:\s*"ca-watch/(?:registrations|enrollment-groups)/'
+)
+_SNIFF_BYTES = 4096  # where a JSON opener or byte-order mark must show
 
 
 class ListingError(ValueError):
@@ -85,6 +124,14 @@ class SphereCaEntry:
     der: bytes | None
     is_active: bool | None
     is_revoked: bool | None
+    # The catalog's CertificateStatus (Active, Inactive, Expired, Revoked) when the list
+    # prints one; an unknown value is kept as printed; None for the legacy flags alone.
+    status: str | None = None
+
+    @property
+    def never_a_renewal(self) -> bool:
+        """Revoked or expired in the catalog: never counts as a renewal (DESIGN §4)."""
+        return self.status in NEVER_A_RENEWAL or self.is_revoked is True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,6 +139,7 @@ class SphereCaEntry:
             "sha256": hashlib.sha256(self.der).hexdigest() if self.der else None,
             "is_active": self.is_active,
             "is_revoked": self.is_revoked,
+            "status": self.status,
         }
 
 
@@ -103,10 +151,13 @@ class ListingDocument:
 
 
 def normalize_thumbprint(value: object) -> str:
-    """Upper-case hex without colons, spaces or dashes; ListingError when not SHA-1 hex."""
+    """Upper-case ASCII hex without colons, spaces or dashes; ListingError when not SHA-1
+    hex (any non-ASCII character included: a look-alike digit or a copied direction mark)."""
     if not isinstance(value, str):
         raise ListingError("malformed-listing", "a thumbprint is not a string")
-    text = re.sub(r"[\s:\-]", "", value).upper()
+    if not value.isascii():
+        raise ListingError("malformed-listing", "a thumbprint holds a character that is not ASCII")
+    text = _THUMBPRINT_SEPARATORS.sub("", value).upper()
     if not _THUMBPRINT.fullmatch(text):
         raise ListingError("malformed-listing", "a thumbprint is not 40 hex digits (SHA-1)")
     return text
@@ -116,31 +167,77 @@ _JSON_OPENERS = (b"{", b"[")
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
 
-def looks_like_listing(data: bytes) -> bool:
-    """A cheap sniff: JSON text (UTF-8, UTF-8 BOM or UTF-16) with a ``thumbprint`` key or
-    the manifest schema. Certificate formats never start with ``{`` or ``[``."""
-    head = data[:4096]
+def looks_like_listing(data: bytes, max_bytes: int | None = None) -> bool:
+    """JSON text (UTF-8, UTF-8 BOM or UTF-16 with BOM) with a listing's key anywhere in
+    its first ``max_bytes`` (all of it by default: the blob function passes no more than
+    MAX_UPLOAD_BYTES). Certificate formats never start with ``{`` or ``[``."""
+    head = data[:_SNIFF_BYTES]
     # Every certificate upload passes here: leave at the first byte unless it can open JSON
     # (a brace or bracket after white space, or a byte-order mark).
     if head.lstrip()[:1] not in _JSON_OPENERS and not head.startswith(_BOMS):
         return False
     encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
-    stripped = head.decode(encoding, errors="ignore").lstrip()
-    if not stripped.startswith(("{", "[")):
+    if not head.decode(encoding, errors="ignore").lstrip().startswith(("{", "[")):
         return False
-    return bool(_SNIFF.search(stripped.encode("utf-8")))
+    # The whole file, bounded by the upload limit: a key may come late (a long body first,
+    # or UTF-16 doubling every byte).
+    return _SNIFF.search(data[:max_bytes].decode(encoding, errors="ignore")) is not None
+
+
+def listing_in_text(data: bytes) -> bool:
+    """Whether a certificate text file (PEM) also holds a listing's JSON, as ``cat ca.pem
+    list.json > both`` writes: refused rather than dropped silently (issue 21)."""
+    encoding = "utf-8"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    elif data[1:2] == b"\x00":
+        encoding = "utf-16-le"  # as the reader, UTF-16 without a BOM
+    text = data.decode(encoding, errors="ignore")
+    return "{" in text and _SNIFF.search(text) is not None
 
 
 def read_listing_document(data: bytes) -> ListingDocument:
     """Decode and parse a listing upload (``looks_like_listing`` said yes)."""
+    return parse_listing_document(decode_listing_json(data))
+
+
+def decode_listing_json(data: bytes) -> object:
+    """A listing upload's JSON value: UTF-8 (BOM or not) or UTF-16 with a BOM, no private
+    key anywhere, no object with a key twice."""
     text = _as_text(data)
     if text is None:
         raise ListingError("malformed-listing", "the listing is not UTF-8 or UTF-16 text")
+    if "PRIVATE KEY-----" in text:
+        # Whatever the JSON around it (a tool's output with a "privateKey" field): the
+        # blob function refuses and deletes it, as it does a key file.
+        raise ListingError(
+            "private-key-material",
+            "the listing holds a private key; it was not stored. Upload the listing only "
+            "and keep the key secret",
+        )
     try:
-        document = json.loads(text)
+        return json.loads(text, object_pairs_hook=_unambiguous_object)
+    except ListingError:
+        raise
     except (ValueError, RecursionError) as exc:
         raise ListingError("malformed-listing", "the listing is not valid JSON") from exc
-    return parse_listing_document(document)
+
+
+def _unambiguous_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json``'s hook for every object: a key twice, in any letter case, is refused (the
+    stdlib keeps the last silently; the tools print each key once)."""
+    result = dict(pairs)
+    if len(result) != len(pairs) or len({key.lower() for key in result}) != len(result):
+        raise _duplicate_key()
+    return result
+
+
+def _duplicate_key() -> ListingError:
+    return ListingError(
+        "duplicate-json-key",
+        "an object holds the same key twice (in some letter case), so the listing is "
+        "ambiguous; save the tool's output again, unedited",
+    )
 
 
 def parse_listing(document: object) -> list[Listing]:
@@ -149,66 +246,141 @@ def parse_listing(document: object) -> list[Listing]:
 
 
 def parse_listing_document(document: object) -> ListingDocument:
-    if isinstance(document, Mapping) and document.get("schema") == MANIFEST_SCHEMA:
-        return ListingDocument(FORMAT_MANIFEST, (_manifest(document),))
-    entries = _entries(document)
-    if not entries:
-        raise ListingError("empty-listing", "the listing holds no certificates")
-    if all(isinstance(e, Mapping) and "properties" in e for e in entries):
-        return _arm_listing(entries)
-    if all(isinstance(e, Mapping) and _get(e, "thumbprint") is not None for e in entries):
-        return ListingDocument(FORMAT_SPHERE, sphere_entries=tuple(_sphere(e) for e in entries))
-    raise ListingError("malformed-listing", "the listing's entries have no known shape")
-
-
-def _entries(document: object) -> list[Any]:
+    """Keys are read in any letter case (the REST API and PowerShell capitalise them, the
+    CLIs do not), as ``looks_like_listing`` finds them; two spellings of one key refuse."""
     if isinstance(document, Mapping):
-        value = document.get("value")
-        if not isinstance(value, list):
+        fields = fields_of(document)
+        if fields.get("schema") == MANIFEST_SCHEMA:
+            return ListingDocument(FORMAT_MANIFEST, (_manifest(fields),))
+        if fields.get("schema") == ENVELOPE_SCHEMA:
+            # Its parser builds on this module and on enrollment_listings: uploads come in
+            # through enrollment_envelope.read_uploaded_listing, which reads both.
+            raise ListingError(
+                "malformed-listing", "an enrollment group envelope is read by enrollment_envelope"
+            )
+        if "value" not in fields and _is_group_document(fields):
+            raise _groups_need_target()
+        document = fields.get("value")
+        if not isinstance(document, list):
             raise ListingError("malformed-listing", 'a listing object needs a "value" array')
-        document = value
     if not isinstance(document, list):
         raise ListingError("malformed-listing", "a listing is an object or an array")
     if len(document) > MAX_ENTRIES:
         raise ListingError("malformed-listing", f"more than {MAX_ENTRIES} entries")
-    return document
+    if not document:
+        raise ListingError("empty-listing", "the listing holds no certificates")
+    if all(isinstance(e, Mapping) for e in document):
+        entries = [fields_of(e) for e in document]
+        if all("properties" in e for e in entries):
+            return _arm_listing(entries)
+        if all(e.get("thumbprint") is not None for e in entries):
+            return ListingDocument(FORMAT_SPHERE, sphere_entries=tuple(map(_sphere, entries)))
+        if any(map(_is_group_document, entries)):
+            raise _groups_need_target()
+    raise ListingError("malformed-listing", "the listing's entries have no known shape")
 
 
-def _arm_listing(entries: list[Any]) -> ListingDocument:
-    """IoT Hub or DPS certificate entries, grouped by the hub/DPS they belong to."""
+# Keys only enrollment group documents have (lower case, as parsed): a DPS group's id, a
+# group's attestation, an IoT Central slot's "info" with its "verified" flag.
+_GROUP_KEYS = ("enrollmentgroupid", "attestation")
+
+
+def _is_group_document(fields: Mapping[str, Any]) -> bool:
+    return any(key in fields for key in _GROUP_KEYS) or ("verified" in fields and "info" in fields)
+
+
+def _groups_need_target() -> ListingError:
+    """Groups name no target of their own (docs/listings.md says why an envelope)."""
+    return ListingError(
+        "enrollment-groups-need-target",
+        "enrollment groups do not say which DPS or IoT Central app they belong to: upload "
+        "them with `ca-watch upload --dps DPS_RESOURCE_ID groups.json certificates.json`, or "
+        'wrap them in a {"schema": "ca-watch/enrollment-groups/v1", "target": ...} envelope '
+        "(docs/listings.md)",
+    )
+
+
+def fields_of(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    """A JSON object's members by lower-case key; two spellings of one key are ambiguous."""
+    fields = {key.lower(): value for key, value in mapping.items() if isinstance(key, str)}
+    if len(fields) != sum(isinstance(key, str) for key in mapping):
+        raise _duplicate_key()
+    return fields
+
+
+def _arm_listing(entries: list[dict[str, Any]]) -> ListingDocument:
+    """IoT Hub, DPS or Azure Sphere catalog certificate entries (ARM resources), grouped by
+    the hub/DPS they belong to; a catalog's entries are tenant CAs, not a target."""
     grouped: dict[str, tuple[str, str, list[RegisteredCertificate]]] = {}
+    sphere: list[SphereCaEntry] = []
+    parents: set[str] = set()
     formats: set[str] = set()
     for entry in entries:
         match = _ARM_CERTIFICATE.match(str(entry.get("id")))  # a missing id is "None"
         if match is None:
             raise ListingError(
-                "malformed-listing", "an entry's id is not an IoT Hub or DPS certificate id"
+                "malformed-listing",
+                "an entry's id is not an IoT Hub, DPS or Azure Sphere catalog certificate id",
             )
         props = entry["properties"]
         if not isinstance(props, Mapping):
             raise ListingError("malformed-listing", "an entry's properties is not an object")
-        is_hub = match["type"].lower() == "iothubs"
-        formats.add(FORMAT_IOT_HUB if is_hub else FORMAT_DPS)
+        props = fields_of(props)
+        listing_format, kind = _ARM_FORMATS[match["type"].lower()]
+        formats.add(listing_format)
         target = match["target"].lower()
-        _, _, certs = grouped.setdefault(
-            target, ("iot-hub" if is_hub else "dps", match["name"], [])
-        )
+        if target not in parents and len(parents) == MAX_TARGETS:
+            raise ListingError(
+                "too-many-targets",
+                f"the listing names more than {MAX_TARGETS} targets; upload one listing "
+                "per hub, DPS or catalog (as `az iot hub certificate list` prints it)",
+            )
+        parents.add(target)
+        if not kind:
+            sphere.append(_sphere(props))
+            continue
+        _, _, certs = grouped.setdefault(target, (kind, match["name"], []))
         name = str(entry.get("name") or match["cert"])
-        certs.append(_registered(props, name, props.get("isVerified", False)))
+        certs.append(_registered(props, name, props.get("isverified", False)))
     if len(formats) > 1:
-        raise ListingError("malformed-listing", "a listing mixes IoT Hub and DPS certificates")
+        raise ListingError(
+            "malformed-listing",
+            "a listing mixes the certificates of IoT Hubs, DPSs or Azure Sphere catalogs",
+        )
+    (listing_format,) = formats
     listings = tuple(
-        Listing(target, kind, name, next(iter(formats)), tuple(certs))
+        Listing(target, kind, name, listing_format, _verified_wins(certs))
         for target, (kind, name, certs) in sorted(grouped.items())
     )
-    return ListingDocument(next(iter(formats)), listings)
+    return ListingDocument(listing_format, listings, tuple(sphere))
+
+
+def _verified_wins(certs: list[RegisteredCertificate]) -> tuple[RegisteredCertificate, ...]:
+    """One entry per thumbprint, in first-seen order: a CA uploaded twice (once left
+    unverified, once verified) is registered, so the verified entry (and its name) wins;
+    a body either entry carried is kept."""
+    kept: dict[str, RegisteredCertificate] = {}
+    for cert in certs:
+        seen = kept.get(cert.thumbprint)
+        if seen is None:
+            kept[cert.thumbprint] = cert
+            continue
+        winner = cert if cert.verified and not seen.verified else seen
+        other = seen if winner is cert else cert
+        if winner.sha256 is None and other.sha256 is not None:
+            winner = replace(winner, sha256=other.sha256)
+        kept[cert.thumbprint] = winner
+    return tuple(kept.values())
 
 
 def _registered(props: Mapping[str, Any], name: str, verified: object) -> RegisteredCertificate:
-    body = _body(props.get("certificate"))
+    """One certificate of a hub/DPS listing or a manifest (``props``: lower-case keys)."""
+    body = certificate_body(props.get("certificate"))
     thumbprint = props.get("thumbprint")
     if thumbprint is None and body is None:
-        raise ListingError("malformed-listing", "an entry has neither thumbprint nor certificate")
+        raise ListingError(
+            "malformed-listing", "an entry has neither a thumbprint nor a readable certificate"
+        )
     sha1 = normalize_thumbprint(thumbprint) if thumbprint is not None else None
     if body is not None:
         body_sha1 = hashlib.sha1(body, usedforsecurity=False).hexdigest().upper()
@@ -236,6 +408,12 @@ def _manifest(document: Mapping[str, Any]) -> Listing:
     kind = document.get("kind", "other")
     if kind not in ("iot-central", "other"):
         raise ListingError("malformed-listing", 'a manifest "kind" is iot-central or other')
+    if claims_arm_target(target):
+        raise ListingError(
+            "manifest-claims-arm-target",
+            "a manifest may not speak for an IoT Hub or DPS: upload what "
+            "`az iot hub certificate list` or `az iot dps certificate list` prints instead",
+        )
     certs = document.get("certificates")
     if not isinstance(certs, list) or len(certs) > MAX_ENTRIES:
         raise ListingError("malformed-listing", 'the manifest needs a "certificates" array')
@@ -243,55 +421,127 @@ def _manifest(document: Mapping[str, Any]) -> Listing:
     for entry in certs:
         if not isinstance(entry, Mapping):
             raise ListingError("malformed-listing", "a manifest certificate is not an object")
+        fields = fields_of(entry)
         registered.append(
-            _registered(entry, str(entry.get("name") or ""), entry.get("verified", False))
+            _registered(fields, str(fields.get("name") or ""), fields.get("verified", False))
         )
-    return Listing(target.strip().lower(), kind, target.strip(), FORMAT_MANIFEST, tuple(registered))
+    return Listing(
+        target.strip().lower(), kind, target.strip(), FORMAT_MANIFEST, _verified_wins(registered)
+    )
+
+
+def claims_arm_target(target: str) -> bool:
+    """Whether a manifest's target names an IoT Hub or DPS, in any spelling of its ARM id
+    (case, slashes, a URL or a certificate under it): those are read from ARM only."""
+    letters = re.sub(r"[^a-z0-9]", "", target.lower())
+    return any(kind in letters for kind in _ARM_TARGET_TYPES)
+
+
+def sphere_entry(properties: Mapping[str, Any]) -> SphereCaEntry:
+    """One catalog certificate's ``properties`` (``certificate``, ``status``, ``thumbprint``;
+    any key case): what the live catalog reader and an upload of ``az sphere
+    ca-certificate list`` both read, so the two agree."""
+    return _sphere(fields_of(properties))
 
 
 def _sphere(entry: Mapping[str, Any]) -> SphereCaEntry:
-    body = _body(_get(entry, "certificate"))
-    thumbprint = normalize_thumbprint(_get(entry, "thumbprint"))
+    """One tenant CA of a Sphere CA list (``entry``: lower-case keys): the legacy REST and
+    ``azsphere`` shape (flags and/or ``status``), or an ARM catalog entry's properties."""
+    body = certificate_body(entry.get("certificate"))
+    thumbprint = normalize_thumbprint(entry.get("thumbprint"))
     if body is not None and hashlib.sha1(body, usedforsecurity=False).hexdigest().upper() != (
         thumbprint
     ):
         raise ListingError("malformed-listing", "an entry's thumbprint does not match its body")
-    status = _get(entry, "status")
-    active, revoked = _get(entry, "isActive"), _get(entry, "isRevoked")
-    if isinstance(status, str):
-        active = status.lower() == "active" if active is None else active
-        revoked = status.lower() == "revoked" if revoked is None else revoked
+    status = _status(entry.get("status"))
+    active, revoked = entry.get("isactive"), entry.get("isrevoked")
+    if status is not None:
+        active = status == "Active" if active is None else active
+        revoked = status == "Revoked" if revoked is None else revoked
     return SphereCaEntry(
         thumbprint,
         body,
         active if isinstance(active, bool) else None,
         revoked if isinstance(revoked, bool) else None,
+        status,
     )
 
 
-def _get(entry: Mapping[str, Any], key: str) -> Any:
-    """A field by name, whatever its case (the REST API capitalises, the CLIs do not)."""
-    wanted = key.lower()
-    for name, value in entry.items():
-        if isinstance(name, str) and name.lower() == wanted:
-            return value
-    return None
+def _status(value: object) -> str | None:
+    """A catalog status in its canonical spelling; another text kept as printed (short)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    for known in SPHERE_STATUSES:
+        if text.lower() == known.lower():
+            return known
+    return text[:64]
 
 
-def _body(value: object) -> bytes | None:
-    """A certificate body given as base64 DER or PEM text; None when absent or empty."""
+def certificate_body(value: object) -> bytes | None:
+    """The DER certificate a listing's ``certificate`` field holds, or None when the field
+    is absent, empty or a placeholder (ARM's examples print ``"####"``; others ``"MA=="``):
+    the entry's thumbprint then names it, as the live pull always did.
+
+    Azure stores what it was given: base64 DER, PEM text, or (``az iot hub certificate
+    create -p ca.pem`` since azure-cli 2.32) base64 of the PEM file's text.
+    """
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise ListingError("malformed-listing", "a certificate body is not text")
-    text = re.sub(r"-----(BEGIN|END) CERTIFICATE-----|\s", "", value)
+    if not value.isascii():
+        return None
+    data = value.encode("ascii")
+    if b"-----BEGIN " not in data:
+        try:
+            data = binascii.a2b_base64(data.translate(None, _WHITESPACE), strict_mode=True)
+        except binascii.Error:
+            return None
+        if _is_signed_der(data):
+            return data
+    if b"-----BEGIN " in data:
+        return _first_pem_certificate(data)
+    return None
+
+
+_body = certificate_body  # the name enrollment_listings imports
+
+_WHITESPACE = b" \t\r\n\x0b\x0c"
+_PEM_CERTIFICATE_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE")
+
+
+def _first_pem_certificate(text: bytes) -> bytes | None:
+    """The first CERTIFICATE block of PEM text (a bundle's first one is what was
+    registered); a key block refuses the whole listing, never echoed."""
+    blocks, begins = scan_pem(text)
+    if any(b"PRIVATE KEY" in label for label in begins):
+        raise ListingError(
+            "private-key-material",
+            "a certificate body holds a private key; it was not stored. Upload the listing "
+            "only and keep the key secret",
+        )
+    for index, (label, body) in enumerate(blocks, start=1):
+        if label in _PEM_CERTIFICATE_LABELS:
+            try:
+                der = pem_body(body, index)
+            except ReadError:
+                return None
+            return der if _is_signed_der(der) else None
+    return None
+
+
+def _is_signed_der(data: bytes) -> bool:
+    """DER shaped like a certificate: one SEQUENCE of SEQUENCE, SEQUENCE, BIT STRING that
+    spans the data (``MA==`` decodes to a lone ``0``: not one)."""
     try:
-        der = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ListingError("malformed-listing", "a certificate body is not base64") from exc
-    if not der.startswith(b"\x30"):
-        raise ListingError("malformed-listing", "a certificate body is not a DER certificate")
-    return der
+        top = read_tlv(data, 0, len(data))
+        if top[0] != TAG_SEQUENCE or top[2] != len(data):
+            return False
+        tags = [part[0] for part in children(data, top)]
+    except DerError:
+        return False
+    return tags == [TAG_SEQUENCE, TAG_SEQUENCE, TAG_BIT_STRING]
 
 
 def _date(value: object) -> datetime | None:

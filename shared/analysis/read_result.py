@@ -39,6 +39,11 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_ENCODING = "unsupported-encoding"
     MALFORMED_LISTING = "malformed-listing"  # a registration listing (JSON) we cannot read
     EMPTY_LISTING = "empty-listing"
+    DUPLICATE_JSON_KEY = "duplicate-json-key"  # a listing's object holds a key twice
+    MANIFEST_CLAIMS_ARM_TARGET = "manifest-claims-arm-target"  # only ARM speaks for hub/DPS
+    TOO_MANY_TARGETS = "too-many-targets"  # one document names more than MAX_TARGETS
+    LISTING_IN_CERTIFICATE_FILE = "listing-in-certificate-file"  # PEM and listing JSON in one
+    ENROLLMENT_GROUPS_NEED_TARGET = "enrollment-groups-need-target"  # groups, no DPS/app named
     # A PKCS#12 whose key derivation would cost more than any real tool asks for.
     PKCS12_ITERATIONS_TOO_HIGH = "pkcs12-iterations-too-high"
     # What reading a local file can meet (ca-watch scan); never raised by the reader itself.

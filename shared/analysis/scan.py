@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.alerts.rules import Rules
 from shared.analysis.classify import NEEDS_ACTION, Classification, classify_certificate
+from shared.analysis.enrollment_envelope import read_uploaded_listing
 from shared.analysis.facts import CertificateError, CertificateFacts, extract_facts, facts_json
 from shared.analysis.listings import (
     ListingDocument,
     ListingError,
+    listing_in_text,
     looks_like_listing,
-    read_listing_document,
 )
 from shared.analysis.reader import (
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -167,19 +168,32 @@ def analyze_bytes(
     now = now or datetime.now(UTC)
     if len(data) <= max_bytes and looks_like_listing(data):
         return analyze_listing(source, data, rules, now)
-    return analyze_read_result(source, read_certificates(data, max_bytes), rules, now)
+    read = read_certificates(data, max_bytes)
+    # PEM text with a listing's JSON after it: refused, never half read (issue 21). Only
+    # PEM can hide text (DER and base64 cannot), and JSON needs a brace: cheap to rule out.
+    if "pem" in read.format and b"{" in data and listing_in_text(data):
+        read = ReadResult(error=_LISTING_IN_CERTIFICATE_FILE)
+    return analyze_read_result(source, read, rules, now)
+
+
+_LISTING_IN_CERTIFICATE_FILE = ReadError(
+    ErrorCode.LISTING_IN_CERTIFICATE_FILE,
+    "the file holds certificates and a registration listing (JSON); upload each as its own file",
+)
+
+
+_LISTING_CODES = frozenset(code.value for code in ErrorCode)  # what a ListingError may carry
 
 
 def analyze_listing(source: str, data: bytes, rules: Rules, now: datetime) -> FileResult:
     """A registration listing: its targets are evidence; the certificates an Azure Sphere
     CA list carries are analysed as if uploaded one by one."""
     try:
-        document = read_listing_document(data)
+        document = read_uploaded_listing(data)
     except ListingError as exc:
-        error = ReadError(ErrorCode.MALFORMED_LISTING, exc.message)
-        if exc.code == "empty-listing":
-            error = ReadError(ErrorCode.EMPTY_LISTING, exc.message)
-        return FileResult(source, Status.UNREADABLE, error)
+        code = ErrorCode(exc.code) if exc.code in _LISTING_CODES else ErrorCode.MALFORMED_LISTING
+        error = ReadError(code, exc.message)
+        return FileResult(source, error.status, error)
     bodies = tuple(entry.der for entry in document.sphere_entries if entry.der)
     result = FileResult(source, _ANALYZED, None, (), document.format, document)
     if bodies:

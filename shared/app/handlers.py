@@ -110,12 +110,16 @@ def send_alerts(past_due: bool = False) -> dict[str, Any]:
     rt = runtime()
     last_alert_result = None
     at = now()
-    if rt.settings.registration_targets:  # no SDK import unless targets are configured
-        from shared.app.registration_pull import pull_if_due
-
-        pull_if_due(rt.store, rt.settings, at)  # never raises; at most every refresh
     result = run_alerts(store=rt.store, settings=rt.settings, rules=rt.rules, now=at)
     last_alert_result = result
+    settings = rt.settings
+    if settings.registration_targets or settings.iot_central_apps or settings.sphere_catalogs:
+        # After the pass, within REGISTRATION_PULL_BUDGET: a hung service never costs a
+        # sent alert (issue 23); its evidence serves the next pass. No reader is imported
+        # unless a live source is configured.
+        from shared.app.registration_pull import pull_if_due
+
+        pull_if_due(rt.store, settings, at)  # never raises; at most every refresh
     try:
         from shared.app.report_writer import refresh_after_pass
 

@@ -45,17 +45,22 @@ def add_registration_commands(subparsers: Any) -> None:
 
 
 def command_registrations_pull(args: argparse.Namespace) -> int:
-    from shared.app.registration_pull import arm_options, pull_registrations, record_pull
+    from shared.app.registration_pull import (
+        live_sources_configured,
+        pull_registrations,
+        record_pull,
+    )
     from shared.local.runner import local_runtime
 
     now = parse_when(args.now) if args.now else datetime.now(UTC)
     rt = local_runtime()
-    if not rt.settings.registration_targets:
+    if not live_sources_configured(rt.settings):
         raise UsageError(
             "REGISTRATION_TARGETS is not set: give a comma list of IoT Hub / DPS resource ids "
-            "(az iot hub show -n HUB --query id -o tsv)"
+            "(az iot hub show -n HUB --query id -o tsv), or set IOT_CENTRAL_APPS or "
+            "SPHERE_CATALOGS"
         )
-    result = pull_registrations(rt.store, rt.settings, now, **arm_options())
+    result = pull_registrations(rt.store, rt.settings, now)
     record_pull(rt.store, now)
     document = result.to_json()
     if args.json:
@@ -80,6 +85,9 @@ def render_pull(document: dict[str, Any], out: TextIO) -> None:
             out.write(f"  unreadable  {label}: {error['code']}: {error['message']}\n")
             out.write(f"              {target['target']} keeps its last good listing\n")
         else:
-            out.write(f"  read        {label}: {target['certificates']} certificate(s)\n")
+            groups = f", {target['groups']} group(s)" if target.get("groups") is not None else ""
+            out.write(f"  read        {label}: {target['certificates']} certificate(s){groups}\n")
+        for warning in target.get("warnings") or ():
+            out.write(f"  warning     {label}: {warning}\n")
     if document["tenants_refreshed"]:
         out.write(f"  re-timed the alerts of {len(document['tenants_refreshed'])} tenant(s)\n")

@@ -146,6 +146,10 @@ def local_runtime() -> Any:
 
 # --- upload ------------------------------------------------------------------------
 def command_upload(args: argparse.Namespace) -> int:
+    if args.dps:  # enrollment groups with their DPS named (docs/listings.md)
+        from shared.local.enrollment_upload import upload_dps
+
+        return upload_dps(args, local_runtime)
     rt = local_runtime()
     container = rt.blobs.get_container_client(rt.settings.cert_container)
     uploaded = refused = 0
@@ -350,6 +354,12 @@ def add_commands(commands: Any) -> None:
         help="overwrite a blob of the same name that holds other bytes (refused otherwise)",
     )
     upload.add_argument("--quiet", "-q", action="store_true", help="only print the summary")
+    upload.add_argument(
+        "--dps",
+        metavar="RESOURCE_ID",
+        help="upload enrollment groups: the two PATHs are what `az iot dps enrollment-group "
+        "list` and `az iot dps certificate list` print; one blob names this DPS",
+    )
     upload.set_defaults(handler=command_upload)
 
     process = commands.add_parser(
