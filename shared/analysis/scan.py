@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from shared.alerts.rules import Rules
 from shared.analysis.classify import NEEDS_ACTION, Classification, classify_certificate
 from shared.analysis.facts import CertificateError, CertificateFacts, extract_facts, facts_json
+from shared.analysis.keys import key_material
 from shared.analysis.listings import (
     ListingDocument,
     ListingError,
@@ -163,9 +164,13 @@ def analyze_bytes(
     now: datetime | None = None,
     max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
 ) -> FileResult:
-    """The whole analysis of one file; never raises for any content."""
+    """The whole analysis of one file; never raises for any content. The key check comes
+    first, for every kind of file (a listing too, DESIGN §2)."""
     now = now or datetime.now(UTC)
-    if len(data) <= max_bytes and looks_like_listing(data):
+    whole = len(data) <= max_bytes
+    if (key := key_material(data, whole=whole)) is not None:
+        return FileResult(source, key.status, key)
+    if whole and looks_like_listing(data):
         return analyze_listing(source, data, rules, now)
     return analyze_read_result(source, read_certificates(data, max_bytes), rules, now)
 
