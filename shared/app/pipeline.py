@@ -84,8 +84,14 @@ def holds_private_key(data: bytes, *, whole: bool = True) -> bool:
 
 def result_blob_name(name: str) -> str:
     """``<name>.json`` next to the upload; a name that is too long for the suffix, or that
-    storage cannot use, gets a hash of itself instead (the document names the upload)."""
-    if len(name) + len(_RESULT_SUFFIX) <= MAX_BLOB_NAME and blob_name_problem(name) is None:
+    storage cannot use, gets a hash of itself instead (the document names the upload).
+    A name under the hashed prefix is hashed too, so no upload can be named after another
+    upload's hashed result and overwrite it."""
+    if (
+        len(name) + len(_RESULT_SUFFIX) <= MAX_BLOB_NAME
+        and not name.startswith(HASHED_RESULTS)
+        and blob_name_problem(name) is None
+    ):
         return f"{name}{_RESULT_SUFFIX}"
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{HASHED_RESULTS}{digest}{_RESULT_SUFFIX}"
