@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from test_channel_acs import FakeEmailClient
-from test_channel_smtp import Handler, LoopbackController
+from test_channel_smtp import Handler, LoopbackController, plain_server  # noqa: F401 - fixture
 
 from shared.alerts.rules import load_rules
 from shared.analysis.scan import analyze_bytes
@@ -136,30 +136,17 @@ def test_teams(store: TableStore, receiver: Receiver) -> None:
     )
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[LoopbackController, Handler]]:
-    handler = Handler()
-    controller = LoopbackController(handler, hostname="127.0.0.1", port=0)
-    controller.start()
-    try:
-        yield controller, handler
-    finally:
-        controller.stop()
+SENDER = "DoNotReply@x.azurecomm.net"
+ACS = "https://x.communication.azure.com"
 
 
-def test_smtp(store: TableStore, smtp_server: tuple[LoopbackController, Handler]) -> None:
-    controller, handler = smtp_server
-    channel = SmtpChannel(
-        "127.0.0.1", controller.port, sender="watch@example.com", starttls=False, timeout=5
-    )
-    self_health(
-        store,
-        "smtp",
-        channel,
-        smtp_host="127.0.0.1",
-        alert_email_from="watch@example.com",
-        alert_email_to=("ops@example.com",),
-    )
+def test_smtp(
+    store: TableStore,
+    plain_server: tuple[LoopbackController, Handler],  # noqa: F811 - the imported fixture
+) -> None:
+    controller, handler = plain_server
+    channel = SmtpChannel("127.0.0.1", controller.port, sender=SENDER, starttls=False, timeout=5)
+    self_health(store, "smtp", channel, smtp_host="127.0.0.1", **MAIL_SETTINGS)
     assert len(handler.messages) == 2
     for part in ("plain", "html"):
         assert_inert(*(mail.get_body((part,)).get_content() for _, mail in handler.messages))
@@ -167,17 +154,13 @@ def test_smtp(store: TableStore, smtp_server: tuple[LoopbackController, Handler]
 
 def test_acs_email_fake(store: TableStore) -> None:
     client = FakeEmailClient()
-    channel = AcsEmailChannel(
-        "https://x.communication.azure.com", "DoNotReply@x.azurecomm.net", client=client
-    )
     self_health(
-        store,
-        "acs-email",
-        channel,
-        acs_endpoint="https://x.communication.azure.com",
-        alert_email_from="DoNotReply@x.azurecomm.net",
-        alert_email_to=("ops@example.com",),
-    )
+        store, "acs-email", AcsEmailChannel(ACS, SENDER, client=client), acs_endpoint=ACS,
+        **MAIL_SETTINGS,
+    )  # fmt: skip
     assert len(client.sent) == 2
-    assert_inert(*(sent["content"]["plainText"] for sent in client.sent))
-    assert_inert(*(sent["content"]["html"] for sent in client.sent))
+    for part in ("plainText", "html"):
+        assert_inert(*(sent["content"][part] for sent in client.sent))
+
+
+MAIL_SETTINGS: dict[str, Any] = {"alert_email_from": SENDER, "alert_email_to": ("ops@x.org",)}

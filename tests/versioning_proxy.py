@@ -11,7 +11,6 @@ code under test talks HTTP through the real SDK; the proxy answers what versioni
 
 from __future__ import annotations
 
-import http.client
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from xml.sax.saxutils import escape
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
+from counting_proxy import relay, send_upstream, serving
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 
@@ -165,14 +165,7 @@ def _handler(proxy: VersioningProxy) -> type[BaseHTTPRequestHandler]:
             )
             deletes = self.command == "DELETE" and name and "snapshot" not in query
             earlier = proxy.current(container, name) if replaces or deletes else None
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-            upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
-            try:
-                upstream.request(self.command, self.path, body=body, headers=headers)
-                answer = upstream.getresponse()
-                payload = answer.read()
-            finally:
-                upstream.close()
+            answer, payload = send_upstream(self, proxy.upstream_port, body)
             if earlier is not None and answer.status < 300:  # replaced or deleted: kept
                 proxy.keep(earlier)
             listing = query.get("comp") == ["list"] and "versions" in ",".join(
@@ -184,14 +177,7 @@ def _handler(proxy: VersioningProxy) -> type[BaseHTTPRequestHandler]:
                     payload = payload.replace(b"<Blobs />", b"<Blobs>" + extra + b"</Blobs>")
                 else:
                     payload = payload.replace(b"</Blobs>", extra + b"</Blobs>", 1)
-            self.send_response_only(answer.status, answer.reason)
-            for key, value in answer.getheaders():
-                if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
+            relay(self, answer, payload)
 
         do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_MERGE = do_PATCH = _forward
         do_OPTIONS = _forward
@@ -204,12 +190,6 @@ def versioning_proxy(upstream_port: int, connection_string: str) -> Iterator[Ver
     proxy = VersioningProxy(
         upstream_port, BlobServiceClient.from_connection_string(connection_string)
     )
-    proxy.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(proxy))
-    proxy.server.daemon_threads = True
-    thread = threading.Thread(target=proxy.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(proxy)) as server:
+        proxy.server = server
         yield proxy
-    finally:
-        proxy.server.shutdown()
-        proxy.server.server_close()

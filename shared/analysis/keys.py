@@ -87,6 +87,8 @@ def _as_text(data: bytes, whole: bool) -> bytes | None:
 def _text_key(text: bytes, whole: bool) -> ReadError | None:
     if _holds_pem_key(text):
         return _refusal("a private key (PEM)")
+    if text.startswith(b"-----BEGIN "):
+        return None  # PEM without a key block (the common upload): the reader reads it
     stripped = text.lstrip()
     if stripped[:1] in _JSON_OPENERS:
         return _json_key(stripped, whole)
@@ -204,15 +206,16 @@ def _der_key(data: bytes, whole: bool) -> ReadError | None:
 
 
 def _cut_short_key(data: bytes, pos: int, problem: str, whole: bool) -> ReadError | None:
-    header = data[pos : pos + 6]
-    if b"\x02\x01\x03" in header:  # a PKCS#12 header (DER or BER): PFX version 3
+    length = data[pos + 1] if pos + 1 < len(data) else 0
+    # Where the content starts: after the length octets (none for BER's indefinite 0x80).
+    start = pos + 2 + (length & 0x7F if length > 0x80 else 0)
+    if data[start : start + 3] == b"\x02\x01\x03":  # a PKCS#12 (DER or BER): PFX version 3
         if whole and pos == 0 and "indefinite length" in problem:
             return None  # a whole BER PKCS#12: the reader decides
         return _refusal("a PKCS#12 file that cannot be read to its end (it may hold a key)")
     if not whole and "truncated" in problem:
         # Only the start of a key over the size limit: judge the children that are whole.
-        tag, start = data[pos], pos + 2 + (data[pos + 1] & 0x7F if data[pos + 1] > 0x80 else 0)
-        form = der_key_form(data, (tag, start, len(data)), partial=True)
+        form = der_key_form(data, (data[pos], start, len(data)), partial=True)
         if form is not None and form != "pkcs12":
             return _refusal(f"a private key ({form})")
     return None
