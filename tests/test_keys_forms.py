@@ -320,3 +320,18 @@ def test_ca_watch_upload_refuses_every_form(app_runtime, tmp_path: Path) -> None
         assert f"{form.name}: not uploaded: it holds private key material" in said
     container = app_runtime.blobs.get_container_client(app_runtime.settings.cert_container)
     assert [b.name for b in container.list_blobs()] == ["ca.pem"]
+
+
+def test_a_key_under_a_name_refused_unread_is_still_checked_and_deleted(
+    versioned: Versioned,
+) -> None:
+    """A name storage listings cannot carry used to be refused without reading the blob,
+    so a key under it stayed: the key check runs before that early return too."""
+    form = _pkcs8_newline()
+    name = "k" * 1_030 + ".der"  # over the 1,024 characters Azure allows; Azurite takes it
+    versioned.container.upload_blob(name, form.data)
+    assert process_pending(versioned.rt) == (1, 0)
+    (row,) = versioned.rt.store.report()["uploads"]
+    assert (row["status"], row["error"]["code"]) == ("rejected", "private-key-material")
+    assert list(versioned.container.list_blobs(include=["versions"])) == []
+    assert not any(secret in versioned.stored() for secret in form.secrets)
