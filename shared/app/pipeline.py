@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
@@ -97,8 +97,14 @@ def result_blob_name(name: str) -> str:
     return f"{HASHED_RESULTS}{digest}{_RESULT_SUFFIX}"
 
 
-def read_blob(blob: BlobClient, limit: int) -> tuple[str, int, bytes] | None:
-    """(ETag, total size, the first ``limit + 1`` bytes) in one ranged GET; None when the
+class FetchedBlob(NamedTuple):
+    etag: str
+    size: int  # the whole blob's
+    data: bytes  # at most the first limit + 1 bytes
+
+
+def read_blob(blob: BlobClient, limit: int) -> FetchedBlob | None:
+    """ETag, total size and the first ``limit + 1`` bytes in one ranged GET; None when the
     blob is gone. An empty blob answers 416 (no range of it exists): it is read as empty,
     and its ETag comes from a properties read, the one case that costs a second request."""
     try:
@@ -109,13 +115,13 @@ def read_blob(blob: BlobClient, limit: int) -> tuple[str, int, bytes] | None:
         if exc.status_code != 416:
             raise
         try:
-            return normalize_etag(blob.get_blob_properties().etag), 0, b""
+            return FetchedBlob(normalize_etag(blob.get_blob_properties().etag), 0, b"")
         except ResourceNotFoundError:
             return None
     data = download.readall()
     # "bytes 0-N/TOTAL": the SDK's properties.size is the length of the range, not the blob.
     total = int(str(download.properties.content_range).rsplit("/", 1)[1])
-    return normalize_etag(download.properties.etag), total, data
+    return FetchedBlob(normalize_etag(download.properties.etag), total, data)
 
 
 def process_blob(
@@ -142,7 +148,7 @@ def process_blob(
     if fetched is None:
         log.info("blob %s is gone before it was analysed; nothing to record", name)
         return None
-    etag, size, data = fetched
+    etag, size, data = fetched.etag, fetched.size, fetched.data
     whole = size <= settings.max_upload_bytes
     if name_problem is not None or not whole:  # refused unread, but for the key check
         read = (
@@ -248,8 +254,8 @@ def sweep_unrecorded_versions(
         fetched = read_blob(version, settings.max_upload_bytes)
         if fetched is None:
             continue
-        _, size, data = fetched
-        if holds_private_key(data, whole=size <= settings.max_upload_bytes):
+        whole = fetched.size <= settings.max_upload_bytes
+        if holds_private_key(fetched.data, whole=whole):
             with contextlib.suppress(ResourceNotFoundError):
                 version.delete_blob()
             log.warning(
