@@ -87,10 +87,13 @@ def _list(raw: str) -> tuple[str, ...]:
 # --query id` print); provider and type names are case-insensitive in ARM.
 _TARGET_ID = re.compile(
     r"/subscriptions/(?P<subscription>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
-    r"[0-9a-f]{12})/resourcegroups/(?P<group>[-\w.()]{1,90})/providers/microsoft\.devices/"
+    r"[0-9a-f]{12})/resourcegroups/(?P<group>[^/]{1,90})/providers/microsoft\.devices/"
     r"(?P<type>iothubs|provisioningservices)/(?P<name>[a-z0-9][-a-z0-9]{1,62})",
     re.IGNORECASE,
 )
+# ARM's rule for resource group names: no period at the end, so "." and ".." (which a URL
+# path would resolve to another resource) are never one.
+_RESOURCE_GROUP = re.compile(r"[-\w.()]{0,89}[-\w()]")
 _DURATION_PART = re.compile(r"(\d+)\s*([smhd])", re.IGNORECASE)
 _DURATION = re.compile(r"(?:\d+\s*[smhd]\s*)+", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -121,6 +124,12 @@ def parse_registration_target(raw: str) -> RegistrationTarget:
             f"REGISTRATION_TARGETS: {raw.strip()[:200]!r} is not an IoT Hub or DPS resource id "
             "(/subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Devices/"
             "IotHubs/<hub> or .../provisioningServices/<dps>)"
+        )
+    if not _RESOURCE_GROUP.fullmatch(match["group"]):
+        raise SettingsError(
+            f"REGISTRATION_TARGETS: the resource group {match['group'][:90]!r} is not a valid "
+            "Azure resource group name (letters, digits, _ - . ( ), not ending in a period: "
+            "so never '.' or '..')"
         )
     kind = "iot-hub" if match["type"].lower() == "iothubs" else "dps"
     return RegistrationTarget(text, kind, match["subscription"], match["group"], match["name"])
@@ -218,6 +227,23 @@ def parse_duration(name: str, raw: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+KEY_VAULT_REFERENCE_PREFIX = "@Microsoft.KeyVault("
+
+
+def teams_webhook_url(url: str | None) -> str | None:
+    """The Teams webhook URL, https only: its ``sig`` is a bearer secret that plain http
+    would carry in clear. An unresolved Key Vault reference passes: the channel reports
+    it in the self-health message (not the user's typo)."""
+    if url is None or url.startswith(KEY_VAULT_REFERENCE_PREFIX):
+        return url
+    if not url.lower().startswith("https://"):
+        raise SettingsError(
+            "TEAMS_WEBHOOK_URL must be an https:// URL (copy it from the Teams workflow's "
+            "trigger; the sig in it is a secret that plain http would expose)"
+        )
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     cert_container: str = "certificates"
@@ -228,7 +254,7 @@ class Settings:
     alert_schedule: str = "0 0 * * * *"
     alert_channels: tuple[str, ...] = ("outbox",)
     alert_outbox_dir: str = ".outbox"
-    teams_webhook_url: str | None = None
+    teams_webhook_url: str | None = field(default=None, repr=False)  # its sig is a secret
     acs_endpoint: str | None = None
     alert_email_from: str | None = None
     alert_email_to: tuple[str, ...] = ()
@@ -279,7 +305,7 @@ class Settings:
             alert_schedule=env.get("ALERT_SCHEDULE", "").strip() or "0 0 * * * *",
             alert_channels=channels,
             alert_outbox_dir=env.get("ALERT_OUTBOX_DIR", "").strip() or ".outbox",
-            teams_webhook_url=env.get("TEAMS_WEBHOOK_URL", "").strip() or None,
+            teams_webhook_url=teams_webhook_url(env.get("TEAMS_WEBHOOK_URL", "").strip() or None),
             acs_endpoint=env.get("ACS_ENDPOINT", "").strip() or None,
             alert_email_from=env.get("ALERT_EMAIL_FROM", "").strip() or None,
             alert_email_to=_list(env.get("ALERT_EMAIL_TO", "")),

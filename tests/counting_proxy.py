@@ -43,6 +43,48 @@ class CountingProxy:
             return list(self.requests)
 
 
+def send_upstream(
+    handler: BaseHTTPRequestHandler, port: int, body: bytes | None
+) -> tuple[http.client.HTTPResponse, bytes]:
+    """The request ``handler`` received, sent on to 127.0.0.1:``port``: its answer."""
+    headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
+    upstream = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        upstream.request(handler.command, handler.path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        return answer, answer.read()
+    finally:
+        upstream.close()
+
+
+def relay(
+    handler: BaseHTTPRequestHandler, answer: http.client.HTTPResponse, payload: bytes
+) -> None:
+    """The upstream's answer, with ``payload`` as its body, back to the client."""
+    handler.send_response_only(answer.status, answer.reason)
+    for key, value in answer.getheaders():
+        if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+            handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(payload)
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServer]:
+    """A threading HTTP server on a free loopback port, shut down on leaving."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _handler(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
     class Forward(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -53,26 +95,15 @@ def _handler(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
         def _forward(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-            seen = Seen(self.command, self.path, {k.lower(): v for k, v in headers.items()})
-            upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
-            try:
-                upstream.request(self.command, self.path, body=body, headers=headers)
-                answer = upstream.getresponse()
-                payload = answer.read()
-            finally:
-                upstream.close()
+            headers = {
+                k.lower(): v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP
+            }
+            seen = Seen(self.command, self.path, headers)
+            answer, payload = send_upstream(self, proxy.upstream_port, body)
             seen.status, seen.body_bytes = answer.status, len(payload)
             with proxy.lock:
                 proxy.requests.append(seen)
-            self.send_response_only(answer.status, answer.reason)
-            for key, value in answer.getheaders():
-                if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
+            relay(self, answer, payload)
 
         do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_MERGE = do_PATCH = _forward
         do_OPTIONS = _forward
@@ -83,12 +114,6 @@ def _handler(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def counting_proxy(upstream_port: int) -> Iterator[CountingProxy]:
     proxy = CountingProxy(upstream_port)
-    proxy.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(proxy))
-    proxy.server.daemon_threads = True
-    thread = threading.Thread(target=proxy.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(proxy)) as server:
+        proxy.server = server
         yield proxy
-    finally:
-        proxy.server.shutdown()
-        proxy.server.server_close()

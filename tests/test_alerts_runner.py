@@ -643,7 +643,7 @@ def test_alerts_run_exits_1_when_a_send_fails(
 ) -> None:
     record_ca(store, tenant())
     monkeypatch.setenv("ALERT_CHANNELS", "teams")
-    monkeypatch.setenv("TEAMS_WEBHOOK_URL", "http://127.0.0.1:9/closed")  # nothing listens
+    monkeypatch.setenv("TEAMS_WEBHOOK_URL", "https://127.0.0.1:9/closed")  # nothing listens
     handlers.reset_runtime()
     assert cli(["alerts", "run", "--now", "2020-08-04T09:00:00Z"]) == 1
     assert "FAILED" in capsys.readouterr().out

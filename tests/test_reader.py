@@ -199,7 +199,8 @@ def test_pkcs12_with_key_and_no_password_is_rejected() -> None:
 
 
 @pytest.mark.parametrize("with_key", [True, False])
-def test_pkcs12_with_password_is_rejected(with_key: bool) -> None:
+def test_pkcs12_with_password_is_key_material(with_key: bool) -> None:
+    """A password-protected .pfx cannot be proven key-free: refused as key material."""
     t, _ = _chain()
     data = pkcs12.serialize_key_and_certificates(
         b"tenant",
@@ -210,7 +211,8 @@ def test_pkcs12_with_password_is_rejected(with_key: bool) -> None:
     )
     result = read_certificates(data)
     assert result.status is Status.REJECTED
-    assert result.error is not None and result.error.code is ErrorCode.PASSWORD_PROTECTED
+    assert result.error is not None and result.error.code is ErrorCode.PRIVATE_KEY_MATERIAL
+    assert "protected by a password" in result.error.message
 
 
 # --- private keys: refused, and never echoed ------------------------------------------
@@ -381,10 +383,10 @@ def _bad_inputs() -> dict[str, tuple[bytes, Status, ErrorCode]]:
         ),
         "der-with-trailing-bytes": (t.der + b"\x00\x00", unreadable, ErrorCode.MALFORMED_DER),
         "pkcs7-without-certificates": (_empty_pkcs7(), unreadable, ErrorCode.NO_CERTIFICATES),
-        "pkcs12-garbage": (
+        "pkcs12-garbage": (  # cannot be proven key-free
             samples.encode(0x30, b"\x02\x01\x03" + samples.encode(0x30, b"\x05\x00")),
-            unreadable,
-            ErrorCode.MALFORMED_PKCS12,
+            rejected,
+            ErrorCode.PRIVATE_KEY_MATERIAL,
         ),
         "utf16-not-decodable": (b"\xff\xfe\x00\xd8A\x00", unreadable, ErrorCode.BAD_TEXT_ENCODING),
         "other-der": (samples.encode(0x30, b"\x05\x00"), unreadable, ErrorCode.NOT_A_CERTIFICATE),

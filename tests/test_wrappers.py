@@ -122,11 +122,12 @@ def test_one_unreadable_certificate_in_a_pkcs7_keeps_the_others() -> None:
 
 
 @needs_openssl
-def test_pkcs12_with_a_password_is_still_password_protected() -> None:
+def test_pkcs12_with_a_password_is_key_material() -> None:
     data = openssl_pkcs12(_files("null-outer"), password="correct horse")
     result = read_certificates(data)
     assert result.status is Status.REJECTED
-    assert result.error is not None and result.error.code is ErrorCode.PASSWORD_PROTECTED
+    assert result.error is not None and result.error.code is ErrorCode.PRIVATE_KEY_MATERIAL
+    assert "protected by a password" in result.error.message
 
 
 @needs_openssl
@@ -165,10 +166,11 @@ def test_mac_under_either_empty_password_convention(password: bytes) -> None:
     result = read_certificates(pfx.dump(force=True))
     assert result.status is Status.ANALYZED, result.error
     assert sorted(result.certificates) == sorted(ders)
-    # The same file with a MAC under no empty password needs a password.
+    # The same file with a MAC under no empty password needs a password: key material.
     pfx["mac_data"]["mac"]["digest"] = b"\x00" * 20
     result = read_certificates(pfx.dump(force=True))
-    assert result.error is not None and result.error.code is ErrorCode.PASSWORD_PROTECTED
+    assert result.error is not None and result.error.code is ErrorCode.PRIVATE_KEY_MATERIAL
+    assert "protected by a password" in result.error.message
 
 
 @needs_openssl

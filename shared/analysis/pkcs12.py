@@ -67,15 +67,33 @@ def _key_material() -> ReadError:
 
 
 def read_pkcs12(data: bytes) -> list[bytes]:
-    """The certificates of a PFX that needs no password, in file order."""
+    """The certificates of a PFX that needs no password, in file order. A PFX not read to
+    its end (a password, a cost over the bound, a damaged or unknown structure) cannot be
+    proven key-free, so it is refused as key material (DESIGN §2): its key bag may be
+    readable without the password (``-keypbe NONE`` protects only the MAC)."""
     try:
         return _read(data, WorkBudget())
-    except ReadError:
-        raise
+    except ReadError as error:
+        if error.code in _PROVEN_KEY_FREE_OR_KEY:
+            raise
+        raise _unproven(error.message) from None
     except Exception:  # asn1crypto raises ValueError, TypeError, RecursionError, ...
-        raise ReadError(
-            ErrorCode.MALFORMED_PKCS12, "the PKCS#12 structure could not be read"
-        ) from None
+        raise _unproven("the PKCS#12 structure could not be read") from None
+
+
+# Read to the end and found no certificate, or found a key bag: said as it is.
+_PROVEN_KEY_FREE_OR_KEY = frozenset({ErrorCode.NO_CERTIFICATES, ErrorCode.PRIVATE_KEY_MATERIAL})
+
+
+def _unproven(why: str) -> ReadError:
+    """``why`` is one of this module's fixed texts, its advice cut off: no file content."""
+    reason = why.split(";", 1)[0]
+    return ReadError(
+        ErrorCode.PRIVATE_KEY_MATERIAL,
+        f"{reason}; it cannot be read to its end, so it may hold a private key, and it was "
+        "not stored. Export the certificates only "
+        "(`openssl pkcs12 -in FILE -nokeys -out cert.pem`)",
+    )
 
 
 def _read(data: bytes, budget: WorkBudget) -> list[bytes]:

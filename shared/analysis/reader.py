@@ -19,7 +19,6 @@ import re
 
 from shared.analysis.der import (
     TAG_INTEGER,
-    TAG_OCTET_STRING,
     TAG_OID,
     TAG_SEQUENCE,
     DerError,
@@ -27,6 +26,7 @@ from shared.analysis.der import (
     decode_oid,
     read_tlv,
 )
+from shared.analysis.keys import der_key_form
 from shared.analysis.pem import pem_body, read_pem
 from shared.analysis.read_result import (
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -195,31 +195,24 @@ def _der_kind(data: bytes) -> str:
             return _ber_kind(data)
         code = ErrorCode.TRUNCATED if "truncated" in str(exc) else ErrorCode.MALFORMED_DER
         raise ReadError(code, f"the DER is damaged: {exc}") from None
+    tags = [part[0] for part in parts]
+    signed = tags[:3] == [TAG_SEQUENCE, TAG_SEQUENCE, 0x03]
+    key_form = None if signed else der_key_form(data, top)
+    if key_form is not None:  # before the trailing bytes: a key with a newline is a key
+        # A PKCS#12 with trailing bytes goes to its reader too: one it cannot read to
+        # its end is refused as key material there.
+        return "pkcs12" if key_form == "pkcs12" else "private-key"
     if top[2] != len(data):
         raise ReadError(
             ErrorCode.MALFORMED_DER, f"{len(data) - top[2]} unexpected bytes after the DER"
         )
-    tags = [part[0] for part in parts]
-    if tags[:3] == [TAG_SEQUENCE, TAG_SEQUENCE, 0x03]:
+    if signed:
         # Certificates, CSRs and CRLs are all SIGNED{...}: tell them apart by the body.
         return _signed_kind(data, parts[0])
     if tags[:1] == [TAG_OID]:
         oid = decode_oid(data[parts[0][1] : parts[0][2]])
         if oid == _OID_PKCS7_SIGNED_DATA:
             return "pkcs7"
-        return "other"
-    if tags[:2] == [TAG_INTEGER, TAG_SEQUENCE]:
-        version = data[parts[0][1] : parts[0][2]]
-        if version == b"\x03":
-            return "pkcs12"
-        if version in (b"\x00", b"\x01") and TAG_OCTET_STRING in tags:
-            return "private-key"  # PKCS#8 PrivateKeyInfo / OneAsymmetricKey
-    if tags[:2] == [TAG_SEQUENCE, TAG_OCTET_STRING]:
-        return "private-key"  # PKCS#8 EncryptedPrivateKeyInfo
-    if tags[:2] == [TAG_INTEGER, TAG_OCTET_STRING] and data[parts[0][1] : parts[0][2]] == b"\x01":
-        return "private-key"  # SEC1 ECPrivateKey
-    if len(tags) >= 9 and all(tag == TAG_INTEGER for tag in tags[:9]):
-        return "private-key"  # PKCS#1 RSAPrivateKey
     return "other"
 
 

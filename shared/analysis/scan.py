@@ -13,6 +13,7 @@ from shared.alerts.rules import Rules
 from shared.analysis.classify import NEEDS_ACTION, Classification, classify_certificate
 from shared.analysis.enrollment_envelope import read_uploaded_listing
 from shared.analysis.facts import CertificateError, CertificateFacts, extract_facts, facts_json
+from shared.analysis.keys import key_material
 from shared.analysis.listings import (
     ListingDocument,
     ListingError,
@@ -164,9 +165,13 @@ def analyze_bytes(
     now: datetime | None = None,
     max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
 ) -> FileResult:
-    """The whole analysis of one file; never raises for any content."""
+    """The whole analysis of one file; never raises for any content. The key check comes
+    first, for every kind of file (a listing too, DESIGN §2)."""
     now = now or datetime.now(UTC)
-    if len(data) <= max_bytes and looks_like_listing(data):
+    whole = len(data) <= max_bytes
+    if (key := key_material(data, whole=whole)) is not None:
+        return FileResult(source, key.status, key)
+    if whole and looks_like_listing(data):
         return analyze_listing(source, data, rules, now)
     read = read_certificates(data, max_bytes)
     # PEM text with a listing's JSON after it: refused, never half read (issue 21). Only

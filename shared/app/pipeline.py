@@ -7,9 +7,11 @@ always belong together and nothing beyond the limit is ever read. A bad file is 
 the host retries the event.
 
 A name the storage service or the local runner cannot use (control characters, over
-1,024 characters) is refused unread as ``bad-blob-name``; the result blob's name is derived
-so it always fits. A blob holding private key material is deleted, with its snapshots and
-every version, once its refusal is recorded: only the record stays.
+1,024 characters) is refused as ``bad-blob-name`` (its content read only for the key
+check); the result blob's name is derived so it always fits. A blob holding private key
+material is deleted, with its snapshots and every version, once its refusal is recorded:
+only the record stays. Every event also inspects the name's earlier versions that no row
+records (content replaced before the function ran) and deletes those holding a key.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from azure.core.exceptions import HttpResponseError, ResourceModifiedError, Reso
 
 from shared.alerts.rules import Rules
 from shared.analysis.json_text import json_bytes
+from shared.analysis.keys import key_material
 from shared.analysis.reader import (
     ErrorCode,
     ReadError,
@@ -44,7 +46,7 @@ from shared.storage.registrations import RECORDED
 from shared.storage.store import TableStore
 
 if TYPE_CHECKING:
-    from azure.storage.blob import BlobClient, BlobServiceClient
+    from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
 log = logging.getLogger("ca_watch.pipeline")
 
@@ -71,22 +73,28 @@ def blob_name_problem(name: str) -> str | None:
     return None
 
 
-_PEM_KEY_BLOCK = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
-
-
-def holds_private_key(data: bytes) -> bool:
-    """Whether ``data`` (a whole file, or the start of one) holds private key material, in
-    any form the reader knows or as a PEM key block anywhere (also past a bad block)."""
-    read = read_certificates(data, max_bytes=max(len(data), 1))
-    if read.error is not None and read.error.code is ErrorCode.PRIVATE_KEY_MATERIAL:
+def holds_private_key(data: bytes, *, whole: bool = True) -> bool:
+    """Whether ``data`` holds private key material: the key check, and for a whole file
+    the reader too (it refuses a PKCS#12 it cannot read to its end). ``whole`` is False
+    for the start of a file over the size limit."""
+    if key_material(data, whole=whole) is not None:
         return True
-    return _PEM_KEY_BLOCK.search(data) is not None
+    if not whole:
+        return False
+    read = read_certificates(data, max_bytes=max(len(data), 1))
+    return read.error is not None and read.error.code is ErrorCode.PRIVATE_KEY_MATERIAL
 
 
 def result_blob_name(name: str) -> str:
     """``<name>.json`` next to the upload; a name that is too long for the suffix, or that
-    storage cannot use, gets a hash of itself instead (the document names the upload)."""
-    if len(name) + len(_RESULT_SUFFIX) <= MAX_BLOB_NAME and blob_name_problem(name) is None:
+    storage cannot use, gets a hash of itself instead (the document names the upload).
+    A name under the hashed prefix is hashed too, so no upload can be named after another
+    upload's hashed result and overwrite it."""
+    if (
+        len(name) + len(_RESULT_SUFFIX) <= MAX_BLOB_NAME
+        and not name.startswith(HASHED_RESULTS)
+        and blob_name_problem(name) is None
+    ):
         return f"{name}{_RESULT_SUFFIX}"
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{HASHED_RESULTS}{digest}{_RESULT_SUFFIX}"
@@ -99,15 +107,6 @@ class FetchedBlob:
     data: bytes  # at most the first limit + 1 bytes
     # As the storage service stamped it: when an uploaded listing's evidence was made.
     last_modified: datetime
-
-
-def read_properties_only(blob: BlobClient) -> FetchedBlob | None:
-    """ETag, size and no content of a blob refused for its name; None when it is gone."""
-    try:
-        props = blob.get_blob_properties()
-    except ResourceNotFoundError:
-        return None
-    return FetchedBlob(normalize_etag(props.etag), props.size, b"", props.last_modified)
 
 
 def read_blob(blob: BlobClient, limit: int) -> FetchedBlob | None:
@@ -144,27 +143,34 @@ def process_blob(
 ) -> FileResult | None:
     """Analyse and record one blob. None when it was already recorded or is gone."""
     name = blob.blob_name
-    # The content and the name's upload rows are independent round trips: side by side.
+    # The content, the name's upload rows and its versions are independent round trips.
     previous_rows = submit(store.uploads.upload_rows, name)
+    versions = submit(list_earlier_versions, blob, results)
     name_problem = blob_name_problem(name)
     read: ReadResult | None = None
     with telemetry.span("ca_watch.read", blob=name):
-        if name_problem is not None:  # refused unread: nothing may depend on such a name
-            fetched = read_properties_only(blob)
-            read = ReadResult(error=ReadError(ErrorCode.BAD_BLOB_NAME, name_problem))
-        else:
-            fetched = read_blob(blob, settings.max_upload_bytes)
+        # Read whatever the name or size: the key check runs before any early return.
+        fetched = read_blob(blob, settings.max_upload_bytes)
+    previous = previous_rows.result()
+    sweep_unrecorded_versions(blob, versions.result(), previous, results, settings)
     if fetched is None:
         log.info("blob %s is gone before it was analysed; nothing to record", name)
         return None
     etag, size, data = fetched.etag, fetched.size, fetched.data
-    if read is None and size > settings.max_upload_bytes:
-        read = too_large(size, settings.max_upload_bytes)
-        if holds_private_key(data):  # what was read of it already shows a key: delete it
-            read = ReadResult(error=ReadError(ErrorCode.PRIVATE_KEY_MATERIAL, _KEY_IN_LARGE))
-    previous = previous_rows.result()
+    whole = size <= settings.max_upload_bytes
+    if name_problem is not None or not whole:  # refused unread, but for the key check
+        read = (
+            ReadResult(error=ReadError(ErrorCode.BAD_BLOB_NAME, name_problem))
+            if name_problem is not None
+            else too_large(size, settings.max_upload_bytes)
+        )
+        if (key := key_material(data, whole=whole)) is not None:
+            message = key.message if whole else _KEY_IN_LARGE
+            read = ReadResult(error=ReadError(ErrorCode.PRIVATE_KEY_MATERIAL, message))
     if any(row["etag"] == etag for row in previous):
-        if any(_holds_key(row) for row in previous if row["etag"] == etag):
+        recorded_key = any(_holds_key(row) for row in previous if row["etag"] == etag)
+        # A row an older release wrote may not call a key a key: the check runs again.
+        if recorded_key or holds_private_key(data, whole=whole):
             delete_every_copy(blob, etag, results)  # a deletion cut short: finish it
         log.info("blob %s (ETag %s) is already recorded; duplicate delivery ignored", name, etag)
         return None
@@ -256,6 +262,54 @@ def mark_revoked(store: TableStore, result: FileResult) -> None:
 
 def _holds_key(row: dict[str, object]) -> bool:
     return row.get("error_code") == str(ErrorCode.PRIVATE_KEY_MATERIAL)
+
+
+def list_earlier_versions(blob: BlobClient, service: BlobServiceClient) -> list[BlobProperties]:
+    """The name's versions other than its current one: none where versioning is off. A
+    listing the service refuses (Azurite answers 500 to listings of a container holding a
+    name XML cannot carry) is logged and skipped, unretried: the next event looks again."""
+    container = service.get_container_client(blob.container_name)
+    listed = container.list_blobs(
+        name_starts_with=blob.blob_name, include=["versions"], retry_total=0
+    )
+    try:
+        return [
+            item
+            for item in listed
+            if item.name == blob.blob_name and item.version_id and not item.is_current_version
+        ]
+    except HttpResponseError as exc:
+        log.warning("blob %s: its versions could not be listed (%s)", blob.blob_name, exc.reason)
+        return []
+
+
+def sweep_unrecorded_versions(
+    blob: BlobClient,
+    versions: list[BlobProperties],
+    previous: list[dict[str, object]],
+    service: BlobServiceClient,
+    settings: Settings,
+) -> None:
+    """Inspect each earlier version whose ETag no upload row records (content replaced
+    before the function ran, so no event ever brought it) and delete those holding key
+    material. Versions already recorded were judged when they were current."""
+    recorded = {row["etag"] for row in previous}
+    container = service.get_container_client(blob.container_name)
+    for item in versions:
+        if normalize_etag(item.etag) in recorded:
+            continue
+        version = container.get_blob_client(item.name, version_id=item.version_id)
+        fetched = read_blob(version, settings.max_upload_bytes)
+        if fetched is None:
+            continue
+        whole = fetched.size <= settings.max_upload_bytes
+        if holds_private_key(fetched.data, whole=whole):
+            with contextlib.suppress(ResourceNotFoundError):
+                version.delete_blob()
+            log.warning(
+                "blob %s: an earlier version, never processed, held private key material: deleted",
+                blob.blob_name,
+            )
 
 
 def delete_every_copy(blob: BlobClient, etag: str, service: BlobServiceClient) -> None:

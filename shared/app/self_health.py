@@ -1,5 +1,9 @@
 """Self-health: one operator alert per problem, day and channel (uploads that failed
-analysis, a channel that keeps failing), claimed in the ledger like any other alert."""
+analysis, a channel that keeps failing), claimed in the ledger like any other alert.
+
+Every value an uploader, a peer or ARM chose (upload and target names, error texts) goes
+through ``cert_text``, the deadline alerts' helper: cleaned and defanged, so no channel
+shows it as a live link or address (issue 23 §4)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.alerts.message import clean
+from shared.alerts.message import cert_text, clean
 from shared.alerts.model import LedgerKey, LedgerStatus
 from shared.alerts.operator_message import render_operator_message
 from shared.alerts.planner import MAX_UNCLEAR_SENDS, Decision, decide
@@ -61,15 +65,16 @@ def _problems(
                 f"{len(targets)} registration target(s) could not be read in the last 24 hours; "
                 "their last good listing stays in force",
                 tuple(
-                    f"{clean(row.get('name'), 200)} ({clean(row.get('target'), 300)}): "
-                    f"{clean(row.get('error_code'))} ({clean(row.get('error_message') or '', 300)})"
+                    f"{cert_text(row.get('name'), 200)} ({cert_text(row.get('target'), 300)}): "
+                    f"{clean(row.get('error_code'))} "
+                    f"({cert_text(row.get('error_message') or '', 300)})"
                     for row in list(targets.values())[:MAX_LISTED_UPLOADS]
                 ),
             )
         )
     if uploads:
         lines = [
-            f"{clean(u.get('name'), 200)}: {clean(u.get('status'))} "
+            f"{cert_text(u.get('name'), 200)}: {clean(u.get('status'))} "
             f"({clean(u.get('error_code') or 'no code')})"
             for u in uploads[:MAX_LISTED_UPLOADS]
         ]
@@ -90,7 +95,7 @@ def _problems(
             # Sent twice without an answer: not tried again, so someone should look.
             or (entry.status is LedgerStatus.UNKNOWN and entry.unclear_sends >= MAX_UNCLEAR_SENDS)
         ):
-            failing.setdefault(key.channel, []).append(clean(entry.error or "no error text"))
+            failing.setdefault(key.channel, []).append(cert_text(entry.error or "no error text"))
     for name, channel in (channels or {}).items():
         if problem := getattr(channel, "configuration_problem", None):
             # Not a failed send: the alerts wait unclaimed until the setting is fixed.
@@ -98,7 +103,7 @@ def _problems(
                 _Problem(
                     f"channel-config/{name}",
                     f"channel {name} is not configured: its alerts wait",
-                    (clean(problem, 500),),
+                    (cert_text(problem, 500),),
                     skip_channel=name,
                 )
             )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from shared.channels.base import (
     REDACTED,
@@ -19,7 +18,7 @@ from shared.channels.base import (
     scrub,
     url_secrets,
 )
-from shared.settings import Settings, SettingsError
+from shared.settings import Settings, SettingsError, teams_webhook_url
 
 
 def _require(value: object, setting: str, channel: str) -> None:
@@ -46,12 +45,7 @@ def build_channels(
         if name == "teams":
             _require(settings.teams_webhook_url, "TEAMS_WEBHOOK_URL", name)
             assert settings.teams_webhook_url is not None
-            scheme = urlsplit(settings.teams_webhook_url).scheme
-            # An unresolved Key Vault reference is not the user's typo: the channel
-            # reports it in the self-health alert (teams.KEY_VAULT_REFERENCE).
-            unresolved = settings.teams_webhook_url.startswith("@Microsoft.KeyVault(")
-            if scheme not in ("https", "http") and not unresolved:
-                raise SettingsError("TEAMS_WEBHOOK_URL must be an https:// URL")
+            teams_webhook_url(settings.teams_webhook_url)  # https only (its sig is a secret)
             from shared.channels.teams import TeamsChannel
 
             channels[name] = TeamsChannel(settings.teams_webhook_url)

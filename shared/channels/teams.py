@@ -29,12 +29,13 @@ from shared.alerts.message import clean, encode_teams_payload
 from shared.alerts.model import RenderedMessage
 from shared.channels.base import ChannelError, redact_url, scrub, url_secrets
 from shared.channels.deadline import DEFAULT_SEND_DEADLINE, Deadline, DeadlineExceeded
+from shared.settings import KEY_VAULT_REFERENCE_PREFIX
 
 log = logging.getLogger(__name__)
 
 BODY_EXCERPT_CHARS = 500
 MAX_RESPONSE_BYTES = 4096  # what is read of any answer: a 1 GiB body stays on the wire
-KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+KEY_VAULT_REFERENCE = KEY_VAULT_REFERENCE_PREFIX
 # Not delivered for sure, and worth another go: throttled, or the server timed out
 # waiting for our request.
 _NOT_DELIVERED = frozenset({408, 429})
