@@ -978,7 +978,7 @@ def test_postprovision_adds_the_identity_as_an_iot_central_user(tmp_path: Path) 
     already = "IoT Central user in https://already-app.azureiotcentral.com: already added"
     assert already in done.stdout
     assert "Permissions > Users > Assign user" in done.stderr  # how otherwise
-    assert "'Bad_Name' is neither an app subdomain nor a URL" in done.stderr
+    assert "IOT_CENTRAL_APPS entry 'Bad_Name' is not an app subdomain or a URL" in done.stderr
     assert "2 registration target(s), catalog(s) or app(s)" in done.stderr
 
 

@@ -86,19 +86,24 @@ function Grant-Role([string]$role, [string]$label, [string]$scope) {
     return $false
 }
 
+# The entries that match $pattern; every other one is named (it is not $what) and counted.
+function Select-Ids([string]$setting, [string[]]$entries, [string]$pattern, [string]$what) {
+    foreach ($entry in $entries) {
+        if ($entry -match $pattern) { $entry; continue }
+        Write-Warning "$setting entry '$entry' is not $what; skipped."
+        $script:notGranted++
+    }
+}
+
 # Hubs and DPS: the custom role's two certificate reads; a DPS also its enrollment groups.
 if ($targets.Count -gt 0) {
     $readerRole = $env:AZURE_REGISTRATION_READER_ROLE_ID
     if (-not $readerRole) { throw 'AZURE_REGISTRATION_READER_ROLE_ID is not set: run azd provision first' }
     # ARM resource ids are case-insensitive; PowerShell's -match is too.
-    $idPattern = '^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Devices/(IotHubs|provisioningServices)/[^/]+$'
-    foreach ($target in $targets) {
-        if ($target -notmatch $idPattern) {
-            Write-Warning ("REGISTRATION_TARGETS entry '$target' is not an IoT Hub or DPS resource id " +
-                '(/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Devices/IotHubs/<name> or .../provisioningServices/<name>); skipped.')
-            $script:notGranted++
-            continue
-        }
+    $valid = Select-Ids 'REGISTRATION_TARGETS' $targets `
+        '^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Devices/(IotHubs|provisioningServices)/[^/]+$' `
+        'an IoT Hub or DPS resource id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Devices/IotHubs/<name> or .../provisioningServices/<name>)'
+    foreach ($target in $valid) {
         if (-not (Grant-Role $readerRole 'Registration reader (certificate lists)' $target)) { continue }
         if ($target -match '/provisioningServices/') {
             [void](Grant-Role $dpsDataReader 'Device Provisioning Service Data Reader' $target)
@@ -114,30 +119,19 @@ if ($targets.Count -gt 0) {
 }
 
 # Azure Sphere catalogs: Azure Sphere Reader (plain Reader does not work for Sphere).
-$catalogPattern = '^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.AzureSphere/catalogs/[^/]+$'
-foreach ($catalog in $catalogs) {
-    if ($catalog -notmatch $catalogPattern) {
-        Write-Warning ("SPHERE_CATALOGS entry '$catalog' is not an Azure Sphere catalog resource id " +
-            '(/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.AzureSphere/catalogs/<name>); skipped.')
-        $script:notGranted++
-        continue
-    }
+$validCatalogs = Select-Ids 'SPHERE_CATALOGS' $catalogs `
+    '^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.AzureSphere/catalogs/[^/]+$' `
+    'an Azure Sphere catalog resource id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.AzureSphere/catalogs/<name>)'
+foreach ($catalog in $validCatalogs) {
     [void](Grant-Role $sphereReader 'Azure Sphere Reader' $catalog)
 }
 
 # IoT Central: the identity becomes an app user through the app's users API (needs the
 # deployer to be an Administrator of the app).
 $template = if ($env:AZURE_IOT_CENTRAL_ENDPOINT) { $env:AZURE_IOT_CENTRAL_ENDPOINT } else { 'https://{name}.azureiotcentral.com' }
-foreach ($app in $apps) {
-    if ($app -match '://') {
-        $base = $app.TrimEnd('/')
-    } elseif ($app -match '^[a-z0-9][a-z0-9-]*$') {
-        $base = $template.Replace('{name}', $app)
-    } else {
-        Write-Warning "IOT_CENTRAL_APPS entry '$app' is neither an app subdomain nor a URL; skipped."
-        $script:notGranted++
-        continue
-    }
+$validApps = Select-Ids 'IOT_CENTRAL_APPS' $apps '^([a-z0-9][a-z0-9-]*|https?://.+)$' 'an app subdomain or a URL'
+foreach ($app in $validApps) {
+    $base = if ($app -match '://') { $app.TrimEnd('/') } else { $template.Replace('{name}', $app) }
     $url = "$base/api/users/${principal}?api-version=2022-07-31"
     az rest --method get --url $url --resource https://apps.azureiotcentral.com --only-show-errors --output none 2>$null | Out-Null
     if ($LASTEXITCODE -eq 0) {

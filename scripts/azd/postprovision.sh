@@ -95,6 +95,25 @@ grant() {
   return 1
 }
 
+# ids_matching SETTING LIST PATTERN WHAT: the entries of the comma LIST that match PATTERN,
+# in ids[]; every other entry is named (it is not WHAT) and counted as not granted.
+ids_matching() {
+  local setting="$1" pattern="$3" what="$4" entry raw
+  ids=()
+  IFS=',' read -r -a raw <<< "$2"
+  for entry in "${raw[@]}"; do
+    entry="${entry//[[:space:]]/}"
+    [[ -z "${entry}" ]] && continue
+    if [[ "${entry}" =~ ${pattern} ]]; then
+      ids+=("${entry}")
+      continue
+    fi
+    echo "WARNING: ${setting} entry '${entry}' is not ${what}; skipped." >&2
+    not_granted=$((not_granted + 1))
+  done
+  return 0
+}
+
 # Hubs and DPS: the custom role's two certificate reads; a DPS also its enrollment groups.
 if [[ -n "${targets//[[:space:],]/}" ]]; then
   reader_role="${AZURE_REGISTRATION_READER_ROLE_ID:-}"
@@ -102,18 +121,10 @@ if [[ -n "${targets//[[:space:],]/}" ]]; then
     echo "AZURE_REGISTRATION_READER_ROLE_ID is not set: run azd provision first." >&2
     exit 1
   fi
-  target_pattern='^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Devices/(IotHubs|provisioningServices)/[^/]+$'
-  IFS=',' read -r -a target_list <<< "${targets}"
-  for target in "${target_list[@]}"; do
-    target="${target//[[:space:]]/}"
-    [[ -z "${target}" ]] && continue
-    if [[ ! "${target}" =~ ${target_pattern} ]]; then
-      echo "WARNING: REGISTRATION_TARGETS entry '${target}' is not an IoT Hub or DPS resource id" >&2
-      echo "         (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Devices/IotHubs/<name>" >&2
-      echo "         or .../provisioningServices/<name>); skipped." >&2
-      not_granted=$((not_granted + 1))
-      continue
-    fi
+  ids_matching REGISTRATION_TARGETS "${targets}" \
+    '^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Devices/(IotHubs|provisioningServices)/[^/]+$' \
+    "an IoT Hub or DPS resource id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Devices/IotHubs/<name> or .../provisioningServices/<name>)"
+  for target in ${ids[@]+"${ids[@]}"}; do
     grant "${reader_role}" "Registration reader (certificate lists)" "${target}" || continue
     if [[ "${target}" == */provisioningServices/* ]]; then
       grant "${dps_data_reader}" "Device Provisioning Service Data Reader" "${target}" || true
@@ -130,17 +141,10 @@ fi
 
 # Azure Sphere catalogs: Azure Sphere Reader (plain Reader does not work for Sphere).
 if [[ -n "${catalogs//[[:space:],]/}" ]]; then
-  catalog_pattern='^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.AzureSphere/catalogs/[^/]+$'
-  IFS=',' read -r -a catalog_list <<< "${catalogs}"
-  for catalog in "${catalog_list[@]}"; do
-    catalog="${catalog//[[:space:]]/}"
-    [[ -z "${catalog}" ]] && continue
-    if [[ ! "${catalog}" =~ ${catalog_pattern} ]]; then
-      echo "WARNING: SPHERE_CATALOGS entry '${catalog}' is not an Azure Sphere catalog resource id" >&2
-      echo "         (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.AzureSphere/catalogs/<name>); skipped." >&2
-      not_granted=$((not_granted + 1))
-      continue
-    fi
+  ids_matching SPHERE_CATALOGS "${catalogs}" \
+    '^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.AzureSphere/catalogs/[^/]+$' \
+    "an Azure Sphere catalog resource id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.AzureSphere/catalogs/<name>)"
+  for catalog in ${ids[@]+"${ids[@]}"}; do
     grant "${sphere_reader}" "Azure Sphere Reader" "${catalog}" || true
   done
 fi
@@ -151,18 +155,13 @@ if [[ -n "${apps//[[:space:],]/}" ]]; then
   template="${AZURE_IOT_CENTRAL_ENDPOINT:-}"  # (a default here would end at the first `}`)
   [[ -n "${template}" ]] || template='https://{name}.azureiotcentral.com'
   tenant="${AZURE_TENANT_ID:-}"
-  IFS=',' read -r -a app_list <<< "${apps}"
-  for app in "${app_list[@]}"; do
-    app="${app//[[:space:]]/}"
-    [[ -z "${app}" ]] && continue
+  ids_matching IOT_CENTRAL_APPS "${apps}" '^([a-z0-9][a-z0-9-]*|https?://.+)$' \
+    "an app subdomain or a URL"
+  for app in ${ids[@]+"${ids[@]}"}; do
     if [[ "${app}" == *://* ]]; then
       base="${app%/}"
-    elif [[ "${app}" =~ ^[a-z0-9][a-z0-9-]*$ ]]; then
-      base="${template//\{name\}/${app}}"
     else
-      echo "WARNING: IOT_CENTRAL_APPS entry '${app}' is neither an app subdomain nor a URL; skipped." >&2
-      not_granted=$((not_granted + 1))
-      continue
+      base="${template//\{name\}/${app}}"
     fi
     url="${base}/api/users/${principal}?api-version=2022-07-31"
     if az rest --method get --url "${url}" --resource https://apps.azureiotcentral.com \

@@ -30,6 +30,11 @@ TABLES = (
 )
 
 T = TypeVar("T")
+# The single-request operations the stores call; each is retried once after creating a
+# missing table (delete_entity never fails on one: the SDK reads its 404 as done).
+_RETRIED = frozenset(
+    {"get_entity", "create_entity", "upsert_entity", "update_entity", "submit_transaction"}
+)
 
 
 def table_missing(exc: Exception) -> bool:
@@ -48,7 +53,7 @@ class SelfCreatingTable:
     """A table's client that creates its table on TableNotFound and retries once.
 
     Hand-written because azure-data-tables has no create-if-missing option; it wraps the
-    operations the stores call and passes anything else to the TableClient unchanged.
+    operations in _RETRIED and the two listings, and passes anything else to the TableClient.
     """
 
     def __init__(self, client: TableClient, create: Callable[[], None]) -> None:
@@ -80,24 +85,6 @@ class SelfCreatingTable:
         yield first
         yield from items
 
-    def get_entity(self, *args: Any, **kwargs: Any) -> Any:
-        return self._once(lambda: self.client.get_entity(*args, **kwargs))
-
-    def create_entity(self, *args: Any, **kwargs: Any) -> Any:
-        return self._once(lambda: self.client.create_entity(*args, **kwargs))
-
-    def upsert_entity(self, *args: Any, **kwargs: Any) -> Any:
-        return self._once(lambda: self.client.upsert_entity(*args, **kwargs))
-
-    def update_entity(self, *args: Any, **kwargs: Any) -> Any:
-        return self._once(lambda: self.client.update_entity(*args, **kwargs))
-
-    def delete_entity(self, *args: Any, **kwargs: Any) -> Any:
-        return self._once(lambda: self.client.delete_entity(*args, **kwargs))
-
-    def submit_transaction(self, *args: Any, **kwargs: Any) -> Any:
-        return self._once(lambda: self.client.submit_transaction(*args, **kwargs))
-
     def list_entities(self, **kwargs: Any) -> Listing:
         return Listing(self, lambda: self.client.list_entities(**kwargs))
 
@@ -105,7 +92,10 @@ class SelfCreatingTable:
         return Listing(self, lambda: self.client.query_entities(*args, **kwargs))
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
+        attribute = getattr(self.client, name)
+        if name in _RETRIED:
+            return lambda *args, **kwargs: self._once(lambda: attribute(*args, **kwargs))
+        return attribute
 
 
 class Listing:
