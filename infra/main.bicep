@@ -156,8 +156,9 @@ var endpoints = {
   dps: empty(dpsEndpoint) ? 'https://{name}.azure-devices-provisioning.net' : dpsEndpoint
   iotCentral: empty(iotCentralEndpoint) ? 'https://{name}.azureiotcentral.com' : iotCentralEndpoint
 }
-var uploaders = empty(uploaderPrincipalIds) ? [] : split(replace(uploaderPrincipalIds, ' ', ''), ',')
-var reportReaders = empty(reportReaderPrincipalIds) ? [] : split(replace(reportReaderPrincipalIds, ' ', ''), ',')
+// Blanks and empty entries dropped: "a, b," is two principals.
+var uploaders = filter(split(replace(uploaderPrincipalIds, ' ', ''), ','), id => !empty(id))
+var reportReaders = filter(split(replace(reportReaderPrincipalIds, ' ', ''), ','), id => !empty(id))
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 
 // ALERT_CHANNELS: what the operator set, else every channel that has its settings, else outbox.

@@ -672,6 +672,9 @@ def test_no_person_has_a_role_on_a_storage_account() -> None:
     rbac_module = _body(_template("infra/main.bicep")["modules"]["rbac"])["params"]
     assert rbac_module["uploaderPrincipalIds"] == "uploaders"
     assert rbac_module["reportReaderPrincipalIds"] == "reportReaders"
+    variables = _template("infra/main.bicep")["variables"]
+    for variable in ("uploaders", "reportReaders"):  # "a, b," is two principals, not three
+        assert variables[variable]["value"]["function"]["type"] == "filter", variable
     for param in ("uploaderPrincipalIds", "reportReaderPrincipalIds"):
         assert _default("infra/main.bicep", param) == ""
         assert _default("infra/app/rbac.bicep", param) == []
