@@ -2,8 +2,9 @@
 runtime to the end of its first blob, and of its first timer run, in a fresh interpreter each,
 against Azurite behind a counting proxy (the server side counts the requests).
 
-"before" is main's cold start, reproduced in the same run: the runtime, then the 11 table
-creations it made on every worker start (each a 409 on an account whose tables exist).
+"before" is main's cold start, reproduced in the same run: the runtime, then the table
+creations (one per table of TABLES) it made on every worker start (each a 409 on an account
+whose tables exist).
 "after" is today's: the tables come from the deployment, so the worker creates none; a missing
 table (an account without tables: Azurite, a local run) is created on its first TableNotFound.
 Medians of interleaved samples; ratios after / before."""
@@ -139,7 +140,7 @@ def print_summary(figures: dict[str, Any]) -> None:
         print(f"cold start, {label}: {row['before_requests']:.0f} -> {row['after_requests']:.0f} "
               f"storage requests (ratio {row['requests_ratio']:.2f}), "
               f"{row['before_wall_ms']:.0f} -> {row['after_wall_ms']:.0f} ms "
-              f"(ratio {row['wall_ratio']:.2f}); before = the 11 table creations at worker "
+              f"(ratio {row['wall_ratio']:.2f}); before = one table creation per table at worker "
               f"start, medians of {figures['samples']}")  # fmt: skip
     print(f"first blob on an account without tables (local Azurite): "
           f"{figures['first_blob_without_tables_requests']} requests (each table it touches: a "

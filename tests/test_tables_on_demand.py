@@ -59,7 +59,7 @@ def _exists(service: TableServiceClient, full_name: str) -> bool:
 
 
 def test_worker_start_sends_no_table_request(counted: Counted) -> None:
-    """On main every worker created its 11 tables at cold start (11 POST /Tables)."""
+    """On main every worker created all its tables at cold start (one POST /Tables each)."""
     counted.table.reset()
     handlers.runtime()
     assert counted.table_requests() == []

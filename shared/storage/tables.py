@@ -1,7 +1,7 @@
 """The table clients of one storage account (and optional name prefix), created once.
 
 The tables themselves are created by the deployment (infra/app/storage.bicep), not at worker
-start: a cold start used to spend one request per table (11) on tables that exist. Where a
+start: a cold start used to spend one request per table on tables that exist. Where a
 table is missing all the same (Azurite, a local run, a test's own prefix), the first operation
 on it fails with TableNotFound; the table is then created and the operation retried once.
 """
