@@ -118,16 +118,47 @@ param smtpUser string = ''
 @secure()
 param smtpPassword string = ''
 param smtpStartTls string = 'true'
-@description('Comma list of IoT Hub / DPS ARM resource ids listed live for registration evidence; the post-provision hook grants the app identity Reader on each.')
+@description('Comma list of IoT Hub / DPS ARM resource ids listed live for registration evidence; the post-provision hook grants the app identity the registration reader role on each (and DPS Data Reader on each DPS).')
 param registrationTargets string = ''
 @description('How often the live registration listing runs at most (e.g. 6h, 30m).')
 param registrationRefresh string = '6h'
+@description('Comma list of Azure Sphere catalog ARM resource ids whose tenant CAs are read live; the post-provision hook grants the app identity Azure Sphere Reader on each.')
+param sphereCatalogs string = ''
+@description('Comma list of IoT Central app subdomains (or URLs) whose enrollment groups are read live; the post-provision hook adds the app identity as an app user.')
+param iotCentralApps string = ''
+// Endpoints (DESIGN §3) for sovereign clouds; empty = the public-cloud default below. (Empty
+// rather than the default itself: azd's ${VAR=default} cannot carry the `{name}` braces.)
+@description('ARM for hub/DPS certificate lists and Sphere catalogs; empty = https://management.azure.com.')
+param armEndpoint string = ''
+@description('DPS data plane, {name} = the DPS name; empty = https://{name}.azure-devices-provisioning.net.')
+param dpsEndpoint string = ''
+@description('IoT Central API, {name} = the app subdomain; empty = https://{name}.azureiotcentral.com.')
+param iotCentralEndpoint string = ''
+
+// People, by Entra object id (users or groups), comma separated; each gets one container of
+// the data account, never the account (docs/deploy.md says how to add people later).
+@description('Comma list of principal ids that may upload: Storage Blob Data Contributor on the certificates container only.')
+param uploaderPrincipalIds string = ''
+@description('Comma list of principal ids that may read the fleet report: Storage Blob Data Reader on the reports container only.')
+param reportReaderPrincipalIds string = ''
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
 }
 var functionAppName = 'func-${resourceToken}'
+// The data account keeps the name the single account had, so an existing deployment keeps its
+// uploads, tables and Event Grid topic; the host account is new (docs/deploy.md, upgrading).
+var dataStorageName = 'st${resourceToken}'
+var hostStorageName = 'stfunc${resourceToken}'
+var endpoints = {
+  arm: empty(armEndpoint) ? 'https://management.azure.com' : armEndpoint
+  dps: empty(dpsEndpoint) ? 'https://{name}.azure-devices-provisioning.net' : dpsEndpoint
+  iotCentral: empty(iotCentralEndpoint) ? 'https://{name}.azureiotcentral.com' : iotCentralEndpoint
+}
+// Blanks and empty entries dropped: "a, b," is two principals.
+var uploaders = filter(split(replace(uploaderPrincipalIds, ' ', ''), ','), id => !empty(id))
+var reportReaders = filter(split(replace(reportReaderPrincipalIds, ' ', ''), ','), id => !empty(id))
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 
 // ALERT_CHANNELS: what the operator set, else every channel that has its settings, else outbox.
@@ -170,20 +201,50 @@ module monitoring 'app/monitoring.bicep' = {
   }
 }
 
-module storage 'app/storage.bicep' = {
-  name: 'storage'
+// The function's own storage: host storage and the deployment package, app identity only.
+module hostStorage 'app/storage.bicep' = {
+  name: 'host-storage'
   scope: rg
   params: {
-    name: 'st${resourceToken}'
+    name: hostStorageName
     location: location
     tags: tags
     skuName: storageSkuName
-    deploymentContainerName: deploymentContainerName
-    certContainerName: certContainerName
-    resultsContainerName: resultsContainerName
-    reportContainerName: reportContainerName
-    tableNames: tableNames
+    containerNames: [
+      deploymentContainerName
+    ]
+    blobVersioning: false
     logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+// The data: uploads, results, the fleet report and every table the app uses.
+module dataStorage 'app/storage.bicep' = {
+  name: 'data-storage'
+  scope: rg
+  params: {
+    name: dataStorageName
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    containerNames: [
+      certContainerName
+      resultsContainerName
+      reportContainerName
+    ]
+    tableNames: tableNames
+    blobVersioning: true
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+// Only the two certificate reads, assignable in this deployment's resource group and in the
+// resource groups of the registration targets (the post-provision hook assigns it there).
+module registrationReaderRole 'app/reader-role.bicep' = {
+  name: 'registration-reader-role'
+  params: {
+    resourceGroupId: rg.id
+    registrationTargets: registrationTargets
   }
 }
 
@@ -215,9 +276,9 @@ module eventGrid 'app/eventgrid.bicep' = {
   scope: rg
   params: {
     name: 'evgt-${resourceToken}'
-    location: storage.outputs.location
+    location: dataStorage.outputs.location
     tags: tags
-    storageAccountId: storage.outputs.id
+    storageAccountId: dataStorage.outputs.id
   }
 }
 
@@ -237,12 +298,13 @@ module functionApp 'app/function.bicep' = {
     tags: tags
     identityId: appIdentity.outputs.id
     identityClientId: appIdentity.outputs.clientId
-    storageAccountName: storage.outputs.name
-    deploymentContainerName: storage.outputs.deploymentContainerName
+    hostStorageAccountName: hostStorage.outputs.name
+    deploymentContainerName: hostStorage.outputs.containerNames[0]
+    dataStorageAccountName: dataStorage.outputs.name
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     pythonVersion: pythonVersion
-    certContainerName: storage.outputs.certContainerName
-    resultsContainerName: storage.outputs.resultsContainerName
+    certContainerName: dataStorage.outputs.containerNames[0]
+    resultsContainerName: dataStorage.outputs.containerNames[1]
     maxUploadBytes: maxUploadBytes
     rulesFile: rulesFile
     alertSchedule: alertSchedule
@@ -258,9 +320,14 @@ module functionApp 'app/function.bicep' = {
     smtpUser: smtpUser
     smtpSecretUri: keyVault.outputs.smtpSecretUri
     smtpStartTls: smtpStartTls
-    reportContainerName: storage.outputs.reportContainerName
+    reportContainerName: dataStorage.outputs.containerNames[2]
     registrationTargets: registrationTargets
     registrationRefresh: registrationRefresh
+    sphereCatalogs: sphereCatalogs
+    iotCentralApps: iotCentralApps
+    armEndpoint: endpoints.arm
+    dpsEndpoint: endpoints.dps
+    iotCentralEndpoint: endpoints.iotCentral
   }
 }
 
@@ -268,13 +335,20 @@ module rbac 'app/rbac.bicep' = {
   name: 'rbac'
   scope: rg
   params: {
-    storageAccountName: storage.outputs.name
+    hostStorageAccountName: hostStorage.outputs.name
+    dataStorageAccountName: dataStorage.outputs.name
+    certContainerName: dataStorage.outputs.containerNames[0]
+    resultsContainerName: dataStorage.outputs.containerNames[1]
+    reportContainerName: dataStorage.outputs.containerNames[2]
+    tableNames: tableNames
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     keyVaultName: keyVault.outputs.name
     communicationServiceName: communication.outputs.name
     identityPrincipalId: appIdentity.outputs.principalId
     principalId: principalId
     principalType: principalType
+    uploaderPrincipalIds: uploaders
+    reportReaderPrincipalIds: reportReaders
   }
 }
 
@@ -285,12 +359,19 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_HOSTNAME string = functionApp.outputs.defaultHostName
-output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
-output AZURE_STORAGE_CERT_CONTAINER string = storage.outputs.certContainerName
-output AZURE_STORAGE_RESULTS_CONTAINER string = storage.outputs.resultsContainerName
-output AZURE_STORAGE_REPORT_CONTAINER string = storage.outputs.reportContainerName
+// The data account: where people upload and read the report.
+output AZURE_STORAGE_ACCOUNT_NAME string = dataStorage.outputs.name
+output AZURE_STORAGE_ACCOUNT_ID string = dataStorage.outputs.id
+output AZURE_HOST_STORAGE_ACCOUNT_NAME string = hostStorage.outputs.name
+output AZURE_STORAGE_CERT_CONTAINER string = dataStorage.outputs.containerNames[0]
+output AZURE_STORAGE_RESULTS_CONTAINER string = dataStorage.outputs.containerNames[1]
+output AZURE_STORAGE_REPORT_CONTAINER string = dataStorage.outputs.containerNames[2]
 output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = appIdentity.outputs.principalId
 output AZURE_REGISTRATION_TARGETS string = registrationTargets
+output AZURE_REGISTRATION_READER_ROLE_ID string = registrationReaderRole.outputs.roleDefinitionName
+output AZURE_SPHERE_CATALOGS string = sphereCatalogs
+output AZURE_IOT_CENTRAL_APPS string = iotCentralApps
+output AZURE_IOT_CENTRAL_ENDPOINT string = endpoints.iotCentral
 output AZURE_EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_ACS_ENDPOINT string = communication.outputs.endpoint

@@ -28,6 +28,11 @@ def main() -> int:
     import bench_pipeline
 
     results["pipeline"] = bench_pipeline.run()
+    print("\n== Cold start: tables from the deployment, not the worker (issue 23) ==")
+    import bench_coldstart
+
+    results["coldstart"] = bench_coldstart.run()
+    bench_coldstart.print_summary(results["coldstart"])
     print("\n== Alerts (issue 4) ==")
     import bench_alerts
 

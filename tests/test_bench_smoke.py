@@ -14,6 +14,7 @@ from azure.core.exceptions import ResourceExistsError
 
 from shared.app.pipeline import result_blob_name
 from shared.local import samples
+from shared.storage.tables import TABLES
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -44,3 +45,11 @@ def test_the_alert_bench_runs_at_a_small_size() -> None:
     figures = load("bench_alerts").run(sizes=(100,))
     assert list(figures["sizes"]) == ["100"]
     assert figures["sizes"]["100"]["with_registration_evidence"]["first_pass_s"] > 0
+
+
+def test_the_cold_start_bench_runs_at_a_small_size() -> None:
+    figures = load("bench_coldstart").run(samples=1)
+    for kind in ("first_blob", "first_timer"):
+        # main's cold start created every table on every worker start; now none.
+        assert figures[kind]["before_requests"] - figures[kind]["after_requests"] == len(TABLES)
+    assert figures["first_blob_without_tables_requests"] > figures["first_blob"]["after_requests"]

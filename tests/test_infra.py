@@ -49,6 +49,20 @@ INFRA_SETTING_NAMES = {
     "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
     "AZURE_CLIENT_ID",
 }
+# DESIGN §3 settings of the live readers (issue 22). The template sets them with DESIGN's
+# defaults; the readers' code adds them to APP_SETTING_NAMES (then this set is redundant).
+READER_SETTING_NAMES = {
+    "SPHERE_CATALOGS",
+    "IOT_CENTRAL_APPS",
+    "ARM_ENDPOINT",
+    "DPS_ENDPOINT",
+    "IOT_CENTRAL_ENDPOINT",
+}
+READER_ENDPOINT_DEFAULTS = {
+    "arm": "https://management.azure.com",
+    "dps": "https://{name}.azure-devices-provisioning.net",
+    "iotCentral": "https://{name}.azureiotcentral.com",
+}
 # What a Flex Consumption (FC1) site may carry: exactly what Microsoft's Flex templates set
 # (Azure-Samples functions-quickstart-python-http-azd / -azd-eventgrid-blob / -azd-otel and
 # azure-functions-flex-consumption-samples, directly or through the AVM site module's
@@ -106,6 +120,7 @@ MIN_AZD_VERSION = (1, 23, 13)
 ALLOWED_ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": "Storage Blob Data Reader",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
@@ -181,10 +196,39 @@ def _resources(type_: str | None = None) -> Iterator[tuple[str, str, dict[str, A
                 yield file, name, resource
 
 
-def _only(type_: str) -> dict[str, Any]:
-    found = [r for _, _, r in _resources(type_) if not r.get("existing")]
+def _only(type_: str, file: str | None = None) -> dict[str, Any]:
+    found = [r for f, _, r in _resources(type_) if not r.get("existing") and file in (None, f)]
     assert len(found) == 1, f"expected one {type_}, found {len(found)}"
     return found[0]
+
+
+def _root(expression: Any) -> str:
+    """The resource, module or parameter an expression starts from: `dataStorage` in
+    `dataStorage.outputs.id`, `dataTables` in `dataTables[i]`, `x` in '${x.y}z'."""
+    if isinstance(expression, str):
+        return expression.removeprefix("${").split(".")[0].split("[")[0]
+    return _root(expression["operator"]["operands"]["operand_1"])
+
+
+def _dotted(expression: Any) -> str:
+    """An accessor expression as written: `roles.storageBlobDataOwner`, `dataTables[i]`."""
+    if not isinstance(expression, dict):
+        return str(expression)
+    operator = expression["operator"]
+    first, second = operator["operands"]["operand_1"], operator["operands"]["operand_2"]
+    if operator["type"] == "index_accessor":
+        return f"{_dotted(first)}[{_dotted(second)}]"
+    return f"{_dotted(first)}.{_dotted(second)}"
+
+
+def _storage_modules() -> dict[str, dict[str, Any]]:
+    """main.bicep's calls of app/storage.bicep, by symbolic name: their params."""
+    modules = _template("infra/main.bicep")["modules"]
+    return {
+        name: _body(module)["params"]
+        for name, module in modules.items()
+        if module["detail"]["path"] == "app/storage.bicep"
+    }
 
 
 def _default(relative: str, param: str) -> Any:
@@ -272,7 +316,8 @@ def test_storage_is_identity_only_and_keeps_every_upload() -> None:
     assert account["defaultToOAuthAuthentication"] is True
 
     blob = _body(_only("Microsoft.Storage/storageAccounts/blobServices"))["properties"]
-    assert blob["isVersioningEnabled"] is True
+    assert blob["isVersioningEnabled"] == "blobVersioning"
+    assert _storage_modules()["dataStorage"]["blobVersioning"] is True  # uploads never lost
     assert blob["deleteRetentionPolicy"]["enabled"] is True
     assert blob["containerDeleteRetentionPolicy"]["enabled"] is True
     # Nobody skips the retention of a deleted version, except an administrator who turns
@@ -283,20 +328,79 @@ def test_storage_is_identity_only_and_keeps_every_upload() -> None:
     containers = [
         _body(r)
         for _, _, r in _resources("Microsoft.Storage/storageAccounts/blobServices/containers")
+        if not r.get("existing")
     ]
-    assert len(containers) == 4  # deployment package, certificates, results, reports
+    assert len(containers) == 1  # one loop over containerNames, private like every container
     assert all(c["properties"]["publicAccess"] == "None" for c in containers)
+    modules = _storage_modules()
+    assert modules["hostStorage"]["containerNames"] == ["deploymentContainerName"]
+    assert modules["dataStorage"]["containerNames"] == [
+        "certContainerName",
+        "resultsContainerName",
+        "reportContainerName",
+    ]
     defaults = Settings()
     assert _default("infra/main.bicep", "certContainerName") == defaults.cert_container
     assert _default("infra/main.bicep", "resultsContainerName") == defaults.results_container
     # The fleet report (DESIGN §3: REPORT_CONTAINER, default "reports"), private like the rest.
     assert _default("infra/main.bicep", "reportContainerName") == "reports"
-    assert _default("infra/app/storage.bicep", "reportContainerName") == "reports"
     assert defaults.report_container == "reports"
-    assert {c["name"] for c in containers} >= {"reportContainerName"}
     tables = set(_default("infra/main.bicep", "tableNames"))
-    assert tables == set(TABLES)  # exactly the tables the store creates and uses
-    assert set(_default("infra/app/storage.bicep", "tableNames")) == tables
+    assert tables == set(TABLES)  # exactly the tables the store uses
+    # Every table exists in Bicep (workers create none at cold start), in the data account.
+    assert modules["dataStorage"]["tableNames"] == "tableNames"
+    assert "tableNames" not in modules["hostStorage"]
+    assert _default("infra/app/storage.bicep", "tableNames") == []
+    (table,) = [
+        r
+        for _, _, r in _resources("Microsoft.Storage/storageAccounts/tableServices/tables")
+        if not r.get("existing")
+    ]
+    assert table["config"]["loop_type"]["detail"]["array_name"] == "tableNames"
+    assert _body(table)["parent"] == "tableService"  # top level, as pycep-parser needs
+
+
+def test_infra_deploys_a_data_account_apart_from_the_host() -> None:
+    """Issue 23: whoever may write uploads must not reach the app's package or host keys."""
+    modules = _storage_modules()
+    assert set(modules) == {"hostStorage", "dataStorage"}
+    main = _template("infra/main.bicep")["variables"]
+    host_name = main[modules["hostStorage"]["name"]]["value"]
+    data_name = main[modules["dataStorage"]["name"]]["value"]
+    assert host_name != data_name
+    # The data account keeps the single account's name: an upgrade keeps its uploads.
+    assert data_name == "st${resourceToken}"
+
+    function = _body(_template("infra/main.bicep")["modules"]["functionApp"])["params"]
+    assert _root(function["hostStorageAccountName"]) == "hostStorage"
+    assert _root(function["deploymentContainerName"]) == "hostStorage"
+    assert _root(function["dataStorageAccountName"]) == "dataStorage"
+    for container in ("certContainerName", "resultsContainerName", "reportContainerName"):
+        assert _root(function[container]) == "dataStorage", container
+
+    settings = _app_settings()
+    for service in ("blob", "queue", "table"):
+        assert _root(settings[f"AzureWebJobsStorage__{service}ServiceUri"]) == "hostStorage"
+        assert _root(settings[f"CertStorage__{service}ServiceUri"]) == "dataStorage"
+    site = _body(_only("Microsoft.Web/sites"))
+    package = site["properties"]["functionAppConfig"]["deployment"]["storage"]["value"]
+    assert _root(package) == "hostStorage"
+    accounts = {
+        name: _body(r)["name"]
+        for file, name, r in _resources("Microsoft.Storage/storageAccounts")
+        if file == "infra/app/function.bicep"
+    }
+    assert accounts == {
+        "hostStorage": "hostStorageAccountName",
+        "dataStorage": "dataStorageAccountName",
+    }
+
+    # The blob trigger's events come from the data account.
+    topic = _body(_template("infra/main.bicep")["modules"]["eventGrid"])["params"]
+    assert _root(topic["storageAccountId"]) == "dataStorage"
+    rbac = _body(_template("infra/main.bicep")["modules"]["rbac"])["params"]
+    assert _root(rbac["hostStorageAccountName"]) == "hostStorage"
+    assert _root(rbac["dataStorageAccountName"]) == "dataStorage"
 
 
 def test_monitoring_has_local_auth_off() -> None:
@@ -408,7 +512,7 @@ def test_the_site_starts_only_after_its_role_assignments_exist() -> None:
 def test_custom_email_role_name_is_unique_per_subscription_and_resource_group() -> None:
     """A custom role's roleName is unique per tenant: two environments must never clash."""
     rbac = _template("infra/app/rbac.bicep")
-    role = _body(_only("Microsoft.Authorization/roleDefinitions"))
+    role = _body(_only("Microsoft.Authorization/roleDefinitions", "infra/app/rbac.bicep"))
     role_name = role["properties"]["roleName"]
     match = re.fullmatch(r"[^$]*\$\{(\w+)\}[^$]*", role_name)
     assert match, f"roleName {role_name!r} must embed a unique GUID"
@@ -441,8 +545,19 @@ def test_location_is_restricted_to_regions_that_offer_flex_consumption() -> None
 
 def test_app_settings_are_exactly_what_the_code_reads_plus_platform_settings() -> None:
     settings = _app_settings()
-    assert set(settings) == set(APP_SETTING_NAMES) | INFRA_SETTING_NAMES
+    assert set(settings) == set(APP_SETTING_NAMES) | INFRA_SETTING_NAMES | READER_SETTING_NAMES
     assert settings["REPORT_CONTAINER"] == "reportContainerName"
+    # The readers' endpoints default to DESIGN §3's public-cloud values.
+    endpoints = _template("infra/main.bicep")["variables"]["endpoints"]["value"]
+    for key, default in READER_ENDPOINT_DEFAULTS.items():
+        assert endpoints[key]["operator"]["operands"]["true_value"] == default, key
+    function = _body(_template("infra/main.bicep")["modules"]["functionApp"])["params"]
+    assert _dotted(function["armEndpoint"]) == "endpoints.arm"
+    assert _dotted(function["dpsEndpoint"]) == "endpoints.dps"
+    assert _dotted(function["iotCentralEndpoint"]) == "endpoints.iotCentral"
+    assert _default("infra/app/function.bicep", "dpsEndpoint") == READER_ENDPOINT_DEFAULTS["dps"]
+    for name in ("sphereCatalogs", "iotCentralApps"):
+        assert _default("infra/main.bicep", name) == ""
     # The template's defaults are the code's (DESIGN §3: REGISTRATION_REFRESH 6h, no targets).
     defaults = Settings()
     for template in ("infra/app/function.bicep", "infra/main.bicep"):
@@ -472,6 +587,21 @@ def test_no_keys_or_connection_strings_with_secrets_anywhere() -> None:
         assert name not in ("AzureWebJobsStorage", "CertStorage"), "plain connection string"
 
 
+def _assignments() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(name, resource as parsed, body) of every role assignment."""
+    return [
+        (name, r, _body(r)) for _, name, r in _resources("Microsoft.Authorization/roleAssignments")
+    ]
+
+
+def _role_key(body: dict[str, Any]) -> str:
+    """The key of `roles` in rbac.bicep that an assignment's roleDefinitionId names."""
+    definition = body["properties"]["roleDefinitionId"]
+    if "function" not in definition:
+        return _dotted(definition)  # emailSenderRole.id
+    return _dotted(definition["function"]["parameters"]["resource_name_1"]).removeprefix("roles.")
+
+
 def test_role_assignments_live_in_rbac_bicep_and_are_least_privilege() -> None:
     assignments = list(_resources("Microsoft.Authorization/roleAssignments"))
     assert assignments
@@ -482,34 +612,108 @@ def test_role_assignments_live_in_rbac_bicep_and_are_least_privilege() -> None:
     assert not any(role in text for role in BROAD_ROLES)
 
     by_principal: dict[str, list[str]] = {}
-    for _, name, resource in assignments:
-        body = _body(resource)
+    for name, resource, body in _assignments():
         principal = body["properties"]["principalId"]
         by_principal.setdefault(principal, []).append(name)
-        is_developer = principal == "principalId"
-        has_condition = "condition" in resource["config"]
-        assert has_condition == is_developer, f"{name}: developer roles are optional, app roles not"
-    assert set(by_principal) == {"identityPrincipalId", "principalId"}
+        condition = _body(resource) is not resource["config"] and resource["config"].get(
+            "condition"
+        )
+        # App roles always exist; the developer's only with principalId; people per list entry.
+        assert bool(condition) == (principal == "principalId"), name
+        if "loop_type" in resource["config"]:
+            assert principal in {"uploader", "reader", "principalId"}, name
+    assert set(by_principal) == {"identityPrincipalId", "principalId", "uploader", "reader"}
 
-    custom = _body(_only("Microsoft.Authorization/roleDefinitions"))["properties"]
-    actions = custom["permissions"][0]["actions"]
-    assert all("*" not in a and "listkeys" not in a.lower() for a in actions), actions
-    assert custom["assignableScopes"] != ["/"]
+    for file in ("infra/app/rbac.bicep", "infra/app/reader-role.bicep"):
+        custom = _body(_only("Microsoft.Authorization/roleDefinitions", file))["properties"]
+        actions = custom["permissions"][0]["actions"]
+        assert all("*" not in a and "listkeys" not in a.lower() for a in actions), actions
+        assert custom["assignableScopes"] != ["/"]
+
+
+def test_no_person_has_a_role_on_a_storage_account() -> None:
+    """Issue 23: grants to people are container-scoped (tables: table-scoped); the host
+    account, which holds the deployment package, has data roles for the app identity only."""
+    rbac = _template("infra/app/rbac.bicep")["resources"]
+    kinds = {name: resource["type"] for name, resource in rbac.items()}
+    person_scopes = {
+        "Microsoft.Storage/storageAccounts/blobServices/containers",
+        "Microsoft.Storage/storageAccounts/tableServices/tables",
+        "Microsoft.KeyVault/vaults",
+    }
+    grants: dict[tuple[str, str], str] = {}
+    for name, _, body in _assignments():
+        principal = body["properties"]["principalId"]
+        scope = _root(body["scope"])
+        if principal == "identityPrincipalId":
+            continue
+        assert kinds[scope] in person_scopes, f"{name}: {principal} gets a role on {scope}"
+        assert scope != "hostStorage"
+        grants[(principal, _role_key(body))] = scope
+    # Uploaders: Contributor on `certificates` only; report readers: Reader on `reports` only.
+    assert {k: v for k, v in grants.items() if k[0] == "uploader"} == {
+        ("uploader", "storageBlobDataContributor"): "certContainer"
+    }
+    assert {k: v for k, v in grants.items() if k[0] == "reader"} == {
+        ("reader", "storageBlobDataReader"): "reportContainer"
+    }
+    containers = {
+        name: _body(rbac[name])["name"]
+        for name in ("certContainer", "reportContainer", "resultsContainer")
+    }
+    assert containers == {
+        "certContainer": "certContainerName",
+        "reportContainer": "reportContainerName",
+        "resultsContainer": "resultsContainerName",
+    }
+    assert _root(_body(rbac["certContainer"])["parent"]) == "dataBlobService"
+    assert _body(rbac["dataBlobService"])["parent"] == "dataStorage"
+    # The lists come from main.bicep's comma-separated parameters (azd env variables).
+    rbac_module = _body(_template("infra/main.bicep")["modules"]["rbac"])["params"]
+    assert rbac_module["uploaderPrincipalIds"] == "uploaders"
+    assert rbac_module["reportReaderPrincipalIds"] == "reportReaders"
+    variables = _template("infra/main.bicep")["variables"]
+    for variable in ("uploaders", "reportReaders"):  # "a, b," is two principals, not three
+        assert variables[variable]["value"]["function"]["type"] == "filter", variable
+    for param in ("uploaderPrincipalIds", "reportReaderPrincipalIds"):
+        assert _default("infra/main.bicep", param) == ""
+        assert _default("infra/app/rbac.bicep", param) == []
 
 
 def test_app_identity_may_delete_blob_versions() -> None:
     """A refused upload holding a private key is deleted with every version of it: that needs
     deleteBlobVersion/action, which Storage Blob Data Owner has and Contributor has not."""
-    owner = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
-    roles = _template("infra/app/rbac.bicep")["variables"]["roles"]["value"]
-    owner_key = next(key for key, role in roles.items() if role == owner)
-    grants = [
-        _body(r)
-        for _, _, r in _resources("Microsoft.Authorization/roleAssignments")
-        if owner_key in json.dumps(_body(r)["properties"]["roleDefinitionId"])
+    owners = [body for _, _, body in _assignments() if _role_key(body) == "storageBlobDataOwner"]
+    assert [g["properties"]["principalId"] for g in owners] == ["identityPrincipalId"] * 2
+    # Host storage (the Functions docs' requirement) and the whole data account.
+    assert sorted(g["scope"] for g in owners) == ["dataStorage", "hostStorage"]
+
+
+def test_registration_readers_get_only_the_certificate_reads() -> None:
+    """Issue 22 §5: no Reader on hubs and DPS, a custom role with the two reads instead."""
+    role = _body(_only("Microsoft.Authorization/roleDefinitions", "infra/app/reader-role.bicep"))
+    permissions = role["properties"]["permissions"]
+    assert permissions == [
+        {
+            "actions": [
+                "Microsoft.Devices/IotHubs/certificates/read",
+                "Microsoft.Devices/provisioningServices/certificates/read",
+            ],
+            "notActions": [],
+            "dataActions": [],
+            "notDataActions": [],
+        }
     ]
-    assert [g["properties"]["principalId"] for g in grants] == ["identityPrincipalId"]
-    assert grants[0]["scope"] == "storage"  # the whole account: every container
+    template = _template("infra/app/reader-role.bicep")
+    assert template["globals"]["scope"]["value"] == "subscription"
+    unique = template["variables"][role["name"]]["value"]["function"]
+    assert unique["type"] == "guid" and "resourceGroupId" in unique["parameters"].values()
+    assert "${roleId}" in role["properties"]["roleName"]
+    outputs = _template("infra/main.bicep")["outputs"]
+    assert "AZURE_REGISTRATION_READER_ROLE_ID" in outputs
+    for hook in ("postprovision.sh", "postprovision.ps1"):
+        text = (HOOKS / hook).read_text()
+        assert not re.search(r"assignment create[^\n]*--role Reader", text), hook
 
 
 def test_communication_services_email_uses_an_azure_managed_domain() -> None:
@@ -518,6 +722,8 @@ def test_communication_services_email_uses_an_azure_managed_domain() -> None:
     assert domain["properties"]["domainManagement"] == "AzureManaged"
     acs = _body(_only("Microsoft.Communication/communicationServices"))
     assert acs["properties"]["linkedDomains"]
+    # Issue 23: no access keys; only Entra ID (the app's identity) sends.
+    assert acs["properties"]["disableLocalAuth"] is True
     topic = _body(_only("Microsoft.EventGrid/systemTopics"))
     assert topic["properties"]["topicType"] == "Microsoft.Storage.StorageAccounts"
 
@@ -539,6 +745,13 @@ def test_parameters_file_maps_azd_environment_to_main_parameters() -> None:
         "alertEmailRoutes": "ALERT_EMAIL_ROUTES",
         "registrationTargets": "REGISTRATION_TARGETS",
         "registrationRefresh": "REGISTRATION_REFRESH",
+        "sphereCatalogs": "SPHERE_CATALOGS",
+        "iotCentralApps": "IOT_CENTRAL_APPS",
+        "armEndpoint": "ARM_ENDPOINT",
+        "dpsEndpoint": "DPS_ENDPOINT",
+        "iotCentralEndpoint": "IOT_CENTRAL_ENDPOINT",
+        "uploaderPrincipalIds": "UPLOADER_PRINCIPAL_IDS",
+        "reportReaderPrincipalIds": "REPORT_READER_PRINCIPAL_IDS",
     }
     for param, variable in expected.items():
         assert re.fullmatch(r"\$\{" + variable + r"(=[^}]*)?\}", values[param]["value"]), param
@@ -626,19 +839,30 @@ def test_hooks_and_settings_match_the_registered_functions() -> None:
                 assert f"{b['connection']}__blobServiceUri" in settings
 
 
-# --- post-provision hook: Reader on the registration targets ---------------------------------
+# --- post-provision hook: the live readers' roles ------------------------------------------
 
 _FAKE_AZ = """#!/usr/bin/env bash
 # Stands in for the Azure CLI, which cannot run here (no Azure): records each call and answers
-# like az would for role assignments: "already" scopes hold Reader, "forbidden" ones refuse.
+# like az would: "already" scopes hold the role (and the old Reader), "forbidden" ones refuse;
+# `az rest` GET finds the IoT Central user only in "already" apps, PUT fails in "forbidden" ones.
 printf '%s\\n' "$*" >> "$AZ_CALLS"
-scope=""
+scope="" url="" method=""
 while [[ $# -gt 0 ]]; do
-  if [[ "$1" == --scope ]]; then scope="$2"; fi
+  case "$1" in
+    --scope) scope="$2" ;;
+    --url) url="$2" ;;
+    --method) method="$2" ;;
+  esac
   shift
 done
-if [[ "$(tail -n1 "$AZ_CALLS")" == "role assignment list"* ]]; then
+last="$(tail -n1 "$AZ_CALLS")"
+if [[ "$last" == "role assignment list"* ]]; then
   [[ "$scope" == *already* ]] && echo 1 || echo 0
+  exit 0
+fi
+if [[ "$last" == rest* ]]; then
+  if [[ "$method" == get ]]; then [[ "$url" == *already* ]] && exit 0 || exit 1; fi
+  [[ "$url" == *forbidden* ]] && { echo "ERROR: Forbidden" >&2; exit 1; }
   exit 0
 fi
 if [[ "$scope" == *forbidden* ]]; then
@@ -647,10 +871,15 @@ if [[ "$scope" == *forbidden* ]]; then
 fi
 exit 0
 """
+PRINCIPAL = "11111111-2222-3333-4444-555555555555"
+READER_ROLE = "99999999-8888-7777-6666-555555555555"
+DPS_DATA_READER = "10745317-c249-44a1-a5ce-3a4353c0bbd8"
+SPHERE_READER = "c8ae6279-5a0b-4cb2-b3f0-d4d62845742c"
+CENTRAL_OPERATOR = "ae2c9854-393b-4f97-8c42-479d70ce626e"
 
 
 def _run_postprovision(
-    tmp_path: Path, targets: str
+    tmp_path: Path, targets: str, catalogs: str = "", apps: str = ""
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir(exist_ok=True)
@@ -665,9 +894,13 @@ def _run_postprovision(
         "AZURE_RESOURCE_GROUP": "rg-test",
         "AZURE_STORAGE_ACCOUNT_NAME": "sttest",
         "AZURE_FUNCTION_APP_NAME": "func-test",
-        "AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID": "11111111-2222-3333-4444-555555555555",
+        "AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID": PRINCIPAL,
         "AZURE_PRINCIPAL_ID": "dev",
+        "AZURE_TENANT_ID": "tenant-1",
         "AZURE_REGISTRATION_TARGETS": targets,
+        "AZURE_REGISTRATION_READER_ROLE_ID": READER_ROLE,
+        "AZURE_SPHERE_CATALOGS": catalogs,
+        "AZURE_IOT_CENTRAL_APPS": apps,
     }
     done = subprocess.run(
         [str(HOOKS / "postprovision.sh")],
@@ -681,45 +914,97 @@ def _run_postprovision(
     return done, calls.read_text().splitlines()
 
 
-def test_postprovision_grants_reader_on_each_registration_target(tmp_path: Path) -> None:
+def _create(role: str, scope: str) -> str:
+    return (
+        f"role assignment create --assignee-object-id {PRINCIPAL} --assignee-principal-type "
+        f"ServicePrincipal --role {role} --scope {scope} --only-show-errors --output none"
+    )
+
+
+def test_postprovision_grants_the_readers_only_what_they_read(tmp_path: Path) -> None:
+    """Issue 22 §5: the custom certificate-read role on each hub and DPS (never Reader), DPS
+    Data Reader on each DPS, Azure Sphere Reader on each catalog."""
     sub = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups"
     hub = f"{sub}/rg-iot/providers/Microsoft.Devices/IotHubs/hub-a"
     dps = f"{sub}/rg-dps/providers/Microsoft.Devices/provisioningServices/dps-a"
     held = f"{sub}/rg-already/providers/Microsoft.Devices/IotHubs/hub-b"
     refused = f"{sub}/rg-forbidden/providers/Microsoft.Devices/IotHubs/hub-c"
     storage = f"{sub}/rg-x/providers/Microsoft.Storage/storageAccounts/st"
+    catalog = f"{sub}/rg-sphere/providers/Microsoft.AzureSphere/catalogs/cat-a"
     done, calls = _run_postprovision(
-        tmp_path, f" {hub} ,{dps},{storage},not-an-id,, {held},{refused}"
+        tmp_path,
+        f" {hub} ,{dps},{storage},not-an-id,, {held},{refused}",
+        catalogs=f"{catalog},{hub}",
     )
     assert done.returncode == 0, done.stderr
     creates = [c for c in calls if c.startswith("role assignment create")]
-    principal = "--assignee-object-id 11111111-2222-3333-4444-555555555555"
-    expected = [
-        f"role assignment create {principal} --assignee-principal-type ServicePrincipal "
-        f"--role Reader --scope {target} --only-show-errors --output none"
-        for target in (hub, dps, refused)
-    ]
-    assert creates == expected  # not the one already held, never a malformed id
+    assert creates == [
+        _create(READER_ROLE, hub),
+        _create(READER_ROLE, dps),
+        _create(DPS_DATA_READER, dps),  # the enrollment groups (data plane)
+        _create(READER_ROLE, refused),
+        _create(SPHERE_READER, catalog),
+    ]  # not the one already held, never a malformed id, never Reader
     assert not any(storage in c or "not-an-id" in c for c in calls)
     assert "'not-an-id' is not an IoT Hub or DPS resource id" in done.stderr
     assert storage in done.stderr
+    assert f"SPHERE_CATALOGS entry '{hub}' is not an Azure Sphere catalog" in done.stderr
     # The refused grant names the exact command for someone who may run it.
-    assert f"--role Reader --scope {refused}" in done.stderr
-    assert "3 registration target(s) cannot be read yet" in done.stderr
-    assert f"Reader on {held}: already granted" in done.stdout
+    assert f"--role {READER_ROLE} --scope {refused}" in done.stderr
+    assert "4 registration target(s), catalog(s) or app(s) cannot be read yet" in done.stderr
+    assert f"Registration reader (certificate lists) on {held}: already granted" in done.stdout
+    # A Reader left from an earlier version is named, with the command that removes it.
+    removal = f"az role assignment delete --assignee {PRINCIPAL} --role Reader --scope {held}"
+    assert removal in done.stderr
 
 
-def test_postprovision_touches_nothing_without_registration_targets(tmp_path: Path) -> None:
-    done, calls = _run_postprovision(tmp_path, " , ")
+def test_postprovision_adds_the_identity_as_an_iot_central_user(tmp_path: Path) -> None:
+    done, calls = _run_postprovision(
+        tmp_path, "", apps="contoso-app, already-app,https://forbidden.example.test/,Bad_Name"
+    )
+    assert done.returncode == 0, done.stderr
+    rests = [c for c in calls if c.startswith("rest")]
+    user = f"/api/users/{PRINCIPAL}?api-version=2022-07-31"
+    puts = [c for c in rests if "--method put" in c]
+    assert [c.split("--url ")[1].split(" ")[0] for c in puts] == [
+        f"https://contoso-app.azureiotcentral.com{user}",
+        f"https://forbidden.example.test{user}",
+    ]
+    assert all("--resource https://apps.azureiotcentral.com" in c for c in rests)
+    body = json.loads(puts[0].split("--body ")[1].split(" --only-show-errors")[0])
+    assert body == {
+        "type": "servicePrincipal",
+        "objectId": PRINCIPAL,
+        "tenantId": "tenant-1",
+        "roles": [{"role": CENTRAL_OPERATOR}],
+    }
+    already = "IoT Central user in https://already-app.azureiotcentral.com: already added"
+    assert already in done.stdout
+    assert "Permissions > Users > Assign user" in done.stderr  # how otherwise
+    assert "IOT_CENTRAL_APPS entry 'Bad_Name' is not an app subdomain or a URL" in done.stderr
+    assert "2 registration target(s), catalog(s) or app(s)" in done.stderr
+
+
+def test_postprovision_touches_nothing_without_targets_catalogs_or_apps(tmp_path: Path) -> None:
+    done, calls = _run_postprovision(tmp_path, " , ", catalogs=" ", apps=",")
     assert done.returncode == 0, done.stderr
     assert calls == []
     ps1 = (HOOKS / "postprovision.ps1").read_text()
     # The Windows hook does the same (no PowerShell here to run it).
     for fragment in (
         "AZURE_REGISTRATION_TARGETS",
+        "AZURE_REGISTRATION_READER_ROLE_ID",
+        "AZURE_SPHERE_CATALOGS",
+        "AZURE_IOT_CENTRAL_APPS",
         "az role assignment create --assignee-object-id $principal",
-        "--assignee-principal-type ServicePrincipal --role Reader --scope $target",
+        "--assignee-principal-type ServicePrincipal --role $role --scope $scope",
         "Microsoft\\.Devices/(IotHubs|provisioningServices)",
+        "Microsoft\\.AzureSphere/catalogs",
+        DPS_DATA_READER,
+        SPHERE_READER,
+        CENTRAL_OPERATOR,
+        "/api/users/${principal}?api-version=2022-07-31",
+        "type = 'servicePrincipal'",
     ):
         assert fragment in ps1, fragment
 

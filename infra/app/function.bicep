@@ -1,6 +1,7 @@
 // The function app on Flex Consumption (FC1): Python, a user-assigned identity for every
 // connection (host storage, CertStorage, Application Insights, Key Vault references, ACS),
-// no keys or connection strings with secrets anywhere.
+// no keys or connection strings with secrets anywhere. Host storage (AzureWebJobsStorage and
+// the deployment package) and the app's data (CertStorage) are two accounts (issue 23).
 //
 // The site carries only properties that Microsoft's Flex Consumption templates set
 // (Azure-Samples functions-quickstart-python-http-azd, -azd-eventgrid-blob, -azd-otel and
@@ -14,8 +15,11 @@ param location string
 param tags object = {}
 param identityId string
 param identityClientId string
-param storageAccountName string
+@description('The host account: AzureWebJobsStorage and the deployment package.')
+param hostStorageAccountName string
 param deploymentContainerName string
+@description('The data account: CertStorage (uploads, results, reports, tables).')
+param dataStorageAccountName string
 param applicationInsightsConnectionString string
 @allowed([
   '3.11'
@@ -56,9 +60,20 @@ param reportContainerName string
 param registrationTargets string = ''
 @description('How often the live listing of registrationTargets runs at most, e.g. 6h.')
 param registrationRefresh string = '6h'
+@description('Comma list of Azure Sphere catalog ARM resource ids read live; empty = none.')
+param sphereCatalogs string = ''
+@description('Comma list of IoT Central app subdomains (or URLs) read live; empty = none.')
+param iotCentralApps string = ''
+param armEndpoint string = 'https://management.azure.com'
+param dpsEndpoint string = 'https://{name}.azure-devices-provisioning.net'
+param iotCentralEndpoint string = 'https://{name}.azureiotcentral.com'
 
-resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
-  name: storageAccountName
+resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: hostStorageAccountName
+}
+
+resource dataStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: dataStorageAccountName
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -107,18 +122,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // Every app setting in one list, so the offline test can compare it with
       // shared/settings.py. Flex Consumption takes no FUNCTIONS_WORKER_RUNTIME (runtime below).
       appSettings: [
-        // Functions host storage, identity-based.
+        // Functions host storage on the host account, identity-based.
         {
           name: 'AzureWebJobsStorage__blobServiceUri'
-          value: storage.properties.primaryEndpoints.blob
+          value: hostStorage.properties.primaryEndpoints.blob
         }
         {
           name: 'AzureWebJobsStorage__queueServiceUri'
-          value: storage.properties.primaryEndpoints.queue
+          value: hostStorage.properties.primaryEndpoints.queue
         }
         {
           name: 'AzureWebJobsStorage__tableServiceUri'
-          value: storage.properties.primaryEndpoints.table
+          value: hostStorage.properties.primaryEndpoints.table
         }
         {
           name: 'AzureWebJobsStorage__credential'
@@ -128,18 +143,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'AzureWebJobsStorage__clientId'
           value: identityClientId
         }
-        // The app's own connection (blob trigger + tables), identity-based.
+        // The app's own connection (blob trigger + tables) on the data account, identity-based.
         {
           name: 'CertStorage__blobServiceUri'
-          value: storage.properties.primaryEndpoints.blob
+          value: dataStorage.properties.primaryEndpoints.blob
         }
         {
           name: 'CertStorage__queueServiceUri'
-          value: storage.properties.primaryEndpoints.queue
+          value: dataStorage.properties.primaryEndpoints.queue
         }
         {
           name: 'CertStorage__tableServiceUri'
-          value: storage.properties.primaryEndpoints.table
+          value: dataStorage.properties.primaryEndpoints.table
         }
         {
           name: 'CertStorage__credential'
@@ -242,8 +257,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'SMTP_STARTTLS'
           value: smtpStartTls
         }
-        // Live registration evidence (IoT Hub / DPS certificate lists); the post-provision hook
-        // grants the identity Reader on each target.
+        // Live registration evidence; the post-provision hook grants the identity the
+        // registration reader role (and DPS Data Reader) on each target.
         {
           name: 'REGISTRATION_TARGETS'
           value: registrationTargets
@@ -252,13 +267,36 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'REGISTRATION_REFRESH'
           value: registrationRefresh
         }
+        // Azure Sphere catalogs (Azure Sphere Reader) and IoT Central apps (an app user), read
+        // live; the post-provision hook grants both.
+        {
+          name: 'SPHERE_CATALOGS'
+          value: sphereCatalogs
+        }
+        {
+          name: 'IOT_CENTRAL_APPS'
+          value: iotCentralApps
+        }
+        // Endpoints of the live readers (DESIGN §3; sovereign clouds set their own).
+        {
+          name: 'ARM_ENDPOINT'
+          value: armEndpoint
+        }
+        {
+          name: 'DPS_ENDPOINT'
+          value: dpsEndpoint
+        }
+        {
+          name: 'IOT_CENTRAL_ENDPOINT'
+          value: iotCentralEndpoint
+        }
       ]
     }
     functionAppConfig: {
       deployment: {
         storage: {
           type: 'blobContainer'
-          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          value: '${hostStorage.properties.primaryEndpoints.blob}${deploymentContainerName}'
           authentication: {
             type: 'UserAssignedIdentity'
             userAssignedIdentityResourceId: identityId

@@ -1,30 +1,21 @@
-// The one storage account: Functions host storage (AzureWebJobsStorage), the deployment
-// package, uploads (certificates), per-upload results, the fleet report, and the tables the
-// app keeps.
-// Hardened: no shared keys (identity only), no public blobs, TLS 1.2, HTTPS only; blob soft
-// delete, container soft delete and versioning so that no upload is ever lost.
+// One hardened storage account; main.bicep deploys it twice (issue 23):
+//   - the host account: Functions host storage (AzureWebJobsStorage: keys, locks, the blob
+//     trigger's internal queues) and the deployment package. Only the app's identity gets data
+//     roles on it: whoever can write it can replace the package and run code as the app.
+//   - the data account: uploads (certificates), per-upload results, the fleet report and the
+//     app's tables. People get container-scoped roles on it only (infra/app/rbac.bicep).
+// Both: no shared keys (identity only), no public blobs, TLS 1.2, HTTPS only, blob and
+// container soft delete. Versioning is a parameter: on for the data account (no upload is
+// ever lost), off for the host account, where every lock renewal would leave a version.
 param name string
 param location string
 param tags object = {}
-param deploymentContainerName string
-param certContainerName string = 'certificates'
-param resultsContainerName string = 'results'
-@description('fleet.html and fleet.json, written by the timer (private, like every container).')
-param reportContainerName string = 'reports'
-@description('Tables the app uses (names as the code expects them).')
-param tableNames array = [
-  'certificates'
-  'certsources'
-  'uploads'
-  'uploadcerts'
-  'uploadfailures'
-  'tenantcas'
-  'alertindex'
-  'acks'
-  'ledger'
-  'regtargets'
-  'thumbtenants'
-]
+@description('Private blob containers to create.')
+param containerNames array
+@description('Tables to create (names as the code expects them); empty = none.')
+param tableNames array = []
+@description('Keep every overwritten or deleted blob as a version.')
+param blobVersioning bool = true
 @minValue(1)
 @maxValue(365)
 param softDeleteRetentionDays int = 30
@@ -93,7 +84,7 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   parent: storage
   name: 'default'
   properties: {
-    isVersioningEnabled: true
+    isVersioningEnabled: blobVersioning
     // Off: no principal can skip the retention period of a deleted version. An administrator
     // who must purge one (a private key uploaded by mistake) turns it on for that purge only
     // (docs/deploy.md); the next `azd provision` turns it off again.
@@ -109,50 +100,29 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   }
 }
 
-resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+// Declared at top level with `parent:` (not nested) so pycep-parser can read the loops.
+resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for containerName in containerNames: {
   parent: blobService
-  name: deploymentContainerName
+  name: containerName
   properties: {
     publicAccess: 'None'
   }
-}
-
-resource certContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
-  parent: blobService
-  name: certContainerName
-  properties: {
-    publicAccess: 'None'
-  }
-}
-
-resource resultsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
-  parent: blobService
-  name: resultsContainerName
-  properties: {
-    publicAccess: 'None'
-  }
-}
-
-resource reportContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
-  parent: blobService
-  name: reportContainerName
-  properties: {
-    publicAccess: 'None'
-  }
-}
+}]
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage
   name: 'default'
 }
 
-// Declared at top level with `parent:` (not nested) so pycep-parser can read the loop.
+// Every table the app uses exists before the first worker starts: workers create none at
+// cold start (shared/storage/tables.py creates one only on a TableNotFound, for local runs).
 resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [for tableName in tableNames: {
   parent: tableService
   name: tableName
 }]
 
-// The blob trigger (Event Grid source) keeps its poison queue in host storage.
+// Host account: the blob trigger's internal queues; data account: its poison queue (the
+// trigger writes poison messages to the account of its connection, CertStorage).
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -207,7 +177,5 @@ output location string = storage.location
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
 output queueEndpoint string = storage.properties.primaryEndpoints.queue
 output tableEndpoint string = storage.properties.primaryEndpoints.table
-output certContainerName string = certContainer.name
-output resultsContainerName string = resultsContainer.name
-output reportContainerName string = reportContainer.name
-output deploymentContainerName string = deploymentContainer.name
+// The containers exist once the module is done; callers name them through this output.
+output containerNames array = [for (containerName, i) in containerNames: containers[i].name]

@@ -62,8 +62,9 @@ def runtime() -> Runtime:
     telemetry.configure()
     settings = Settings.from_env()
     rules = load_rules(settings.rules_file)
+    # No table creation here: the deployment creates the tables, and a missing one (Azurite,
+    # a local run) is created on its first TableNotFound (shared/storage/tables.py).
     store = TableStore(table_service(), rules)
-    store.ensure_tables()
     blobs = blob_service()
     return Runtime(settings, rules, store, blobs)
 

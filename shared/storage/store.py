@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableServiceClient
 
 from shared.alerts.notice_message import Notice
 from shared.alerts.rules import Rules
@@ -31,7 +31,7 @@ from shared.storage.keys import iso
 from shared.storage.notices import NoticeStore
 from shared.storage.registrations import RegistrationStore
 from shared.storage.report import build_report
-from shared.storage.tables import TABLES, Tables
+from shared.storage.tables import TABLES, SelfCreatingTable, Tables
 from shared.storage.tenants import TenantStore
 from shared.storage.uploads import UploadStore
 
@@ -60,7 +60,7 @@ class TableStore:
         self.certificates = CertificateStore(self.tables, self.tenants)
         self.uploads = UploadStore(self.tables, self.certificates, self.tenants)
 
-    def table(self, name: str) -> TableClient:
+    def table(self, name: str) -> SelfCreatingTable:
         return self.tables(name)
 
     def ensure_tables(self) -> None:
