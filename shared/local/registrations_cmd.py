@@ -55,7 +55,9 @@ def command_registrations_pull(args: argparse.Namespace) -> int:
             "REGISTRATION_TARGETS is not set: give a comma list of IoT Hub / DPS resource ids "
             "(az iot hub show -n HUB --query id -o tsv)"
         )
-    result = pull_registrations(rt.store, rt.settings, now, **arm_options())
+    options = arm_options()
+    options["credential"] = _signed_in(options.get("credential"))
+    result = pull_registrations(rt.store, rt.settings, now, **options)
     record_pull(rt.store, now)
     document = result.to_json()
     if args.json:
@@ -64,6 +66,35 @@ def command_registrations_pull(args: argparse.Namespace) -> int:
     else:
         render_pull(document, sys.stdout)
     return EXIT_OK if result.ok else EXIT_ACTION
+
+
+ARM_SCOPE = "https://management.azure.com/.default"
+NO_CREDENTIAL = "no Azure credential: run `az login`"
+
+
+def _signed_in(credential: Any) -> Any:
+    """The credential the pull uses, once it has given a token for ARM. Without one
+    (no `az login`) the pull would record every target as failed, which the self-health
+    alert then reports: a setup mistake, said in one line, with nothing recorded."""
+    import logging
+
+    from azure.core.exceptions import ClientAuthenticationError
+
+    if credential is None:
+        from shared.storage.connections import app_credential
+
+        credential = app_credential()
+    # DefaultAzureCredential logs every credential it tried (~15 lines) before it raises.
+    identity_log = logging.getLogger("azure.identity")
+    level = identity_log.level
+    identity_log.setLevel(logging.CRITICAL)
+    try:
+        credential.get_token(ARM_SCOPE)
+    except ClientAuthenticationError:  # CredentialUnavailableError is one too
+        raise UsageError(NO_CREDENTIAL) from None
+    finally:
+        identity_log.setLevel(level)
+    return credential
 
 
 def render_pull(document: dict[str, Any], out: TextIO) -> None:
