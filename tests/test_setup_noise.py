@@ -82,6 +82,32 @@ def test_registrations_pull_without_a_credential_says_run_az_login_and_records_n
     assert claim_refresh(rt.store, rt.settings, NOW)
 
 
+def test_registrations_pull_without_a_credential_in_process_too(
+    app_runtime: handlers.Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same, in this process (what `make mutation` can see), with the process-wide
+    credential built afresh from the signed-out environment."""
+    from shared.storage.connections import shared_credential
+
+    for name in list(os.environ):
+        if name.startswith(CREDENTIAL_VARIABLES):
+            monkeypatch.delenv(name)
+    for name, value in signed_out_environment(tmp_path / "home").items():
+        monkeypatch.setenv(name, value)
+    handlers.reset_runtime()
+    shared_credential.cache_clear()
+    try:
+        code = cli_main(["registrations", "pull", "--now", NOW.isoformat()])
+    finally:
+        shared_credential.cache_clear()
+    out, err = capsys.readouterr()
+    assert (code, out, err) == (2, "", "ca-watch: error: no Azure credential: run `az login`\n")
+    assert app_runtime.store.report()["targets"] == []
+
+
 def test_a_package_build_prints_no_setuptools_warning(tmp_path: Path) -> None:
     """`pip install -e .` builds with setuptools from pyproject.toml: the same build, to a
     wheel, in a copy of the tree, must print no warning and still ship the data files."""

@@ -9,12 +9,12 @@ folder, holding a blob container written through the SDK.
 
 from __future__ import annotations
 
+import io
 import os
 import pty
 import shutil
-import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,9 @@ from azure.storage.blob import BlobServiceClient
 
 from shared.local.azurite import Azurite
 from shared.local.azurite_cmd import PID_FILE, _running_pid
+from shared.local.cli import main as cli_main
 
-PROJECT = Path(__file__).resolve().parent.parent
+Reset = Callable[..., tuple[int, str, str]]
 CONTAINER = "operator-uploads"
 
 
@@ -57,39 +58,30 @@ def store(template_store: Path, tmp_path: Path) -> Path:
     return location
 
 
-def reset(
-    location: Path, *flags: str, stdin: int | None = subprocess.DEVNULL
-) -> tuple[int, str, str]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shared.local.cli",
-            "azurite",
-            "reset",
-            "--location",
-            str(location),
-            *flags,
-        ],
-        cwd=PROJECT,
-        stdin=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return done.returncode, done.stdout, done.stderr
+@pytest.fixture
+def reset(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Reset:
+    """`ca-watch azurite reset --location DIR [flags]`, run in this process (so `make
+    mutation` sees what it runs). Its stdin is no terminal, unless ``answer`` is given:
+    then a pseudo-terminal on which that answer is typed."""
 
+    def run(location: Path, *flags: str, answer: str | None = None) -> tuple[int, str, str]:
+        argv = ["azurite", "reset", "--location", str(location), *flags]
+        if answer is None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+            code = cli_main(argv)
+        else:
+            controller, terminal = pty.openpty()
+            try:
+                os.write(controller, answer.encode() + b"\n")
+                with os.fdopen(terminal, "r") as tty:
+                    monkeypatch.setattr(sys, "stdin", tty)
+                    code = cli_main(argv)
+            finally:
+                os.close(controller)
+        out, err = capsys.readouterr()
+        return code, out, err
 
-def reset_on_a_terminal(location: Path, answer: str) -> tuple[int, str, str]:
-    """`reset` with a terminal on stdin (a pseudo-terminal), answering the question."""
-    controller, terminal = pty.openpty()
-    try:
-        os.write(controller, answer.encode() + b"\n")
-        return reset(location, stdin=terminal)
-    finally:
-        os.close(terminal)
-        os.close(controller)
+    return run
 
 
 @pytest.fixture
@@ -101,7 +93,7 @@ def restarted() -> Iterator[list[Azurite]]:
 
 
 def test_reset_with_yes_empties_the_store_and_keeps_other_files(
-    store: Path, restarted: list[Azurite]
+    store: Path, restarted: list[Azurite], reset: Reset
 ) -> None:
     assert "__azurite_db_blob__.json" in azurite_files(store)
 
@@ -118,7 +110,7 @@ def test_reset_with_yes_empties_the_store_and_keeps_other_files(
 
 
 def test_reset_without_a_terminal_and_without_yes_refuses_and_deletes_nothing(
-    store: Path,
+    store: Path, reset: Reset
 ) -> None:
     before = azurite_files(store)
 
@@ -131,10 +123,10 @@ def test_reset_without_a_terminal_and_without_yes_refuses_and_deletes_nothing(
     assert azurite_files(store) == before
 
 
-def test_reset_asks_on_a_terminal_and_no_keeps_everything(store: Path) -> None:
+def test_reset_asks_on_a_terminal_and_no_keeps_everything(store: Path, reset: Reset) -> None:
     before = azurite_files(store)
 
-    code, out, err = reset_on_a_terminal(store, "n")
+    code, out, err = reset(store, answer="n")
 
     assert code == 1
     assert "Delete every upload, table and ledger row" in err and "[y/N]" in err
@@ -142,8 +134,8 @@ def test_reset_asks_on_a_terminal_and_no_keeps_everything(store: Path) -> None:
     assert azurite_files(store) == before
 
 
-def test_reset_asks_on_a_terminal_and_yes_empties_it(store: Path) -> None:
-    code, out, err = reset_on_a_terminal(store, "y")
+def test_reset_asks_on_a_terminal_and_yes_empties_it(store: Path, reset: Reset) -> None:
+    code, out, err = reset(store, answer="y")
 
     assert code == 0, err
     assert "[y/N]" in err
@@ -151,7 +143,7 @@ def test_reset_asks_on_a_terminal_and_yes_empties_it(store: Path) -> None:
     assert azurite_files(store) == []
 
 
-def test_reset_stops_the_azurite_running_on_the_store_first(store: Path) -> None:
+def test_reset_stops_the_azurite_running_on_the_store_first(store: Path, reset: Reset) -> None:
     azurite = Azurite(store).start()  # free ports: never the default ones another may hold
     try:
         assert azurite.process is not None
@@ -169,7 +161,9 @@ def test_reset_stops_the_azurite_running_on_the_store_first(store: Path) -> None
         azurite.stop()
 
 
-def test_reset_of_a_folder_without_azurite_data_deletes_nothing(tmp_path: Path) -> None:
+def test_reset_of_a_folder_without_azurite_data_deletes_nothing(
+    tmp_path: Path, reset: Reset
+) -> None:
     (tmp_path / "precious.txt").write_text("not Azurite's\n")
 
     code, out, _err = reset(tmp_path, "--yes")
