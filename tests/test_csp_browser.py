@@ -53,6 +53,8 @@ def inject(page: str) -> str:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """As in tests/test_fleet_report_browser.py (a fixture imported from another test
+    module would shadow its parameters); one Chromium for this module."""
     executable = _chromium()
     from playwright.sync_api import sync_playwright
 

@@ -13,66 +13,38 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from alert_samples import rendered
-from test_misbehaving_peers import RULES, T0, Peer, _recv, record_affected_ca
+from test_misbehaving_peers import RULES, T0, Peer, record_affected_ca, smtp_server
 
+from shared.app import handlers
 from shared.app.alert_pass import run_alerts
 from shared.channels import ChannelError
 from shared.channels.deadline import DEFAULT_SEND_DEADLINE
 from shared.channels.smtp import SmtpChannel
-from shared.local.azurite import Azurite
 from shared.settings import Settings
-from shared.storage.connections import table_service
 from shared.storage.store import TableStore
 
 PASS_BUDGET = 2.0  # seconds: the pass's time left, far below the channel's own 30 s
 SLACK = 4.0  # the pass's own storage round trips on Azurite, on a busy 2-core machine
 
 
-def trickling_relay(every: float) -> Callable[[Peer, socket.socket, int], None]:
-    """An SMTP relay (no STARTTLS) that writes each reply one byte every ``every`` s."""
+class TricklingRelay(Peer):
+    """The misbehaving-peer suite's SMTP server, writing every reply one byte every
+    ``every`` seconds: a whole exchange takes seconds, yet no read waits long."""
 
-    def handle(peer: Peer, conn: socket.socket, number: int) -> None:
-        peer.trickle(conn, b"220 loopback ESMTP\r\n", every)
-        buffer = b""
-        while True:
-            while b"\r\n" not in buffer:
-                buffer += _recv(peer, conn)
-            line, _, buffer = buffer.partition(b"\r\n")
-            verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                peer.trickle(conn, b"250-loopback\r\n250 8BITMIME\r\n", every)
-            elif verb == b"DATA":
-                peer.trickle(conn, b"354 go on\r\n", every)
-                while b"\r\n.\r\n" not in buffer:
-                    buffer += _recv(peer, conn)
-                payload, _, buffer = buffer.partition(b"\r\n.\r\n")
-                peer.posts.append(payload)
-                peer.trickle(conn, b"250 queued\r\n", every)
-            elif verb == b"QUIT":
-                peer.trickle(conn, b"221 bye\r\n", every)
+    def __init__(self, every: float) -> None:
+        self.every = every  # before the server starts: its first reply uses it
+        super().__init__(smtp_server(b"250 queued\r\n"))
+
+    def send(self, conn: socket.socket, data: bytes) -> None:
+        for byte in data:
+            if self.stop.wait(self.every):
                 return
-            else:
-                peer.trickle(conn, b"250 ok\r\n", every)
-
-    return handle
-
-
-@pytest.fixture
-def relay() -> Iterator[Callable[[float], Peer]]:
-    started: list[Peer] = []
-
-    def start(every: float) -> Peer:
-        started.append(Peer(trickling_relay(every)))
-        return started[-1]
-
-    yield start
-    for peer in started:
-        peer.close()
+            super().send(conn, bytes([byte]))
 
 
 def smtp(peer: Peer) -> SmtpChannel:
@@ -82,20 +54,21 @@ def smtp(peer: Peer) -> SmtpChannel:
     )
 
 
-@pytest.fixture
-def store(azurite: Azurite) -> TableStore:
-    store = TableStore(table_service({"CertStorage": azurite.connection_string}), RULES)
-    store.delete_all()
-    store.ensure_tables()
-    return store
-
-
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
+def alert_pass(store: TableStore, peer: Peer, tmp_path: Path, budget: float) -> dict:
+    """One alert pass at T0 with the SMTP channel alone, and ``budget`` seconds."""
+    settings = Settings(
         alert_channels=("smtp",),
         alert_outbox_dir=str(tmp_path / "outbox"),
         alert_email_from="watch@example.com",
         alert_email_to=("ops@example.com",),
+    )
+    return run_alerts(
+        store=store,
+        settings=settings,
+        rules=RULES,
+        now=T0,
+        channels={"smtp": smtp(peer)},
+        pass_budget=budget,
     )
 
 
@@ -103,17 +76,15 @@ def smtp_messages(document: dict) -> list[dict]:
     return [m for m in document["messages"] if m["channel"] == "smtp"]
 
 
-def test_the_channel_gives_up_at_the_time_it_is_given_not_its_own_30_s(
-    relay: Callable[[float], Peer],
-) -> None:
-    peer = relay(0.1)  # the greeting alone takes 2 s
-    channel = smtp(peer)
-    assert channel._deadline == DEFAULT_SEND_DEADLINE == 30.0
+def test_the_channel_gives_up_at_the_time_it_is_given_not_its_own_30_s() -> None:
+    with closing(TricklingRelay(0.1)) as peer:  # the greeting alone takes 2 s
+        channel = smtp(peer)
+        assert channel._deadline == DEFAULT_SEND_DEADLINE == 30.0
 
-    started = time.monotonic()
-    with pytest.raises(ChannelError) as caught:
-        channel.send(rendered(1), ("ops@example.com",), deadline=0.5)
-    seconds = time.monotonic() - started
+        started = time.monotonic()
+        with pytest.raises(ChannelError) as caught:
+            channel.send(rendered(1), ("ops@example.com",), deadline=0.5)
+        seconds = time.monotonic() - started
 
     assert seconds < 0.5 + SLACK / 2
     assert "no answer within the 0.5 s deadline" in caught.value.detail
@@ -122,21 +93,14 @@ def test_the_channel_gives_up_at_the_time_it_is_given_not_its_own_30_s(
 
 
 def test_the_alert_pass_ends_within_its_budget_on_a_trickling_relay(
-    store: TableStore, relay: Callable[[float], Peer], tmp_path: Path
+    app_runtime: handlers.Runtime, tmp_path: Path
 ) -> None:
-    peer = relay(0.05)  # a whole exchange takes about 8 s: more than the pass has
-    record_affected_ca(store)
-
-    started = time.monotonic()
-    document = run_alerts(
-        store=store,
-        settings=settings(tmp_path),
-        rules=RULES,
-        now=T0,
-        channels={"smtp": smtp(peer)},
-        pass_budget=PASS_BUDGET,
-    )
-    seconds = time.monotonic() - started
+    record_affected_ca(app_runtime.store)
+    # A whole exchange takes about 8 s: more than the pass has.
+    with closing(TricklingRelay(0.05)) as peer:
+        started = time.monotonic()
+        document = alert_pass(app_runtime.store, peer, tmp_path, PASS_BUDGET)
+        seconds = time.monotonic() - started
 
     assert seconds < PASS_BUDGET + SLACK  # not the channel's own 30 s
     (message,) = smtp_messages(document)
@@ -147,20 +111,12 @@ def test_the_alert_pass_ends_within_its_budget_on_a_trickling_relay(
 
 
 def test_the_same_relay_delivers_when_the_pass_has_time(
-    store: TableStore, relay: Callable[[float], Peer], tmp_path: Path
+    app_runtime: handlers.Runtime, tmp_path: Path
 ) -> None:
     """The positive control: the relay is a working SMTP server, only a slow one."""
-    peer = relay(0.001)
-    tenant_id = record_affected_ca(store)
-
-    document = run_alerts(
-        store=store,
-        settings=settings(tmp_path),
-        rules=RULES,
-        now=T0,
-        channels={"smtp": smtp(peer)},
-        pass_budget=60.0,
-    )
+    tenant_id = record_affected_ca(app_runtime.store)
+    with closing(TricklingRelay(0.001)) as peer:
+        document = alert_pass(app_runtime.store, peer, tmp_path, 60.0)
 
     (message,) = smtp_messages(document)
     assert message["outcome"] == "sent", message
