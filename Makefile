@@ -30,7 +30,7 @@ $(AZURITE): package.json package-lock.json
 
 deps: $(VENV)/.installed $(AZURITE) $(INFRA_VENV)/.installed ## install everything (idempotent)
 
-run: $(VENV)/.installed $(AZURITE) ## the local demo: Azurite, sample certificates, the 2020 incident replayed
+run: $(VENV)/.installed $(AZURITE) ## the local demo on its own Azurite store (.azurite-demo/): the 2020 incident replayed
 	$(PY) scripts/demo.py
 
 test: deps ## the whole suite (starts and stops its own Azurite, SMTP and HTTP receivers)
@@ -54,5 +54,5 @@ fmt: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-clean: ## remove local state (venvs, node_modules, Azurite data, outbox)
-	rm -rf $(VENV) $(INFRA_VENV) node_modules .azurite .outbox .sample
+clean: ## remove local state (venvs, node_modules, Azurite data: .azurite and the demo's, outbox)
+	rm -rf $(VENV) $(INFRA_VENV) node_modules .azurite .azurite-demo .outbox .sample

@@ -40,6 +40,7 @@ REPLAY = [
     datetime(2020, 8, 25, 9, 0, tzinfo=UTC),
 ]
 AFTER_RENEWAL = datetime(2020, 9, 1, 9, 0, tzinfo=UTC)
+DEMO_STORE = ".azurite-demo"  # never .azurite/, the store of `ca-watch azurite start`
 AFTER_DPS = datetime(2020, 9, 2, 9, 0, tzinfo=UTC)
 ARM = "/subscriptions/00000000-0000-4000-8000-00000000d3e0/resourceGroups/fleet-rg/providers"
 HUB = f"{ARM}/Microsoft.Devices/IotHubs/fleet-hub"
@@ -162,7 +163,8 @@ def explain_affected(folder: Path) -> None:
 def main() -> int:
     started = time.monotonic()
     os.chdir(ROOT)  # relative paths in what the demo prints
-    azurite = Azurite(ROOT / ".azurite")
+    # Its own store: `ca-watch azurite start` keeps an operator's data in .azurite/.
+    azurite = Azurite(ROOT / DEMO_STORE)
     azurite.wipe()  # the demo starts from empty storage every time
     outbox = ROOT / ".outbox" / "demo"
     shutil.rmtree(outbox, ignore_errors=True)
@@ -262,12 +264,12 @@ def main() -> int:
         ca_watch(["report", "--html", str(report), "--now", AFTER_RENEWAL.isoformat()])
         print(f"Done in {time.monotonic() - started:.1f} s.")
         print(
-            "\nTo keep exploring the demo data (kept in .azurite/):\n"
-            "  .venv/bin/ca-watch azurite start      # Azurite on its default ports, same data\n"
+            f"\nTo keep exploring the demo data (kept in {DEMO_STORE}/):\n"
+            f"  .venv/bin/ca-watch azurite start --location {DEMO_STORE}   # default ports\n"
             "  .venv/bin/ca-watch report\n"
             "  .venv/bin/ca-watch report --json          # ca-watch/report/v1\n"
             "  ls .outbox/demo/                           # the messages, as .txt, .html, .json\n"
-            "  .venv/bin/ca-watch azurite stop"
+            f"  .venv/bin/ca-watch azurite stop --location {DEMO_STORE}"
         )
         print(f"\nThe fleet report (open it in a browser): {report.relative_to(ROOT)}")
         return 0

@@ -74,6 +74,55 @@ _ALERT_RUNS = [
 _SLOW_REPORT = [
     "--deselect=tests/test_fleet_report.py::test_report_html_over_a_thousand_tenants_from_the_tables"
 ]
+# The channels (issue 24): each against its own loopback peer (aiosmtpd, an HTTP(S)
+# receiver, the trickling relays of the misbehaving-peer tests).
+_PEERS = "tests/test_misbehaving_peers.py::"
+_SMTP_PEERS = [
+    f"{_PEERS}test_smtp_silence_after_the_final_dot_is_unknown_and_repeated_once_marked",
+    f"{_PEERS}test_a_stuck_relay_and_a_hanging_webhook_do_not_hold_the_outbox",
+    f"{_PEERS}test_a_trickled_tls_handshake_ends_at_the_deadline",
+]
+_TEAMS_PEERS = [
+    f"{_PEERS}test_teams_without_an_answer_is_unknown_then_retried_once_as_a_possible_repeat",
+    f"{_PEERS}test_teams_5xx_twice_posts_at_most_twice_and_tells_the_operators",
+    f"{_PEERS}test_teams_429_with_retry_after_waits_in_the_run_when_it_fits",
+    f"{_PEERS}test_teams_429_with_a_long_retry_after_fails_and_waits_that_long",
+    f"{_PEERS}test_teams_reads_a_few_kb_of_a_1_gib_body",
+    f"{_PEERS}test_each_send_gets_no_more_than_what_is_left_of_the_pass_budget",
+    f"{_PEERS}test_a_trickled_tls_handshake_ends_at_the_deadline",
+]
+_CHANNEL_UNITS = [
+    "tests/test_channel_outbox.py",
+    "tests/test_channel_smtp.py",
+    "tests/test_channel_teams.py",
+    "tests/test_channel_acs.py",
+]
+# The CLI commands: only tests that call `ca-watch` in the test's own process. mutmut
+# learns which tests reach a function from that process alone, so a test that runs
+# `python -m shared.local.cli` in a subprocess kills no mutant (its mutants show as
+# "no tests"); those stay out of the selections.
+_CLI = "tests/test_cli_commands.py::"
+_ALERTS_CLI = [
+    f"{_CLI}test_alerts_plan_exits_1_with_items_due_and_shows_column_headers",
+    f"{_CLI}test_alerts_plan_exits_0_with_nothing_due",
+    f"{_CLI}test_report_exits_1_while_an_affected_tenant_ca_is_open_and_0_once_acknowledged",
+    "tests/test_alerts_runner.py::test_ack_stops_alerts_and_unknown_reference_is_a_usage_error",
+    "tests/test_alerts_runner.py::test_alerts_plan_claims_nothing_and_run_uses_the_timer_function",
+    "tests/test_alerts_runner.py::test_alerts_run_exits_1_when_a_send_fails",
+]
+_REPORT_CLI = [
+    f"{_CLI}test_process_exits_1_when_an_upload_is_unreadable_or_rejected",
+    f"{_CLI}test_report_exits_1_while_an_affected_tenant_ca_is_open_and_0_once_acknowledged",
+    f"{_CLI}test_report_names_certificates_by_sha1_everywhere",
+    "tests/test_fleet_report.py::test_report_html_over_hostile_uploads",
+    "tests/test_fleet_report.py::test_report_html_with_no_tenants_and_only_unreadable_uploads",
+    "tests/test_fleet_report.py::test_report_html_refuses_a_path_it_cannot_write",
+]
+_PULL_CLI = [
+    "tests/test_registration_pull.py::test_cli_pull_prints_json_and_exits_1_when_a_target_is_unreadable",
+    "tests/test_registration_pull.py::test_cli_usage_errors_are_one_line_and_exit_2",
+    "tests/test_setup_noise.py::test_registrations_pull_without_a_credential_in_process_too",
+]
 
 # module -> the tests that exercise it (what mutmut runs against each of its mutants). Kept
 # narrow on purpose: a survivor runs every selected test that reaches it, so the run time
@@ -199,6 +248,32 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_fleet_report.py",
         *_SLOW_REPORT,
     ],
+    "shared/channels/__init__.py": _CHANNEL_UNITS,
+    "shared/channels/base.py": _CHANNEL_UNITS,
+    "shared/channels/deadline.py": [
+        "tests/test_channel_deadline.py",
+        "tests/test_smtp_time_budget.py",
+        *_SMTP_PEERS,
+    ],
+    "shared/channels/outbox.py": ["tests/test_channel_outbox.py"],
+    "shared/channels/smtp.py": [
+        "tests/test_channel_smtp.py",
+        "tests/test_smtp_time_budget.py",
+        *_SMTP_PEERS,
+    ],
+    "shared/channels/teams.py": ["tests/test_channel_teams.py", *_TEAMS_PEERS],
+    "shared/channels/acs_email.py": [
+        "tests/test_channel_acs.py",
+        "tests/test_user_assigned_identity.py::"
+        "test_the_acs_client_asks_for_the_identity_named_by_azure_client_id",
+    ],
+    "shared/local/alerts_cmd.py": _ALERTS_CLI,
+    "shared/local/azurite_cmd.py": ["tests/test_undo_azurite_reset.py"],
+    "shared/local/registrations_cmd.py": _PULL_CLI,
+    "shared/local/report_cmd.py": _REPORT_CLI,
+    # Its behaviour tests run `ca-watch scan` as a subprocess (see above): these run it
+    # in-process with its output pinned.
+    "shared/local/scan_cmd.py": ["tests/test_mutants_cli_scan.py"],
 }
 
 
@@ -234,7 +309,10 @@ def _setup_cfg(module: str, tests: list[str]) -> str:
 
 
 def _needs_azurite(module: str) -> bool:
-    return module.startswith(("shared/app/", "shared/storage/"))
+    # The channels' pass-level tests and the CLI commands run against storage too.
+    return module.startswith(
+        ("shared/app/", "shared/storage/", "shared/channels/", "shared/local/")
+    )
 
 
 @contextlib.contextmanager

@@ -4,38 +4,17 @@ project root (so it never wipes a developer's .azurite, .outbox or .sample)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from demo_root import project_copy, run_demo
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    root = tmp_path_factory.mktemp("demo-root")
-    (root / "scripts").mkdir()
-    shutil.copy(ROOT / "scripts" / "demo.py", root / "scripts" / "demo.py")
-    for name in ("shared", "function_app.py", "host.json", "node_modules"):
-        (root / name).symlink_to(ROOT / name)
-    (root / "tests").mkdir()
-    (root / "tests" / "data").symlink_to(ROOT / "tests" / "data")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALERT_", "CertStorage"))}
-    env.pop("RULES_FILE", None)
-    done = subprocess.run(
-        [sys.executable, str(root / "scripts" / "demo.py")],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        env=env,
-        check=False,
-    )
+    root = project_copy(tmp_path_factory.mktemp("demo-root"))
+    done = run_demo(root, timeout=110)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     return done.stdout, root

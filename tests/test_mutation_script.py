@@ -145,3 +145,23 @@ def test_every_recorded_survivor_is_killed_or_argued_in_mutants_md() -> None:
 
     record = json.loads((mutation.ROOT / ".mutation.json").read_text())
     assert mutation.unargued(record, mutation.ARGUED.read_text()) == {}
+
+
+def test_the_channels_and_every_cli_command_are_mutated() -> None:
+    """Issue 24: `make mutation` reaches the channels and the `ca-watch` commands, each
+    against tests of its own, with Azurite lent to their runs."""
+    wanted = {
+        path.relative_to(mutation.ROOT).as_posix()
+        for pattern in ("shared/channels/*.py", "shared/local/*_cmd.py")
+        for path in mutation.ROOT.glob(pattern)
+    }
+    assert len(wanted) >= 12
+    assert wanted <= set(mutation.MODULE_TESTS)
+    assert all(mutation._needs_azurite(module) for module in wanted)
+    assert mutation.MODULE_TESTS["shared/channels/smtp.py"][:2] == [
+        "tests/test_channel_smtp.py",
+        "tests/test_smtp_time_budget.py",
+    ]
+    # No module stem is ambiguous on the command line (`make mutation MODULES=smtp`).
+    stems = [Path(module).stem for module in mutation.MODULE_TESTS]
+    assert len(stems) == len(set(stems))

@@ -1,12 +1,15 @@
-"""``ca-watch azurite start | stop | status``: a local Azurite on its default ports
+"""``ca-watch azurite start | stop | status | reset``: a local Azurite on its default ports
 (10000-10002, what ``UseDevelopmentStorage=true`` means), with its data under the project,
-so every storage command works without further settings."""
+so every storage command works without further settings. ``reset`` empties that store, after
+asking (or with ``--yes``)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -69,12 +72,7 @@ def command_start(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def command_stop(args: argparse.Namespace) -> int:
-    location = Path(args.location).resolve()
-    pid = _running_pid(location)
-    if pid is None:
-        print(f"no Azurite started by ca-watch is running for {location}")
-        return EXIT_OK
+def _stop(location: Path, pid: int) -> None:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _running_pid(location) == pid:
@@ -82,6 +80,15 @@ def command_stop(args: argparse.Namespace) -> int:
     if _running_pid(location) == pid:
         os.kill(pid, signal.SIGKILL)
     (location / PID_FILE).unlink(missing_ok=True)
+
+
+def command_stop(args: argparse.Namespace) -> int:
+    location = Path(args.location).resolve()
+    pid = _running_pid(location)
+    if pid is None:
+        print(f"no Azurite started by ca-watch is running for {location}")
+        return EXIT_OK
+    _stop(location, pid)
     print(f"Azurite stopped (pid {pid}); its data stays in {location}")
     return EXIT_OK
 
@@ -96,14 +103,64 @@ def command_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# What Azurite writes into its --location (its databases, blob and queue extents) and the
+# log `start` keeps there: `reset` deletes these and nothing else it finds in the folder.
+STORE_PATTERNS = ("__azurite_db_*", "__blobstorage__", "__queuestorage__", "azurite.log")
+
+
+def _store_entries(location: Path) -> list[Path]:
+    return sorted({path for pattern in STORE_PATTERNS for path in location.glob(pattern)})
+
+
+def _confirmed(question: str) -> bool:
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+def command_reset(args: argparse.Namespace) -> int:
+    location = Path(args.location).resolve()
+    entries = _store_entries(location)
+    if not entries:
+        print(f"nothing to reset: {location} holds no Azurite data")
+        return EXIT_OK
+    pid = _running_pid(location)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"reset deletes every upload, table and ledger row in {location}: "
+                "confirm with --yes (no terminal to ask on)"
+            )
+        running = f" Azurite (pid {pid}) is running on it and will be stopped." if pid else ""
+        if not _confirmed(
+            f"Delete every upload, table and ledger row Azurite keeps in {location}?{running}"
+        ):
+            print("not reset: nothing deleted")
+            return EXIT_ACTION
+    if pid is not None:
+        _stop(location, pid)
+    for path in entries:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    stopped = (
+        f"; Azurite (pid {pid}) was stopped: `ca-watch azurite start` starts it" if pid else ""
+    )
+    print(f"reset: {location} is empty of Azurite data{stopped}")
+    return EXIT_OK
+
+
 def add_azurite_command(commands: Any) -> None:
     azurite = commands.add_parser(
         "azurite",
         help="start or stop a local Azurite (the storage emulator) for the storage commands",
         description=(
             "Start Azurite from node_modules on its default ports (10000-10002), which is "
-            "what the default CertStorage=UseDevelopmentStorage=true points at. `make run` "
-            "leaves the demo's data in .azurite/: start Azurite here to keep exploring it."
+            "what the default CertStorage=UseDevelopmentStorage=true points at. Its data "
+            "stays in .azurite/ until `reset`. `make run` keeps the demo's own in "
+            ".azurite-demo/ (start --location .azurite-demo to keep exploring it)."
         ),
     )
     actions = azurite.add_subparsers(dest="azurite_command", metavar="ACTION", required=True)
@@ -111,6 +168,12 @@ def add_azurite_command(commands: Any) -> None:
         ("start", command_start, "start Azurite in the background"),
         ("stop", command_stop, "stop the Azurite that `start` started"),
         ("status", command_status, "is it running? (exit 1 when not)"),
+        (
+            "reset",
+            command_reset,
+            "empty the store: delete every upload, table and ledger row Azurite keeps there "
+            "(asks first, exit 1 on no; stops a running Azurite)",
+        ),
     ):
         action = actions.add_parser(name, help=text, description=text)
         action.add_argument(
@@ -120,3 +183,9 @@ def add_azurite_command(commands: Any) -> None:
             help="where Azurite keeps its data (default: .azurite/ in the project)",
         )
         action.set_defaults(handler=handler)
+        if name == "reset":
+            action.add_argument(
+                "--yes",
+                action="store_true",
+                help="do not ask (needed without a terminal)",
+            )

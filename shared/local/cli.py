@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     add_scan_command(commands)
     add_storage_commands(commands)
     add_report_command(commands)
@@ -48,6 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_registration_commands(commands)
     add_silence_commands(commands)
     return parser
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser (and, inherited, its own subcommands'): it refuses an argument
+    it does not know itself, with its own usage. argparse hands such an argument up to
+    the top parser, whose error shows the top-level usage (`ca-watch upload --prefx x`)."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
 
 class _VersionAction(argparse.Action):

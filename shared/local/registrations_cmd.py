@@ -60,6 +60,7 @@ def command_registrations_pull(args: argparse.Namespace) -> int:
             "(az iot hub show -n HUB --query id -o tsv), or set IOT_CENTRAL_APPS or "
             "SPHERE_CATALOGS"
         )
+    _signed_in(None)  # no credential: one line and nothing recorded
     result = pull_registrations(rt.store, rt.settings, now)
     record_pull(rt.store, now)
     document = result.to_json()
@@ -69,6 +70,35 @@ def command_registrations_pull(args: argparse.Namespace) -> int:
     else:
         render_pull(document, sys.stdout)
     return EXIT_OK if result.ok else EXIT_ACTION
+
+
+ARM_SCOPE = "https://management.azure.com/.default"
+NO_CREDENTIAL = "no Azure credential: run `az login`"
+
+
+def _signed_in(credential: Any) -> Any:
+    """The credential the pull uses, once it has given a token for ARM. Without one
+    (no `az login`) the pull would record every target as failed, which the self-health
+    alert then reports: a setup mistake, said in one line, with nothing recorded."""
+    import logging
+
+    from azure.core.exceptions import ClientAuthenticationError
+
+    if credential is None:
+        from shared.storage.connections import app_credential
+
+        credential = app_credential()
+    # DefaultAzureCredential logs every credential it tried (~15 lines) before it raises.
+    identity_log = logging.getLogger("azure.identity")
+    level = identity_log.level
+    identity_log.setLevel(logging.CRITICAL)
+    try:
+        credential.get_token(ARM_SCOPE)
+    except ClientAuthenticationError:  # CredentialUnavailableError is one too
+        raise UsageError(NO_CREDENTIAL) from None
+    finally:
+        identity_log.setLevel(level)
+    return credential
 
 
 def render_pull(document: dict[str, Any], out: TextIO) -> None:

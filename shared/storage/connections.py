@@ -78,6 +78,77 @@ def _expand(connection: str) -> str:
     return connection
 
 
+# The keys the storage SDKs read from a connection string (matched without case).
+_CONNECTION_KEYS = {
+    key.lower(): key
+    for key in (
+        "DefaultEndpointsProtocol", "AccountName", "AccountKey", "SharedAccessSignature",
+        "EndpointSuffix", "BlobEndpoint", "QueueEndpoint", "TableEndpoint", "FileEndpoint",
+        "BlobSecondaryEndpoint", "QueueSecondaryEndpoint", "TableSecondaryEndpoint",
+        "FileSecondaryEndpoint", "UseDevelopmentStorage", "DevelopmentStorageProxyUri",
+    )
+}  # fmt: skip
+_CONNECTION_SHAPE = (
+    "a connection string is KEY=VALUE pairs joined by ';', e.g. DefaultEndpointsProtocol=https;"
+    "AccountName=ACCOUNT;AccountKey=KEY;EndpointSuffix=core.windows.net"
+)
+
+
+def connection_string_problem(connection: str, name: str = STORAGE_CONNECTION_NAME) -> str | None:
+    """What is wrong with a storage connection string, in words, or None. The SDKs say only
+    "blank or malformed". Values are never quoted but endpoint URLs: a key or SAS may be
+    anywhere in a malformed string."""
+    import base64
+    import binascii
+    import difflib
+    import re
+
+    if not connection.strip():
+        return "it is blank"
+    pairs: dict[str, str] = {}
+    previous = "nothing"
+    for part in connection.strip().rstrip(";").split(";"):
+        key, equals, value = part.partition("=")
+        if not equals or not re.fullmatch(r"[A-Za-z]{1,40}", key):
+            return (
+                f"the part after {previous} is not KEY=VALUE"
+                if pairs
+                else "the first part is not KEY=VALUE"
+            )
+        known = _CONNECTION_KEYS.get(key.lower())
+        if known is None:
+            close = difflib.get_close_matches(key, _CONNECTION_KEYS.values(), n=1)
+            # Named only when it is a typo of a key: else it may be a pasted secret.
+            return (
+                f"unknown key {key!r} (did you mean {close[0]}?)"
+                if close
+                else f"the part after {previous} has a key no storage SDK reads"
+            )
+        pairs[known] = value
+        previous = known
+    if "UseDevelopmentStorage" in pairs:
+        return "UseDevelopmentStorage=true is the only form of that key, and stands alone"
+    protocol = pairs.get("DefaultEndpointsProtocol", "https")
+    if protocol.lower() not in ("http", "https"):
+        return f"DefaultEndpointsProtocol must be https or http, not {protocol!r}"
+    for key in ("BlobEndpoint", "QueueEndpoint", "TableEndpoint"):
+        if key in pairs and not re.match(r"https?://[^/\s]+", pairs[key]):
+            return f"{key} {pairs[key]!r} is not an http(s) URL"
+    if "AccountName" not in pairs and not {"BlobEndpoint", "TableEndpoint"} <= pairs.keys():
+        return "it names no account: add AccountName=... (or BlobEndpoint and TableEndpoint)"
+    if "AccountKey" in pairs:
+        try:
+            base64.b64decode(pairs["AccountKey"], validate=True)
+        except binascii.Error:
+            return "AccountKey is not base64: copy the account's access key again"
+    elif "SharedAccessSignature" not in pairs:
+        return (
+            "it holds no credential: add AccountKey=... or SharedAccessSignature=..., or set "
+            f"{name}__blobServiceUri and {name}__tableServiceUri to sign in with an identity"
+        )
+    return None
+
+
 def _credential(env: Mapping[str, str], name: str) -> Any:
     return shared_credential(
         env.get(f"{name}__credential", "").lower() == "managedidentity",
@@ -113,7 +184,13 @@ def _connection(env: Mapping[str, str], name: str) -> tuple[str | None, str | No
     """(connection string, None) or (None, service-uri prefix) for the named connection."""
     value = env.get(name)
     if value:
-        return _expand(value), None
+        connection = _expand(value)
+        problem = connection_string_problem(connection, name)
+        if problem:
+            raise SettingsError(
+                f"{name} is not a valid connection string: {problem} ({_CONNECTION_SHAPE})"
+            )
+        return connection, None
     if any(key.startswith(f"{name}__") for key in env):
         return None, name
     if name == STORAGE_CONNECTION_NAME:

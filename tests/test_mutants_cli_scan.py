@@ -1,0 +1,176 @@
+"""`ca-watch scan` in this process, output pinned: the kill tests of shared/local/scan_cmd.py
+for `make mutation` (issue 24). Its behaviour tests (tests/test_cli_scan*.py) run the
+command as a subprocess, as operators do, and mutmut sees no test in a subprocess."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+from analyzer_samples import GLOVEBOXES_DER, INSIDE, TENANT, pca, tenant
+
+from shared.local.cli import main
+
+NOW = "2020-08-04T09:00:00Z"
+# The kit's 2019 tenant CA: valid 2019-04-27 07:42:26 .. 2021-04-27 10:42:26 UTC.
+GLOVEBOXES_SHA1 = "C8D10E9EB374466DB3E3600EEB69AE21A4B3AB1D"
+
+
+def scan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["scan", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def rows(table: str) -> list[list[str]]:
+    return [re.split(r" {2,}", line.strip()) for line in table.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "a-glove.der").write_bytes(GLOVEBOXES_DER.read_bytes())
+    (tmp_path / "b-affected.pem").write_bytes(tenant(INSIDE).pem)
+    (tmp_path / "c-notes.txt").write_text("hello")
+    (tmp_path / "d-pca.pem").write_bytes(pca().pem)
+    (tmp_path / "empty").mkdir()  # inside a folder with files: not a folder "with no file"
+    return tmp_path
+
+
+def sha1_of_pem(path: Path) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
+    return hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
+
+
+def test_the_table_its_error_column_summary_and_exit_code(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = scan(capsys, "--now", NOW, str(folder))
+
+    assert code == 1
+    table, summary = out.rstrip("\n").rsplit("\n\n", 1)
+    source = str(folder)
+    header = ["FILE", "VERDICT", "VALIDITY", "ROLE", "TENANT", "START (notBefore)", "MISMATCH"]
+    glove = ["ok", "valid", "tenant-ca", TENANT, "2019-04-27 07:42:26", "none", GLOVEBOXES_SHA1]
+    affected = ["affected", "valid", "tenant-ca", TENANT, "2020-07-01 12:00:00", "none"]
+    microsoft = ["ok", "valid", "microsoft-ca", "-", "2018-01-01 00:00:00", "none"]
+    unreadable = "not-a-certificate: text that is neither PEM nor valid base64"
+    assert rows(table) == [
+        [*header, "SHA-1", "ERROR"],
+        [f"{source}/a-glove.der", *glove],
+        [f"{source}/b-affected.pem", *affected, sha1_of_pem(folder / "b-affected.pem")],
+        [f"{source}/c-notes.txt", "unreadable", *["-"] * 6, unreadable],
+        [f"{source}/d-pca.pem", *microsoft, sha1_of_pem(folder / "d-pca.pem")],
+    ]
+    assert summary == "4 files, 3 certificates: 1 affected, 2 ok; 1 file unreadable"
+    assert err == ""
+
+
+def test_all_ok_is_exit_0_with_no_error_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "glove.der").write_bytes(GLOVEBOXES_DER.read_bytes())
+
+    code, out, err = scan(capsys, "--now", NOW, str(tmp_path / "glove.der"))
+
+    assert (code, err) == (0, "")
+    header, row, blank, summary = out.split("\n")[:4]
+    assert header.split() == [
+        "FILE",
+        "VERDICT",
+        "VALIDITY",
+        "ROLE",
+        "TENANT",
+        "START",
+        "(notBefore)",
+        "MISMATCH",
+        "SHA-1",
+    ]
+    assert row.split()[-1] == GLOVEBOXES_SHA1 and blank == ""
+    assert summary == "1 file, 1 certificate: 1 ok"
+
+
+@pytest.mark.parametrize(
+    ("now", "validity", "note"),
+    [
+        ("2019-04-27T07:42:25Z", "not-yet-valid", " (1 not-yet-valid)"),
+        ("2019-04-27T07:42:26Z", "valid", ""),  # both ends of the validity are inside it
+        ("2021-04-27T10:42:26Z", "valid", ""),
+        ("2021-04-27T10:42:27Z", "expired", " (1 expired)"),
+    ],
+)
+def test_validity_at_the_edges_in_table_summary_and_json(
+    now: str, validity: str, note: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "glove.der"
+    path.write_bytes(GLOVEBOXES_DER.read_bytes())
+
+    code, out, _err = scan(capsys, "--now", now, str(path))
+    assert code == 0
+    assert rows(out)[1][2] == validity
+    assert out.rstrip("\n").rsplit("\n", 1)[1] == f"1 file, 1 certificate: 1 ok{note}"
+
+    code, out, _err = scan(capsys, "--json", "--now", now, str(path))
+    assert code == 0
+    document = json.loads(out)
+    assert document["schema"] == "ca-watch/scan/v1"
+    (result,) = document["results"]
+    assert result["source"] == str(path) and result["status"] == "analyzed"
+    assert [c["validity"] for c in result["certificates"]] == [validity]
+
+
+def test_json_of_a_folder_keeps_every_result_and_exit_code(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = scan(capsys, "--json", "--now", NOW, str(folder))
+
+    assert code == 1
+    assert err == ""
+    results = json.loads(out)["results"]
+    assert [(Path(r["source"]).name, r["status"]) for r in results] == [
+        ("a-glove.der", "analyzed"),
+        ("b-affected.pem", "analyzed"),
+        ("c-notes.txt", "unreadable"),
+        ("d-pca.pem", "analyzed"),
+    ]
+    verdicts = [c["verdict"] for r in results for c in r["certificates"]]
+    assert verdicts == ["ok", "affected", "ok"]
+    assert all(c["validity"] == "valid" for r in results for c in r["certificates"])
+    assert results[2]["error"]["code"] == "not-a-certificate"
+
+
+def test_an_empty_folder_alone_needs_action(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = scan(capsys, str(tmp_path))
+
+    assert code == 1
+    assert out == "0 files, 0 certificates\n"
+    assert err == f"ca-watch: {tmp_path}: no file in it to read\n"
+
+
+def test_a_file_over_the_limit_is_rejected_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "100")
+    (tmp_path / "big.der").write_bytes(GLOVEBOXES_DER.read_bytes())
+    (tmp_path / "big2.der").write_bytes(GLOVEBOXES_DER.read_bytes())
+
+    code, out, _err = scan(capsys, "--now", NOW, str(tmp_path))
+
+    assert code == 1
+    table = rows(out.rstrip("\n").rsplit("\n\n", 1)[0])
+    assert [row[1] for row in table[1:]] == ["rejected", "rejected"]
+    assert all(row[-1].startswith("too-large: ") for row in table[1:])
+    assert out.rstrip("\n").rsplit("\n", 1)[1] == "2 files, 0 certificates; 2 files rejected"
+
+
+def test_a_bad_now_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = scan(capsys, "--now", "yesterday", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err.startswith("ca-watch: error: --now 'yesterday' is not an ISO 8601 date-time")
