@@ -93,6 +93,8 @@ param tableNames array = [
   'ledger'
   'regtargets'
   'thumbtenants'
+  'notices'
+  'issuercas'
 ]
 param maxUploadBytes string = '1048576'
 @description('TOML rules file inside the deployed package; empty = the built-in rules (shared/alerts/default_rules.toml).')

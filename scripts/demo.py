@@ -160,6 +160,29 @@ def explain_affected(folder: Path) -> None:
             )
 
 
+def print_states(tenant: str) -> None:
+    """Each CA of ``tenant`` with its state, as `ca-watch report --json` has it."""
+    handlers.reset_runtime()
+    for cert in handlers.runtime().store.report()["certificates"]:
+        if cert["azure_sphere"] == {"role": "tenant-ca", "tenant_id": tenant}:
+            check = cert.get("renewal_check") or "-"
+            print(
+                f"  {cert['sha1_thumbprint'][:12]}…  issued {cert['not_before'][:10]}  "
+                f"state {cert.get('state', '-'):<10} renewal check: {check}"
+            )
+
+
+def print_notice(outbox: Path) -> None:
+    """The newest resolution notice: which CA replaced which, on what evidence."""
+    notices = [p for p in outbox.glob("*.txt") if ": notice:" in p.read_text(encoding="utf-8")]
+    if not notices:
+        print("(no resolution notice was written)")
+        return
+    newest = max(notices, key=lambda path: path.stat().st_mtime)
+    print(f"\nThe resolution notice ({newest.relative_to(ROOT)}):")
+    print(newest.read_text(encoding="utf-8").rstrip())
+
+
 def main() -> int:
     started = time.monotonic()
     os.chdir(ROOT)  # relative paths in what the demo prints
@@ -221,7 +244,7 @@ def main() -> int:
             ("tenant-oid-2020-08", renewed[samples.TENANT_OID][1], True),
             ("tenant-params-2020-08", renewed[samples.TENANT_PARAMS][1], True),
         ]))  # fmt: skip
-        ca_watch(["upload", "-q", str(step4)])
+        ca_watch(["upload", "-q", "--replace", str(step4)])  # a newer listing, same name
         ca_watch(["process", "--once", "--now", "2020-08-26T09:00:00Z"])
         document = run_timer_at(AFTER_RENEWAL)
         sent, carried = print_timeline_entry(AFTER_RENEWAL, document)
@@ -231,10 +254,27 @@ def main() -> int:
             pending = sorted({t for i in items for t in i["registration"]["pending"]})
             names = [p.rsplit("/", 1)[-1] for p in pending]
             print(f"tenant {tenant}: {len(items)} alert(s); pending in: {', '.join(names) or '-'}")
-        newest = max(outbox.glob("*.txt"), key=lambda path: path.stat().st_mtime)
+        alerts_only = [p for p in outbox.glob("*.txt") if ": notice:" not in p.read_text("utf-8")]
+        newest = max(alerts_only, key=lambda path: path.stat().st_mtime)
         text = newest.read_text(encoding="utf-8")
         print(f"\nWhat the alert says ({newest.relative_to(ROOT)}):")
         print(text[text.rindex("    Registered in") :].rstrip())
+        print_notice(outbox)
+
+        heading("4b. A look-alike renewal is refused")
+        print(
+            "Anyone can make a certificate with a tenant's exact name. This one is self-signed;\n"
+            "a renewal counts only when a target lists it verified, or its signature verifies\n"
+            "under the key that signed the current CA (the chain `azsphere ca download-chain`\n"
+            "writes).\n"
+        )
+        fake = samples.look_alike_tenant_ca(samples.TENANT_DEVICES)
+        step4b = sample / "step4b"
+        shutil.rmtree(step4b, ignore_errors=True)
+        write(step4b, f"tenant-{samples.TENANT_DEVICES}/renewed-from-email.cer", fake.der)
+        ca_watch(["upload", "-q", str(step4b)])
+        ca_watch(["process", "--once", "--now", "2020-08-26T09:00:00Z"])
+        print_states(samples.TENANT_DEVICES)
 
         heading("5. A DPS listing shows the renewed CA verified")
         step5 = sample / "step5"
@@ -243,13 +283,14 @@ def main() -> int:
             ("tenant-params", old[samples.TENANT_PARAMS], True),
             ("tenant-params-2020-08", renewed[samples.TENANT_PARAMS][1], True),
         ]))  # fmt: skip
-        ca_watch(["upload", "-q", str(step5)])
+        ca_watch(["upload", "-q", "--replace", str(step5)])
         ca_watch(["process", "--once", "--now", "2020-09-01T12:00:00Z"])
         document = run_timer_at(AFTER_DPS)
         sent, carried = print_timeline_entry(AFTER_DPS, document)
         alerts, messages = alerts + sent, messages + carried
         left = [i for i in document["items"] if i["tenant_id"] in OLD_FILES]
         print(f"renewed tenants: {len(left)} alert(s) left")
+        print_notice(outbox)
         again = run_timer_at(AFTER_DPS)
         print(f"(the {AFTER_DPS:%Y-%m-%d} run again: {len(again['messages'])} message(s))")
         written = len(list(outbox.glob("*.json")))

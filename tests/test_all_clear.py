@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from shared.alerts.registration import DONE, LOST_TRUST
 from shared.analysis.listings import Listing, RegisteredCertificate
@@ -23,7 +21,7 @@ from shared.app.alert_pass import run_alerts
 from shared.local import samples
 from shared.local.cli import main
 from shared.local.runner import process_pending
-from tests.registration_samples import HUB_ID, arm_listing, sphere_ca_list
+from tests.registration_samples import DPS_ID, HUB_ID, arm_listing, sphere_ca_list
 
 NOW = datetime(2020, 7, 30, 9, 0, tzinfo=UTC)
 AUG10 = datetime(2020, 8, 10, 9, 0, tzinfo=UTC)
@@ -49,20 +47,7 @@ def pair(seed: int = 0) -> tuple[samples.Issued, samples.Issued]:
 
 def look_alike(seed: int = 9) -> samples.Issued:
     """A certificate with the tenant's exact name, self-signed: anyone can make one."""
-    real = samples.tenant_ca(TENANT, RENEWED, key_seed=3100 + seed)
-    key = samples._key(3200 + seed)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(real.certificate.subject)
-        .issuer_name(real.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(RENEWED + timedelta(days=1))
-        .not_valid_after(RENEWED + timedelta(days=730))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    return samples.Issued(cert, key)
+    return samples.look_alike_tenant_ca(TENANT, RENEWED + timedelta(days=1), 3200 + seed)
 
 
 def upload(rt: handlers.Runtime, files: dict[str, bytes]) -> None:
@@ -130,6 +115,9 @@ def test_an_upload_naming_a_live_target_changes_nothing(app_runtime, monkeypatch
     item = plan(rt)["items"][0]
     (state,) = item["registration"]["targets"]
     assert state["source"] == "live" and state["seen_at"] and state["renewed"] == "absent"
+    # The operators hear of it: someone tried to override a live target.
+    health = {p["problem"]: p for p in run(rt, NOW + timedelta(hours=1))["self_health"]}
+    assert "listings-ignored" in health
 
 
 # --- hole 2: a look-alike or a revoked renewal closed the tenant ---------------------------
@@ -144,6 +132,13 @@ def test_a_self_signed_look_alike_never_closes_the_tenant(app_runtime) -> None:
     cert = certificate(app_runtime, old)
     assert cert["state"] == "look-alike" and cert["look_alikes"] == [sha(fake)]
     assert cert["renewal_check"] == "look-alike"
+    (notice,) = run(app_runtime)["notices"]  # flagged to the operators, once per channel
+    assert (notice["kind"], notice["renewed"]) == ("look-alike", sha(fake))
+    app_runtime.store.tenants.refresh_tenant(TENANT)  # written again by every refresh ...
+    assert run(app_runtime)["notices"] == [
+        {**notice, "channels": {"outbox": "sent"}}
+    ]  # ... but the ledger has it: nothing sent twice, and the row is let go
+    assert run(app_runtime)["notices"] == []
 
 
 def test_a_renewal_signed_by_another_key_under_the_same_issuer_name_is_a_look_alike(
@@ -208,14 +203,17 @@ def test_a_renewal_verified_in_every_target_closes_with_its_evidence_announced(
     old, new = pair(7)
     upload(app_runtime, {"t/old.cer": old.der, "t/new.cer": new.der})  # unauthenticated
     upload(app_runtime, {"hub.json": arm_listing(HUB_ID, [("old", old, True)])})
+    upload(app_runtime, {"dps.json": arm_listing(DPS_ID, [("old", old, True)])})
     assert is_open(app_runtime, old)
-    upload(
-        app_runtime, {"hub2.json": arm_listing(HUB_ID, [("old", old, True), ("new", new, True)])}
-    )
+    both = [("old", old, True), ("new", new, True)]
+    upload(app_runtime, {"hub2.json": arm_listing(HUB_ID, both)})
+    assert is_open(app_runtime, old)  # the DPS is still pending
+    upload(app_runtime, {"dps2.json": arm_listing(DPS_ID, both)})
     assert not is_open(app_runtime, old)  # rule 1 needs no authentication
     (notice,) = run(app_runtime)["notices"]
-    (evidence,) = notice["evidence"]
-    assert evidence["source"] == "hub2.json" and evidence["seen_at"]
+    sources = sorted((e["display_name"], e["source"]) for e in notice["evidence"])
+    assert sources == [("Fleet-DPS", "dps2.json"), ("Fleet-Hub", "hub2.json")]
+    assert all(e["seen_at"] and e["renewed"] == "verified" for e in notice["evidence"])
 
 
 # --- hole 5: evidence could freeze ------------------------------------------------------------
@@ -245,6 +243,9 @@ def test_an_older_listing_arriving_later_is_a_stale_listing(app_runtime) -> None
     upload(app_runtime, {"older.json": arm_listing(HUB_ID, [("old", old, True)])})
     row = next(u for u in app_runtime.store.report()["uploads"] if u["name"] == "older.json")
     assert row["listing_outcomes"][0]["outcome"] == "stale-listing"
+    assert main(["process"]) == 0  # nothing pending; the CLI names ignored listings below
+    ignored = app_runtime.store.uploads.failed_uploads(NOW, datetime.now(UTC))
+    assert [(r["name"], r["error_code"]) for r in ignored] == [("older.json", "stale-listing")]
     (target,) = app_runtime.store.report()["targets"]
     assert target["source"] == "newer.json"
 
@@ -322,9 +323,13 @@ def test_deleting_the_blob_of_a_tenant_ca_changes_nothing_and_retire_does(
 
 
 def test_retiring_a_junk_upload_hides_it(app_runtime, capsys) -> None:
+    """Issue 24 "Mistakes cannot be undone": one stray CSR made `report` exit 1 for ever."""
     handlers.use_clock(lambda: NOW)
     upload(app_runtime, {"oops.csr": b"-----BEGIN CERTIFICATE REQUEST-----\nAA==\n"})
+    assert main(["report"]) == 1
     assert main(["retire", "oops.csr", "--by", "ops", "--note", "uploaded by mistake"]) == 0
+    assert main(["report"]) == 0
+    assert main(["retire", "never-uploaded.cer", "--by", "ops"]) == 2
     (row,) = app_runtime.store.report()["uploads"]
     assert row["retired"]["by"] == "ops" and row["retired"]["note"] == "uploaded by mistake"
 

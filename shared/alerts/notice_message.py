@@ -74,6 +74,14 @@ def notice_lines(notice: Notice) -> list[str]:
         ]
     if notice.kind == "ack-withdrawn":
         return [f"{head}{subject}: {who} withdrew its acknowledgement; its alerts resume."]
+    if notice.kind == "look-alike":
+        fake = (notice.renewed or "")[:16]
+        return [
+            f"{head}{subject}: a certificate with this tenant's name, {fake}…,"
+            " is a look-alike: its signature does not verify under the issuer that signed the "
+            "current CA. It is never counted as the renewal.",
+            "Find out who uploaded it; the real renewal comes from `azsphere ca list`.",
+        ]
     if notice.kind == "retired":
         return [f"{head}{subject} was retired by {who}: it is no longer watched."]
     return [f"{head}{subject}: {cert_text(notice.kind, 40)}."]

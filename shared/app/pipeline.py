@@ -190,7 +190,7 @@ def process_blob(
         )
         outcomes: list[dict[str, str]] = []
         if result.listing is not None and result.listing.listings:
-            outcomes = record_listings(store, name, result, fetched.last_modified, settings)
+            outcomes = record_listings(store, name, result, fetched.last_modified, settings, now)
         recorded = store.uploads.record_upload(
             name,
             etag,
@@ -219,7 +219,12 @@ def process_blob(
 
 
 def record_listings(
-    store: TableStore, name: str, result: FileResult, last_modified: datetime, settings: Settings
+    store: TableStore,
+    name: str,
+    result: FileResult,
+    last_modified: datetime,
+    settings: Settings,
+    now: datetime,
 ) -> list[dict[str, str]]:
     """A registration listing replaces its targets' snapshots, unless the app reads that
     target live (``live-target``) or a newer snapshot is on record (``stale-listing``);
@@ -238,6 +243,7 @@ def record_listings(
         outcomes.append({"target": listing.target, "outcome": outcome})
         if outcome != RECORDED:
             log.warning("blob %s: listing of %s is a %s", name, listing.target, outcome)
+            store.uploads.record_ignored_listing(name, listing.target, outcome, now)
     run_all(lambda t=tenant: store.tenants.refresh_tenant(t) for tenant in sorted(tenants))
     return outcomes
 

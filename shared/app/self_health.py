@@ -28,6 +28,7 @@ from shared.app.delivery import (
 from shared.channels import Channel
 from shared.storage.registrations import TARGET_FAILURE_KIND
 from shared.storage.store import TableStore
+from shared.storage.uploads import IGNORED_LISTING_KIND
 
 SELF_HEALTH = "self-health"
 OPERATOR_ROW = "operator"  # RowKey of self-health ledger rows: they have no certificate
@@ -56,7 +57,26 @@ def _problems(
 ) -> list[_Problem]:
     problems = []
     failures = _failed_uploads(store, state.now)
-    uploads = [row for row in failures if row.get("kind") != TARGET_FAILURE_KIND]
+    ignored = [row for row in failures if row.get("kind") == IGNORED_LISTING_KIND]
+    uploads = [
+        row
+        for row in failures
+        if row.get("kind") not in (TARGET_FAILURE_KIND, IGNORED_LISTING_KIND)
+    ]
+    if ignored:
+        problems.append(
+            _Problem(
+                "listings-ignored",
+                f"{len(ignored)} uploaded listing(s) changed nothing in the last 24 hours: "
+                "live-target (the app reads that target live; uploads never override it) or "
+                "stale-listing (older than the snapshot on record)",
+                tuple(
+                    f"{cert_text(row.get('name'), 200)}: {clean(row.get('error_code'))} "
+                    f"({cert_text(row.get('target'), 300)})"
+                    for row in ignored[:MAX_LISTED_UPLOADS]
+                ),
+            )
+        )
     targets = {row.get("target"): row for row in failures if row.get("kind") == TARGET_FAILURE_KIND}
     if targets:
         problems.append(

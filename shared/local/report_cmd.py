@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared.alerts import states
 from shared.local.common import (
     EXIT_ACTION,
     EXIT_OK,
@@ -134,11 +135,27 @@ def command_report(args: argparse.Namespace) -> int:
         write_stdout(json_bytes(report))
     elif not args.html:
         render_report(report, sys.stdout)
-    needs_action = any(
-        c["verdict"] != "ok" and not c.get("resolved_by") and not c.get("acknowledged")
-        for c in report["certificates"]
-    ) or any(u["status"] != "analyzed" for u in report["uploads"])
-    return EXIT_ACTION if needs_action else EXIT_OK
+    return EXIT_ACTION if needs_action(report) else EXIT_OK
+
+
+# States that need an operator whatever the certificate's verdict (shared.alerts.states).
+ALWAYS_ACTION = frozenset({"lost-trust", "look-alike", "unknown", "unauthenticated-renewal"})
+
+
+def needs_action(report: dict[str, Any]) -> bool:
+    """Exit 1 only for what is open: a tenant CA in an open state (an affected or
+    mismatched one, or one whose evidence is wrong), or an upload refused and not retired."""
+    for cert in report["certificates"]:
+        state = cert.get("state")
+        if state is None:  # not a tenant CA: a mismatched certificate on its own
+            if cert["verdict"] != "ok" and not cert.get("acknowledged"):
+                return True
+            continue
+        if not states.state(state).open:
+            continue
+        if cert["verdict"] != "ok" or state in ALWAYS_ACTION:
+            return True
+    return any(u["status"] != "analyzed" and not u.get("retired") for u in report["uploads"])
 
 
 def add_report_command(commands: Any) -> None:
@@ -149,7 +166,9 @@ def add_report_command(commands: Any) -> None:
             "Print the certificates and uploads tables (ca-watch/report/v1 with --json), "
             "or write the fleet report page with --html FILE. "
             "Exit 1 while an affected or mismatched certificate is open (not replaced, not "
-            "acknowledged) or an upload was refused."
+            "acknowledged, not retired), while evidence is wrong (lost trust, a look-alike, "
+            "an unknown target, an unauthenticated renewal), or an upload was refused and "
+            "not retired (`ca-watch retire UPLOAD --by NAME`)."
         ),
         epilog=STORAGE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,

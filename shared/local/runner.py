@@ -311,6 +311,10 @@ def command_process(args: argparse.Namespace) -> int:
                 print(f"{delivered} blob(s) processed, {failed} not (retried on the next pass)")
             for row in refused:
                 print(f"  {row.get('status')}: {printable(row['name'])} ({row.get('error_code')})")
+            ignored = [row for row in refused if row.get("status") == "ignored"]
+            if ignored:
+                print(f"{len(ignored)} listing(s) changed nothing (live-target, stale-listing)")
+            refused = [row for row in refused if row.get("status") != "ignored"]
             if refused:
                 print(f"{len(refused)} upload(s) rejected or unreadable: see `ca-watch report`")
             needs_action = needs_action or bool(failed or refused)

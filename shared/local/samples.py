@@ -139,6 +139,21 @@ def tenant_ca(
     )
 
 
+def look_alike_tenant_ca(
+    tenant_id: str, not_before: datetime = datetime(2020, 8, 5, tzinfo=UTC), key_seed: int = 99
+) -> Issued:
+    """A certificate with a tenant CA's exact name, self-signed: anyone can make one, and it
+    must never count as the tenant's renewal (issue 21, the look-alike)."""
+    return _build(
+        _name(cn=f"Microsoft Azure Sphere {tenant_id}"),
+        None,
+        _key(key_seed),
+        not_before,
+        not_before + timedelta(days=730),
+        ca=True,
+    )
+
+
 def device_certificate(tenant: Issued, device_id: str | None = None, key_seed: int = 3) -> Issued:
     device_id = device_id or (uuid.uuid4().hex * 4)
     start = tenant.certificate.not_valid_before_utc + timedelta(days=1)

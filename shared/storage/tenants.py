@@ -228,6 +228,20 @@ class TenantStore:
                 # and the notice's key makes that the same notice.
                 self.notices.add(resolution_notice(cert, resolution, now))
             registration = resolution.registration
+            for fake in registration.look_alikes:
+                # Flagged once per channel: the ledger makes a notice written again after it
+                # was sent (every refresh writes it) a no-op.
+                self.notices.add(
+                    Notice(
+                        tenant_id,
+                        cert.sha256,
+                        "look-alike",
+                        fake,
+                        now or datetime.now(UTC),
+                        subject=cert.subject,
+                        renewed=fake,
+                    )
+                )
             # "" for "none": the SDK leaves None out of a MERGE, which would keep a stale
             # replacement or pending list from an earlier refresh (by_tenant reads "" as None).
             self._tables("tenantcas").upsert_entity(

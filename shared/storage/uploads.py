@@ -38,6 +38,9 @@ CERTIFICATES_PER_ROW = 400  # SHA-256s per ``uploadcerts`` row: 26,800 character
 _SIZE_ERRORS = ("PropertyValueTooLarge", "EntityTooLarge", "RequestBodyTooLarge")
 
 
+IGNORED_LISTING_KIND = "ignored-listing"  # its rows in ``uploadfailures``
+
+
 def outgrew_table(exc: HttpResponseError) -> bool:
     """A write refused because a value or row is over a table limit (not transient)."""
     text = f"{getattr(exc, 'error_code', '')} {exc}"
@@ -209,6 +212,23 @@ class UploadStore:
                 )
             self._tables.delete_quietly("uploads", row["PartitionKey"], row["RowKey"])
         return tenants
+
+    def record_ignored_listing(self, name: str, target: str, outcome: str, now: datetime) -> None:
+        """An uploaded listing that changed nothing (``live-target``, ``stale-listing``), in
+        the day's failures index: `process` and the self-health check name it."""
+        self._tables("uploadfailures").upsert_entity(
+            {
+                "PartitionKey": now.astimezone(UTC).date().isoformat(),
+                "RowKey": f"{upload_partition(name)}|ignored|{table_key(target)}",
+                "name": name,
+                "target": target,
+                "kind": IGNORED_LISTING_KIND,
+                "status": "ignored",
+                "error_code": outcome,
+                "processed_at": iso(now),
+            },
+            mode=UpdateMode.REPLACE,
+        )
 
     def retire(self, name: str, by: str, note: str | None, now: datetime) -> int:
         """Hide a junk upload from the report and its exit code (audited on its rows).
