@@ -35,6 +35,7 @@ from shared.alerts.model import (
 from shared.alerts.planner import MAX_UNCLEAR_SENDS, AlertPlanner, Decision
 from shared.alerts.registration import Registration
 from shared.alerts.rules import Rules
+from shared.app.announce import announce
 from shared.app.delivery import (
     ADDRESSED_CHANNELS,
     ALREADY_SENT,
@@ -46,7 +47,6 @@ from shared.app.delivery import (
     PassState,
     deliver,
 )
-from shared.app.notices import announce
 from shared.app.recheck import recheck_due
 from shared.app.self_health import FAILING_ATTEMPTS, report_self_health
 from shared.channels import Channel, build_channels
