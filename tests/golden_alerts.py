@@ -60,6 +60,7 @@ def certificates() -> list[object]:
 
 def _due_json(alert: object) -> dict[str, object]:
     body = dict(vars(alert))
+    body.pop("state", None)  # set by the alert pass from the store, never by the planner
     for name in ("not_before", "not_after", "due"):
         body[name] = body[name].isoformat()
     body["actions"] = list(body["actions"])

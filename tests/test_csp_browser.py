@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from fleet_samples import NOW, incident_fleet
-from shared.alerts.fleet import build_fleet
-from shared.alerts.fleet_page import render_fleet_html
+from shared.report.fleet import build_fleet
+from shared.report.fleet_page import render_fleet_html
 from test_fleet_report_browser import ARGS, _chromium
 
 from shared.alerts.rules import load_rules

@@ -37,7 +37,7 @@ from shared.storage.alert_index import (
     watch_from,
 )
 from shared.storage.connections import azurite_connection_string, table_service
-from shared.storage.gate import NEVER
+from shared.storage.gate import NEVER, NextLookGate
 from shared.storage.keys import iso
 from shared.storage.ledger import Ledger, partition_key, row_key
 from shared.storage.store import TableStore
@@ -749,9 +749,25 @@ def test_the_gate_is_lowered_by_writers_and_raised_only_by_an_unchanged_pass(
 def test_a_gate_on_storage_that_fails_raises_rather_than_pass_quietly(
     service: TableServiceClient,
 ) -> None:
-    """A storage error that is no lost race (here: the table is missing) reaches the caller
+    """A storage error that is no lost race (here: every write answers 500 Internal Server
+    Error; a missing table is no longer one, tables are made on demand) reaches the caller
     (the host retries the upload or the pass), instead of being taken for a race."""
-    gate = TableStore(service, RULES, prefix=f"missing{uuid.uuid4().hex[:8]}").gate
+    store = TableStore(service, RULES, prefix=f"failing{uuid.uuid4().hex[:8]}")
+    real = store.tables
+
+    class Failing:
+        def __getattr__(self, name: str) -> Any:
+            def fail(*_args: Any, **_kwargs: Any) -> None:
+                error = HttpResponseError("Internal Server Error")
+                error.status_code = 500
+                raise error
+
+            return fail
+
+    def tables(name: str) -> Any:
+        return Failing() if name == "alertindex" else real(name)
+
+    gate = NextLookGate(tables)  # type: ignore[arg-type]
     with pytest.raises(HttpResponseError):
         gate.lower_next_look(NOW)
     with pytest.raises(HttpResponseError):

@@ -191,8 +191,9 @@ UNREADABLE: list[tuple[str, bytes, str, str]] = [
         "a private key next to the certificate",
         pem(FIRST) + _KEY,
         "private-key-material",
-        "the file holds a private key; it was not stored. Upload only the certificate (e.g. "
-        "`openssl x509 -in FILE -out cert.pem`) and keep the key secret",
+        # The one key check (shared/analysis/keys.py) speaks first, before the PEM reader.
+        "the file holds a private key (PEM); it was not stored. Upload the certificates only "
+        "and keep the key secret",
     ),
     (
         "lower-case labels",
