@@ -207,6 +207,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_registrations_message.py",
         "tests/test_registrations_listings.py",
         "tests/test_states_vocabulary.py",
+        "tests/test_enrollment_resolution.py",
     ],
     "shared/alerts/states.py": ["tests/test_states_vocabulary.py"],
     "shared/alerts/notice_message.py": ["tests/test_notice_message.py"],

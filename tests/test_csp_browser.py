@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 from fleet_samples import NOW, incident_fleet
-from shared.report.fleet import build_fleet
-from shared.report.fleet_page import render_fleet_html
 from test_fleet_report_browser import ARGS, _chromium
 
 from shared.alerts.rules import load_rules
+from shared.report.fleet import build_fleet
+from shared.report.fleet_page import render_fleet_html
 
 RULES = load_rules()
 # The policy, whole: no script of any kind, no remote load, styles only inline (the page

@@ -243,6 +243,11 @@ def _target_state(snap: TargetSnapshot, current: _Cert, renewed: _Cert | None) -
     held = snap.entry_for(current.sha1_thumbprint, current.sha256)
     new = snap.entry_for(renewed.sha1_thumbprint, renewed.sha256) if renewed else None
     missing = groups_missing(snap, current, renewed) if renewed else ()
+    if renewed and snap.kind == "iot-central" and snap.groups is not None and not missing:
+        # IoT Central has no certificate list: a renewal counts only in an enabled group.
+        sha1 = renewed.sha1_thumbprint.upper()
+        if not any(g.enabled and _group_holds(snap, g, sha1, verified=True) for g in snap.groups):
+            missing = tuple(g.group_id for g in snap.groups if not g.enabled)
     if new is not None and new.verified and not missing:
         status = DONE
     elif held is None and not (new is not None and new.verified):
