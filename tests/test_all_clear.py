@@ -366,3 +366,31 @@ def test_an_ack_until_a_date_ends_by_itself(app_runtime, capsys) -> None:
     state = app_runtime.store.tenants.state(TENANT, now=until + timedelta(seconds=1))
     assert state.is_open(sha(old))
     assert main(["ack", sha1(old), "--by", "ops", "--until", "2001-01-01"]) == 2
+
+
+# --- issue 22: the renewal observed Active while a target is still pending ------------------
+
+
+def test_a_renewal_active_in_its_catalog_with_a_target_pending_sends_the_activated_alert(
+    app_runtime,
+) -> None:
+    handlers.use_clock(lambda: NOW)
+    old, new = pair(14)
+    upload(app_runtime, {"t/old.cer": old.der, "t/new.cer": new.der})
+    upload(app_runtime, {"hub.json": arm_listing(HUB_ID, [("old", old, True)])})
+    catalog = "/subscriptions/s/resourcegroups/rg/providers/microsoft.azuresphere/catalogs/c"
+    # What the live Sphere catalog reader records on the renewal's row (issue 22 §3).
+    app_runtime.store.tenants.add(
+        TENANT, sha(new), {"catalog": catalog, "catalog_status": "Inactive"}
+    )
+    app_runtime.store.tenants.refresh_tenant(TENANT)
+    assert run(app_runtime)["notices"] == []  # inactive: nothing has happened yet
+    app_runtime.store.tenants.add(TENANT, sha(new), {"catalog_status": "Active"})
+    app_runtime.store.tenants.refresh_tenant(TENANT)
+    (notice,) = run(app_runtime)["notices"]
+    assert notice["kind"] == "activated" and notice["renewed"] == sha(new)
+    assert [e["display_name"] for e in notice["evidence"]] == ["Fleet-Hub"]
+    app_runtime.store.tenants.refresh_tenant(TENANT)
+    assert run(app_runtime)["notices"] in ([], [{**notice}])  # never sent twice
+    texts = [p.read_text() for p in Path(os.environ["ALERT_OUTBOX_DIR"]).rglob("*.txt")]
+    assert sum("is now Active in its Azure Sphere catalog" in t for t in texts) == 1

@@ -74,6 +74,19 @@ def notice_lines(notice: Notice) -> list[str]:
         ]
     if notice.kind == "ack-withdrawn":
         return [f"{head}{subject}: {who} withdrew its acknowledgement; its alerts resume."]
+    if notice.kind == "activated":
+        renewed = notice.renewed_thumbprint or (notice.renewed or "")[:16]
+        return [
+            f"{head}{subject}: the renewed CA {renewed} is now Active in its Azure Sphere "
+            "catalog. Devices present it now: in every target below they fail until it is "
+            "registered and verified there.",
+            *(
+                f"  ☐ {cert_text(e.get('display_name') or e.get('target'), 200)} "
+                f"({cert_text(e.get('kind'), 20)}): renewal {cert_text(e.get('renewed'), 20)}, "
+                f"{_source(e)}"
+                for e in notice.evidence
+            ),
+        ]
     if notice.kind == "look-alike":
         fake = (notice.renewed or "")[:16]
         return [

@@ -19,6 +19,7 @@ import base64
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from shared.alerts.registration import (
     CATALOG,
     Resolution,
     TargetSnapshot,
+    TargetState,
     ca_state,
     resolve_with_evidence,
 )
@@ -66,6 +68,7 @@ class TenantState:
     resolutions: dict[str, Resolution]
     evidence_digest: tuple[Any, ...]  # what evidence was read (a change means: again)
     retired: frozenset[str] = frozenset()
+    catalog_status: Mapping[str, str] = dataclass_field(default_factory=dict)  # lower case
 
     def certificate(self, sha256: str) -> TenantCertificate | None:
         return next((c for c in self.certificates if c.sha256 == sha256), None)
@@ -200,7 +203,12 @@ class TenantStore:
             tuple((s.target, s.seen_at, s.entries, s.groups, s.error) for s in snapshots),
         )
         retired = frozenset(sha for sha, (is_retired, _) in flags.items() if is_retired)
-        return TenantState(tuple(certs), resolutions, digest, retired)
+        statuses = {
+            row["RowKey"]: str(row["catalog_status"]).lower()
+            for row in rows
+            if row.get("catalog_status")
+        }
+        return TenantState(tuple(certs), resolutions, digest, retired, statuses)
 
     def refresh_tenant(self, tenant_id: str, now: datetime | None = None) -> None:
         """Recompute replacements and acknowledgements of one tenant and rewrite its
@@ -228,6 +236,16 @@ class TenantStore:
                 # and the notice's key makes that the same notice.
                 self.notices.add(resolution_notice(cert, resolution, now))
             registration = resolution.registration
+            renewed = registration.renewed
+            if (
+                state.is_open(cert.sha256)
+                and renewed
+                and state.catalog_status.get(renewed) == "active"
+                and registration.pending
+            ):
+                # Observed, not a date in a rule: devices present the renewal now, and
+                # every target still pending fails them (issue 22 §3).
+                self.notices.add(activation_notice(cert, resolution, now))
             for fake in registration.look_alikes:
                 # Flagged once per channel: the ledger makes a notice written again after it
                 # was sent (every refresh writes it) a no-op.
@@ -323,12 +341,8 @@ def _der(row: Mapping[str, Any]) -> bytes | None:
     return base64.b64decode(value) if value else None
 
 
-def resolution_notice(
-    cert: TenantCertificate, resolution: Resolution, now: datetime | None
-) -> Notice:
-    """The announcement of a resolution: which CA replaced which, on what evidence."""
-    registration = resolution.registration
-    evidence = tuple(
+def _evidence(targets: Sequence[TargetState]) -> tuple[dict[str, Any], ...]:
+    return tuple(
         {
             "target": t.target,
             "kind": t.kind,
@@ -336,9 +350,36 @@ def resolution_notice(
             "source": t.source,
             "seen_at": iso(t.seen_at) if t.seen_at else None,
             "renewed": t.renewed,
+            "status": t.status,
         }
-        for t in registration.targets
+        for t in targets
     )
+
+
+def activation_notice(
+    cert: TenantCertificate, resolution: Resolution, now: datetime | None
+) -> Notice:
+    """The renewal became Active in its Azure Sphere catalog while targets still wait."""
+    registration = resolution.registration
+    return Notice(
+        tenant_id=cert.tenant_id,
+        certificate=cert.sha256,
+        kind="activated",
+        ref=registration.renewed or "",
+        at=now or datetime.now(UTC),
+        subject=cert.subject,
+        renewed=registration.renewed,
+        renewed_thumbprint=registration.renewed_thumbprint,
+        evidence=_evidence(registration.pending_targets),
+    )
+
+
+def resolution_notice(
+    cert: TenantCertificate, resolution: Resolution, now: datetime | None
+) -> Notice:
+    """The announcement of a resolution: which CA replaced which, on what evidence."""
+    registration = resolution.registration
+    evidence = _evidence(registration.targets)
     return Notice(
         tenant_id=cert.tenant_id,
         certificate=cert.sha256,
