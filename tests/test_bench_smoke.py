@@ -44,3 +44,9 @@ def test_the_alert_bench_runs_at_a_small_size() -> None:
     figures = load("bench_alerts").run(sizes=(100,))
     assert list(figures["sizes"]) == ["100"]
     assert figures["sizes"]["100"]["with_registration_evidence"]["first_pass_s"] > 0
+
+
+def test_the_pull_bench_runs_at_a_small_size() -> None:
+    figures = load("bench_pull").run(rows=100, repeats=1)
+    assert figures["requests_per_pull"] == 10 + 10 * 3 + 10 * 21  # hubs, DPS, apps
+    assert figures["pull_s"] > 0 and figures["ratio_pass_after_pull_steady"] > 0
