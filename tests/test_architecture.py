@@ -20,12 +20,15 @@ ALLOWED = {
     "shared.alerts": set(),
     "shared.channels": {"shared.alerts", "shared.settings"},
     "shared.storage": {"shared.analysis", "shared.alerts", "shared.settings"},
+    # The live readers (adapters): the pure parsers and the settings, nothing of the app.
+    "shared.readers": {"shared.analysis", "shared.settings"},
     "shared.app": {
         "shared.analysis",
         "shared.alerts",
         "shared.channels",
         "shared.storage",
         "shared.settings",
+        "shared.readers",
     },
     "shared.local": {
         "shared.analysis",

@@ -19,9 +19,8 @@ from shared.app.registration_pull import pull_registrations
 from shared.local import samples
 from shared.local.runner import process_pending, registered_function
 from shared.settings import Settings, SettingsError
-from shared.storage import connections
 from tests.arm_server import HANG, Reply, certificates_path
-from tests.live_standins import StandIns, central_groups_path, dps_query_path, stand_ins
+from tests.live_standins import StandIns, app_settings_for, central_groups_path, dps_query_path
 from tests.registration_samples import DPS_ID, HUB_ID, SUB, arm_entry
 
 NOW = datetime(2020, 8, 10, 9, 0, tzinfo=UTC)
@@ -37,13 +36,9 @@ SLACK = 15.0  # seconds a loaded 2-core machine may add to a bounded wait
 def world(
     app_runtime: handlers.Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[StandIns]:
-    with stand_ins(tmp_path) as standins:
-        for name, value in standins.env.items():
-            monkeypatch.setenv(name, value)
-        connections.shared_credential.cache_clear()
+    with app_settings_for(tmp_path, monkeypatch) as standins:
         yield standins
-        connections.shared_credential.cache_clear()
-        handlers.use_clock(None)
+    handlers.use_clock(None)
 
 
 def targets(rt: handlers.Runtime) -> dict[str, dict[str, Any]]:

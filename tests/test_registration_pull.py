@@ -32,7 +32,6 @@ from shared.local import samples
 from shared.local.cli import main as cli_main
 from shared.local.runner import process_pending
 from shared.settings import Settings
-from shared.storage import connections
 from tests.arm_server import (
     DROP,
     ArmServer,
@@ -41,7 +40,7 @@ from tests.arm_server import (
     certificates_path,
     pages,
 )
-from tests.live_standins import StandIns, dps_query_path, stand_ins
+from tests.live_standins import StandIns, app_settings_for, dps_query_path
 from tests.registration_samples import DPS_ID, HUB_ID, arm_entry
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -102,14 +101,10 @@ def snapshot(rt: handlers.Runtime, target: str) -> Any:
 @pytest.fixture
 def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIns]:
     """The stand-ins, and the settings that point the app at them (nothing else)."""
-    with stand_ins(tmp_path) as world:
-        for name, value in world.env.items():
-            monkeypatch.setenv(name, value)
-        connections.shared_credential.cache_clear()  # the identity endpoint is new
+    with app_settings_for(tmp_path, monkeypatch) as world:
         # The DPS has no enrollment groups here (tests/test_readers_*.py read them).
         world.dps.script(dps_query_path(DPS_ID.rsplit("/", 1)[1]), Reply(200, []))
         yield world
-        connections.shared_credential.cache_clear()
 
 
 @pytest.fixture
