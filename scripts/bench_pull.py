@@ -31,9 +31,12 @@ for path in (ROOT, ROOT / "scripts", ROOT / "tests"):
 
 import bench_alerts  # noqa: E402
 
+# shared.readers is imported up front (not at the first pull, after minutes of set-up), so
+# the figures come from the code as it was when the run began.
 from shared.alerts.rules import load_rules  # noqa: E402
 from shared.app.registration_pull import pull_registrations  # noqa: E402
 from shared.local.azurite import Azurite  # noqa: E402
+from shared.readers import arm_certificates, dps, iot_central, sphere  # noqa: E402, F401
 from shared.settings import Settings  # noqa: E402
 from shared.storage import connections  # noqa: E402
 from shared.storage.connections import table_service  # noqa: E402
