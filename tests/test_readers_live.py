@@ -33,6 +33,7 @@ from shared.readers.base import Budget
 from shared.readers.dps import DpsReader
 from shared.readers.iot_central import IotCentralReader
 from shared.settings import Settings
+from shared.storage import registrations as registrations_store
 from shared.storage.connections import app_credential
 from tests import enrollment_samples as groups_of
 from tests.arm_server import HANG, Reply, certificates_path
@@ -159,9 +160,10 @@ def test_dps_groups_are_paged_by_continuation_and_read_with_the_dps_scope(
 
 
 @pytest.mark.xfail(
+    not hasattr(registrations_store, "_groups_of"),
     strict=True,
-    reason="RegistrationStore persists groups in the lead's rewrite of registrations.py; "
-    "remove this mark when it does",
+    reason="the RegistrationStore that records groups (the lead's registrations.py) is not "
+    "merged here yet",
 )
 def test_the_recorded_dps_snapshot_holds_the_groups_read(
     app_runtime: handlers.Runtime, world: StandIns
