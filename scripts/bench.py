@@ -38,6 +38,11 @@ def main() -> int:
 
     results["alerts"] = bench_alerts.run()
     bench_alerts.print_summary(results["alerts"])
+    print("\n== Live pull and the pass after it (issue 22) ==")
+    import bench_pull
+
+    results["pull"] = bench_pull.run()
+    bench_pull.print_summary(results["pull"])
     print("\n== Fleet report (issue 11) ==")
     import bench_report
 

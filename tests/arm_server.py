@@ -84,6 +84,9 @@ class ArmServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as separate writes: without TCP_NODELAY each answer
+            # waits ~40 ms on the client's delayed ACK, which a bench would count as ours.
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 self._serve("GET")

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from shared.storage import connections
 from tests.arm_server import ArmServer, Reply
 from tests.identity_endpoint import IDENTITY_HEADER, IdentityEndpoint
 from tests.tls_samples import make_tls_files
@@ -58,6 +61,19 @@ def stand_ins(directory: Path) -> Iterator[StandIns]:
         identity = IdentityEndpoint()
         stack.callback(identity.close)
         yield StandIns(arm, dps, central, identity, tls[0])
+
+
+@contextmanager
+def app_settings_for(directory: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIns]:
+    """The stand-ins, and the settings that point the app at them (nothing else)."""
+    with stand_ins(directory) as world:
+        for name, value in world.env.items():
+            monkeypatch.setenv(name, value)
+        connections.shared_credential.cache_clear()  # the identity endpoint is new
+        try:
+            yield world
+        finally:
+            connections.shared_credential.cache_clear()
 
 
 def dps_query_path(dps_name: str) -> str:

@@ -21,6 +21,8 @@ ALLOWED = {
     "shared.report": {"shared.alerts"},  # the fleet report reads the rules and states (pure)
     "shared.channels": {"shared.alerts", "shared.settings"},
     "shared.storage": {"shared.analysis", "shared.alerts", "shared.settings"},
+    # The live readers (adapters): the pure parsers and the settings, nothing of the app.
+    "shared.readers": {"shared.analysis", "shared.settings"},
     "shared.app": {
         "shared.analysis",
         "shared.alerts",
@@ -28,6 +30,7 @@ ALLOWED = {
         "shared.storage",
         "shared.report",
         "shared.settings",
+        "shared.readers",
     },
     "shared.local": {
         "shared.analysis",

@@ -53,3 +53,9 @@ def test_the_cold_start_bench_runs_at_a_small_size() -> None:
         # main's cold start created every table on every worker start; now none.
         assert figures[kind]["before_requests"] - figures[kind]["after_requests"] == len(TABLES)
     assert figures["first_blob_without_tables_requests"] > figures["first_blob"]["after_requests"]
+
+
+def test_the_pull_bench_runs_at_a_small_size() -> None:
+    figures = load("bench_pull").run(rows=100, repeats=1)
+    assert figures["requests_per_pull"] == 10 + 10 * 3 + 10 * 21  # hubs, DPS, apps
+    assert figures["pull_s"] > 0 and figures["ratio_pass_after_pull_steady"] > 0

@@ -33,7 +33,7 @@ from shared.readers.base import Budget
 from shared.readers.dps import DpsReader
 from shared.readers.iot_central import IotCentralReader
 from shared.settings import Settings
-from shared.storage import connections
+from shared.storage import registrations as registrations_store
 from shared.storage.connections import app_credential
 from tests import enrollment_samples as groups_of
 from tests.arm_server import HANG, Reply, certificates_path
@@ -41,12 +41,12 @@ from tests.live_standins import (
     CENTRAL_API,
     DPS_API,
     StandIns,
+    app_settings_for,
     central_groups_path,
     central_pages,
     central_slot_path,
     dps_pages,
     dps_query_path,
-    stand_ins,
 )
 from tests.registration_samples import DPS_ID, SUB, arm_entry
 
@@ -93,12 +93,8 @@ def dps_certificates(entries: list[tuple[str, samples.Issued, bool]]) -> Reply:
 def world(
     app_runtime: handlers.Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[StandIns]:
-    with stand_ins(tmp_path) as standins:
-        for name, value in standins.env.items():
-            monkeypatch.setenv(name, value)
-        connections.shared_credential.cache_clear()  # the identity endpoint is new
+    with app_settings_for(tmp_path, monkeypatch) as standins:
         yield standins
-        connections.shared_credential.cache_clear()
 
 
 def snapshot(rt: handlers.Runtime, target: str) -> Any:
@@ -164,9 +160,10 @@ def test_dps_groups_are_paged_by_continuation_and_read_with_the_dps_scope(
 
 
 @pytest.mark.xfail(
+    not hasattr(registrations_store, "_groups_of"),
     strict=True,
-    reason="RegistrationStore persists groups in the lead's rewrite of registrations.py; "
-    "remove this mark when it does",
+    reason="the RegistrationStore that records groups (the lead's registrations.py) is not "
+    "merged here yet",
 )
 def test_the_recorded_dps_snapshot_holds_the_groups_read(
     app_runtime: handlers.Runtime, world: StandIns

@@ -32,7 +32,6 @@ from shared.local import samples
 from shared.local.cli import main as cli_main
 from shared.local.runner import process_pending
 from shared.settings import Settings
-from shared.storage import connections
 from tests.arm_server import (
     DROP,
     ArmServer,
@@ -41,7 +40,7 @@ from tests.arm_server import (
     certificates_path,
     pages,
 )
-from tests.live_standins import StandIns, dps_query_path, stand_ins
+from tests.live_standins import StandIns, app_settings_for, dps_query_path
 from tests.registration_samples import DPS_ID, HUB_ID, arm_entry
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -55,15 +54,6 @@ UNREADABLE = "registration-targets-failing"  # the self-health problem naming th
 
 def tenant(n: int) -> str:
     return f"1eed{n:04x}-2222-4333-8444-955556666777"
-
-
-def without_provenance(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A plan's items less where each snapshot came from (live, or the upload's name)."""
-    items = json.loads(json.dumps(items))
-    for item in items:
-        for target in item["registration"]["targets"]:
-            target.pop("source"), target.pop("seen_at")
-    return items
 
 
 def pair(n: int) -> tuple[samples.Issued, samples.Issued]:
@@ -100,6 +90,20 @@ def plan(rt: handlers.Runtime, settings: Settings, now: datetime = NOW) -> list[
     return document["items"]
 
 
+def _without_provenance(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A plan without each target's source and time (live or a blob, read when)."""
+    out = json.loads(json.dumps(items))
+    for item in out:
+        for target in item["registration"]["targets"]:
+            for key in [k for k in target if _when_or_where(k)]:
+                del target[key]
+    return out
+
+
+def _when_or_where(key: str) -> bool:
+    return key in ("source", "seen_at", "groups") or key.startswith("groups_")
+
+
 def targets(rt: handlers.Runtime) -> dict[str, dict[str, Any]]:
     return {t["target"]: t for t in rt.store.report()["targets"]}
 
@@ -111,14 +115,10 @@ def snapshot(rt: handlers.Runtime, target: str) -> Any:
 @pytest.fixture
 def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIns]:
     """The stand-ins, and the settings that point the app at them (nothing else)."""
-    with stand_ins(tmp_path) as world:
-        for name, value in world.env.items():
-            monkeypatch.setenv(name, value)
-        connections.shared_credential.cache_clear()  # the identity endpoint is new
+    with app_settings_for(tmp_path, monkeypatch) as world:
         # The DPS has no enrollment groups here (tests/test_readers_*.py read them).
         world.dps.script(dps_query_path(DPS_ID.rsplit("/", 1)[1]), Reply(200, []))
         yield world
-        connections.shared_credential.cache_clear()
 
 
 @pytest.fixture
@@ -174,10 +174,11 @@ def test_live_listing_records_exactly_like_the_uploaded_listing_with_source_live
             live[target].kind,
             live[target].display_name,
         )
-        assert {
-            k: v for k, v in uploaded_targets[target].items() if k not in ("source", "seen_at")
-        } == {k: v for k, v in live_targets[target].items() if k not in ("source", "seen_at")}
-    assert without_provenance(plan(app_runtime, settings)) == without_provenance(live_plan)
+        # (The live DPS read its enrollment groups too; the uploaded certificate list did not.)
+        assert {k: v for k, v in uploaded_targets[target].items() if not _when_or_where(k)} == {
+            k: v for k, v in live_targets[target].items() if not _when_or_where(k)
+        }
+    assert _without_provenance(plan(app_runtime, settings)) == _without_provenance(live_plan)
     # Every ARM request carried the stand-in token through the SDK's auth policy.
     assert arm.count() == 2 and all(s.authorization for s in arm.seen)
     # ... a token the stand-in accepted only for ARM's own audience (it answers 401 else).
@@ -429,9 +430,9 @@ def test_the_timer_pulls_at_most_every_refresh(timer_env: handlers.Runtime, arm:
 
     first = run_timer(NOW)
     assert arm.count() == 2
-    # The pass ran first (no evidence yet: the renewal on record resolves the tenant), the
-    # pull after it: the DPS lacks the renewal, so the next pass finds the tenant open.
-    assert first["items"] == []
+    # The pass ran first, on no registration evidence at all; the pull after it: the DPS
+    # lacks the renewal, so the next pass finds the tenant pending in the DPS.
+    assert all(not i["registration"]["evidence"] for i in first["items"])
     second = run_timer(NOW + timedelta(hours=1))
     assert [i["registration"]["pending"] for i in second["items"]] == [[DPS]]
     # The DPS gets the renewal; within 6 h the timer asks ARM nothing.

@@ -34,8 +34,14 @@ def test_default_rules_hold_the_2020_incident_and_rotation():
     rules = load_rules()
     assert rules.stages == (14, 7, 3, 1, 0)
     assert rules.overdue_every_days == 7
-    (incident,) = rules.incidents
+    incident, legacy, sphere = rules.incidents
     assert incident.id == "azure-sphere-2020-07"
+    # The retirements: a deadline for every tenant CA, a window no certificate is issued in.
+    assert [d.at for d in (*legacy.deadlines, *sphere.deadlines)] == [
+        at("2027-09-27T00:00:00Z"),
+        at("2031-07-31T00:00:00Z"),
+    ]
+    assert legacy.applies_to == sphere.applies_to == ("affected", "signature-mismatch", "ok")
     assert incident.window_start == at("2020-06-16T21:00:00Z")
     assert incident.window_end == at("2020-07-28T00:15:00Z")
     assert incident.window_start.tzinfo is UTC
@@ -81,7 +87,7 @@ def test_default_rules_are_cached():
     ],
 )
 def test_window_edges_are_inclusive_to_the_second(not_before: str, inside: bool):
-    (incident,) = load_rules().incidents
+    incident = load_rules().incidents[0]
     assert incident.contains(at(not_before)) is inside
 
 

@@ -1,9 +1,10 @@
 """``ca-watch registrations pull``: run the live registration pull once, locally.
 
-It lists the certificates of every ``REGISTRATION_TARGETS`` hub and DPS through ARM with
-the developer's ``az login`` (the app uses its managed identity), records each listing
-like an uploaded one (source ``live``) and notes the pull time, so the timer waits
-``REGISTRATION_REFRESH`` before its next one. Exit 1 when a target could not be read.
+It reads every live source (``REGISTRATION_TARGETS`` hubs and DPS with their enrollment
+groups, ``IOT_CENTRAL_APPS``, ``SPHERE_CATALOGS``; shared/readers) with the developer's
+``az login`` (the app uses its managed identity), records each like an upload (source
+``live``) and notes the pull time, so the timer waits ``REGISTRATION_REFRESH`` before its
+next one. Exit 1 when a source could not be read.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ def add_registration_commands(subparsers: Any) -> None:
     )
     pull = actions.add_parser(
         "pull",
-        help="list every REGISTRATION_TARGETS hub/DPS once and record what each holds",
+        help="read every live source once (hubs, DPS and their groups, IoT Central, Sphere)",
         description=(
-            "Read the CA certificates of each hub and DPS in REGISTRATION_TARGETS through "
-            "Azure Resource Manager (signed in with az login; Reader on each target) and "
-            "record each listing like an uploaded one. A target that cannot be read keeps "
-            "its last good listing. Exit 1 when a target could not be read."
+            "Read the CA certificates of each hub and DPS in REGISTRATION_TARGETS (and each "
+            "DPS's enrollment groups), the enrollment groups of each IOT_CENTRAL_APPS app and "
+            "the tenant CAs of each SPHERE_CATALOGS catalog (signed in with az login; the "
+            "roles are in docs/readers.md), within REGISTRATION_PULL_BUDGET, and record each "
+            "like an upload. A source that cannot be read keeps its last good listing. "
+            "Exit 1 when a source could not be read."
         ),
     )
     pull.add_argument("--now", metavar="ISO", help="the time to record (default: now)")

@@ -18,7 +18,7 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError
 
 from shared.analysis.listings import Listing, ListingError, parse_listing
-from shared.readers.base import MAX_PAGES, Budget, ReadOutcome, failed
+from shared.readers.base import MAX_PAGES, Budget, ReadOutcome, close_all, failed
 from shared.readers.http import sdk_options
 from shared.settings import RegistrationTarget, Settings
 
@@ -93,11 +93,7 @@ class ArmCertificateReader:
         raise ListingError("malformed-listing", f"more than {MAX_PAGES} pages")
 
     def close(self) -> None:
-        for client in self._clients.values():
-            try:
-                client.close()
-            except Exception:  # closing sockets: nothing to lose
-                log.debug("closing a management client failed", exc_info=True)
+        close_all(self._clients.values())
 
 
 def _raw(pipeline_response: Any, deserialized: Any, headers: Any) -> Any:

@@ -3,9 +3,9 @@ time ``Budget`` and the one way a failure is described (code, message)."""
 
 from __future__ import annotations
 
-import math
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ READ_TIMEOUT = 30.0  # seconds to wait for an answer's next bytes
 MAX_RETRY_AFTER = 30.0  # a longer Retry-After is not waited for: read again next pull
 MAX_PAGES = 200  # never follow pages forever (100 groups per DPS page: 20,000 groups)
 MAX_MESSAGE = 300
+log = logging.getLogger("ca_watch.readers")
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not-found", 429: "throttled"}
 
 
@@ -33,7 +34,8 @@ class BudgetExhausted(Exception):
 
 class Budget:
     """The overall time a pull may take. Each request is bounded by the per-request
-    timeouts *and* by what is left, so one hung service cannot outlast the budget."""
+    timeouts *and* by what is left (``http.ReadGuardPolicy``), so one hung service
+    cannot outlast the budget."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
@@ -46,18 +48,6 @@ class Budget:
     def check(self) -> None:
         if self.remaining() <= 0:
             raise BudgetExhausted(f"the pull budget of {self.seconds:g} s ran out")
-
-    def request_options(self) -> dict[str, Any]:
-        """Per-request keyword arguments for an azure-core pipeline: the transport's
-        timeouts, and the retry policy's absolute ``timeout`` (it shortens each retry's
-        timeouts to what is left, and stops when nothing is)."""
-        self.check()
-        left = self.remaining()
-        return {
-            "connection_timeout": min(CONNECT_TIMEOUT, left),
-            "read_timeout": min(READ_TIMEOUT, left),
-            "timeout": max(1, math.ceil(left)),  # azure-core takes whole seconds here
-        }
 
 
 @dataclass(frozen=True)
@@ -87,19 +77,25 @@ class ReadOutcome:
         return self.error is None
 
 
-class LiveTarget(Protocol):
-    @property
-    def target(self) -> str: ...
-
-
 class Reader(Protocol):
-    """One source of registration evidence (alertmanager's receivers: one per service)."""
+    """One source of registration evidence (alertmanager's receivers: one per service).
+    A reader is built for one pull with that pull's ``Budget``; every request it makes is
+    bounded by it (shared/readers/http.py)."""
 
     kind: str
 
-    def read(self, target: Any, budget: Budget) -> ReadOutcome:
-        """Read ``target`` within ``budget``; never raises (a failure is the outcome)."""
+    def read(self, target: Any) -> ReadOutcome:
+        """Read ``target``; never raises (a failure is the outcome's error)."""
         ...
+
+
+def close_all(clients: Iterable[Any]) -> None:
+    """Close the pull's SDK clients (their sockets): a failure there loses nothing."""
+    for client in clients:
+        try:
+            client.close()
+        except Exception:
+            log.debug("closing a client failed", exc_info=True)
 
 
 def failed(target: str, kind: str, name: str, exc: BaseException, service: str) -> ReadOutcome:

@@ -13,15 +13,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import logging
 from typing import Any
 
 from shared.analysis.listings import MAX_ENTRIES, ListingError, normalize_thumbprint
-from shared.readers.base import MAX_PAGES, Budget, ReadOutcome, SphereCa, failed
+from shared.readers.base import MAX_PAGES, Budget, ReadOutcome, SphereCa, close_all, failed
 from shared.readers.http import sdk_options
 from shared.settings import Settings, SphereCatalog
-
-log = logging.getLogger("ca_watch.readers")
 
 KIND = "sphere-catalog"
 SERVICE = "ARM"
@@ -69,11 +66,7 @@ class SphereCatalogReader:
         return client
 
     def close(self) -> None:
-        for client in self._clients.values():
-            try:
-                client.close()
-            except Exception:  # closing sockets: nothing to lose
-                log.debug("closing a management client failed", exc_info=True)
+        close_all(self._clients.values())
 
 
 def _require_value(items: Any) -> Any:
