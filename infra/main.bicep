@@ -124,6 +124,8 @@ param smtpStartTls string = 'true'
 param registrationTargets string = ''
 @description('How often the live registration listing runs at most (e.g. 6h, 30m).')
 param registrationRefresh string = '6h'
+@description('Seconds or a duration (3m) one live pull of every reader may take, after the alert pass')
+param registrationPullBudget string = '3m'
 @description('Comma list of Azure Sphere catalog ARM resource ids whose tenant CAs are read live; the post-provision hook grants the app identity Azure Sphere Reader on each.')
 param sphereCatalogs string = ''
 @description('Comma list of IoT Central app subdomains (or URLs) whose enrollment groups are read live; the post-provision hook adds the app identity as an app user.')
@@ -325,6 +327,7 @@ module functionApp 'app/function.bicep' = {
     reportContainerName: dataStorage.outputs.containerNames[2]
     registrationTargets: registrationTargets
     registrationRefresh: registrationRefresh
+    registrationPullBudget: registrationPullBudget
     sphereCatalogs: sphereCatalogs
     iotCentralApps: iotCentralApps
     armEndpoint: endpoints.arm

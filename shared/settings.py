@@ -335,7 +335,9 @@ class Settings:
     def live_targets(self) -> frozenset[str]:
         """The targets the app reads live: uploads naming them change nothing (DESIGN §1
         "Who may silence an alert")."""
-        return frozenset(t.target for t in self.registration_targets)
+        return frozenset(t.target for t in self.registration_targets) | frozenset(
+            app.lower() for app in self.iot_central_apps
+        )
 
     def recipients_for(self, tenant_id: str | None) -> tuple[str, ...]:
         if tenant_id and tenant_id.lower() in self.alert_email_routes:

@@ -60,6 +60,7 @@ param reportContainerName string
 param registrationTargets string = ''
 @description('How often the live listing of registrationTargets runs at most, e.g. 6h.')
 param registrationRefresh string = '6h'
+param registrationPullBudget string = '3m'
 @description('Comma list of Azure Sphere catalog ARM resource ids read live; empty = none.')
 param sphereCatalogs string = ''
 @description('Comma list of IoT Central app subdomains (or URLs) read live; empty = none.')
@@ -266,6 +267,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'REGISTRATION_REFRESH'
           value: registrationRefresh
+        }
+        {
+          name: 'REGISTRATION_PULL_BUDGET'
+          value: registrationPullBudget
         }
         // Azure Sphere catalogs (Azure Sphere Reader) and IoT Central apps (an app user), read
         // live; the post-provision hook grants both.

@@ -37,6 +37,8 @@ UNAUTHENTICATED = "unauthenticated"
 LOOK_ALIKE = "look-alike"
 CATALOG = "catalog"
 COUNTS_WITHOUT_EVIDENCE = (AUTHENTICATED, CATALOG)
+# Where trust is registered (an Azure Sphere catalog is where tenant CAs come from, not one).
+TARGET_KINDS = ("iot-hub", "dps", "iot-central", "other")
 
 
 @dataclass(frozen=True)
@@ -295,7 +297,9 @@ def registration_of(
         renewed_thumbprint=renewed.sha1_thumbprint if renewed else None,
         renewal_check=renewal_check,
         look_alikes=look_alikes,
-        unread=tuple(sorted(s.target for s in snapshots if not s.read_ok)),
+        unread=tuple(
+            sorted(s.target for s in snapshots if not s.read_ok and s.kind in TARGET_KINDS)
+        ),
     )
 
 
@@ -355,7 +359,7 @@ def _resolve(
         return Resolution(None, registration_of(cert, None, snapshots))
     verdicts = {r.sha256: checks(cert.sha256, r.sha256) for r in newer}
     look_alikes = tuple(sha for sha, verdict in verdicts.items() if verdict == LOOK_ALIKE)
-    blocked = any(not snap.read_ok for snap in snapshots)
+    blocked = any(not snap.read_ok and snap.kind in TARGET_KINDS for snap in snapshots)
     evidence = any(
         snap.read_ok and snap.has_listed(cert.sha1_thumbprint, cert.sha256) for snap in snapshots
     )

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -275,7 +275,8 @@ def _record_listing(
     warnings = repointed_names(before, listing) if listing.kind == "dps" else ()
     for warning in warnings:
         log.warning("registration target %s: %s", listing.target, warning)
-    tenants |= store.registrations.record_listing(listing, LIVE_SOURCE, now)
+    # When the evidence was made: the read, never the pass's (injectable) clock (issue 21).
+    tenants |= store.registrations.record_listing(listing, LIVE_SOURCE, datetime.now(UTC))
     return TargetOutcome(
         listing.target,
         listing.kind,
@@ -317,7 +318,7 @@ def _record_catalog(
     store.registrations.record_listing(
         Listing(outcome.target, outcome.kind, outcome.display_name, CATALOG_FORMAT, ()),
         LIVE_SOURCE,
-        now,
+        datetime.now(UTC),
     )
     return TargetOutcome(
         outcome.target,
