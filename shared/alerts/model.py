@@ -90,6 +90,10 @@ class DueAlert:
     actions: tuple[str, ...] = field(default=())
     # Where the current CA is registered and what is left (None: not looked up).
     registration: Registration | None = None
+    # An action deadline (the operator's own) or a milestone (information only), and what
+    # to do by an action deadline (rules.Deadline.action / what_to_do).
+    action: bool = True
+    todo: str = ""
 
     def ledger_key(self, channel: str) -> LedgerKey:
         return LedgerKey(
