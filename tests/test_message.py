@@ -250,17 +250,17 @@ def test_card_shape() -> None:
 
 
 def test_commands_render_as_code_never_as_backticks() -> None:
-    item = replace(alert(), actions=("Run `azsphere ca list` and `azsphere ca download`.",))
-    message = render_message([item], NOW)
+    action = "Run `azsphere ca list`, then `azsphere ca download --destination ca.cer`."
+    message = render_message([replace(alert(), actions=(action,))], NOW)
     assert "<code>azsphere ca list</code>" in message.html
+    assert "<code>azsphere ca download --destination ca.cer</code>" in message.html
     assert "`" not in message.html
-    runs = [
-        inline
-        for node in walk(message.adaptive_card)
-        if node.get("type") == "RichTextBlock"
-        for inline in node["inlines"]
-    ]
-    assert {"type": "TextRun", "text": "azsphere ca list", "fontType": "Monospace"} in runs
+    # The card: the sentence without backticks, the whole command in a monospace block.
+    texts = [n for n in walk(message.adaptive_card) if n.get("type") == "TextBlock"]
+    plain = [unescape_markdown(n["text"]) for n in texts]
+    assert "1. Run azsphere ca list, then azsphere ca download --destination ca.cer." in plain
+    command = texts[plain.index("azsphere ca download --destination ca.cer")]
+    assert command["fontType"] == "Monospace"
     assert "`" not in json.dumps(message.adaptive_card)
 
 

@@ -331,24 +331,14 @@ def _text_block(text: str, **extra: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True, **extra}
 
 
-def _neutral(value: str) -> str:
-    """A TextRun's text is not Markdown; only the card template syntax needs breaking."""
-    return value.replace("${", "$\u200b{")
-
-
-def _card_rich(value: str, **extra: Any) -> dict[str, Any]:
-    """A sentence whose `code` spans show in a monospace run, never as backticks."""
+def _card_rich(value: str, **extra: Any) -> list[dict[str, Any]]:
+    """A sentence for the card: its `code` spans lose their backticks (a TextBlock renders
+    Markdown, and a backtick would show as one), and a span that is a whole command (four
+    words or more) follows as its own monospace block, ready to copy."""
     runs = code_runs(value)
-    if not any(is_code for is_code, _ in runs):
-        return _text_block(escape_markdown(value), **extra)
-    return {
-        "type": "RichTextBlock",
-        "inlines": [
-            {"type": "TextRun", "text": _neutral(part), **({"fontType": "Monospace"} if c else {})}
-            for c, part in runs
-        ],
-        **{k: v for k, v in extra.items() if k in ("spacing", "separator")},
-    }
+    blocks = [_text_block(escape_markdown("".join(part for _, part in runs)), **extra)]
+    blocks += [_card_command(part) for is_code, part in runs if is_code and len(part.split()) >= 4]
+    return blocks
 
 
 def _card_command(command: str) -> dict[str, Any]:
@@ -414,24 +404,22 @@ def _card_tenant(block: TenantBlock) -> dict[str, Any]:
                     spacing="Small",
                 )
             )
-        items.extend(_card_rich(note, spacing="Small") for note in cert.notes if note)
+        for note in cert.notes:
+            items += _card_rich(note, spacing="Small") if note.strip() else []
         for number, action in enumerate(cert.actions, 1):
-            # "1." before the runs, so the number is not read as a Markdown list marker.
-            items.append(_card_rich(f"{number}. {action}", spacing="Small"))
+            # "1\." once escaped, so the number is not read as a Markdown list marker.
+            items += _card_rich(f"{number}. {action}", spacing="Small")
         check = cert.checklist
         if check.summary:
             items.append(_text_block(escape_markdown(check.summary), weight="Bolder"))
-        items.extend(_card_rich(note, spacing="Small") for note in check.notes)
+        for note in check.notes:
+            items += _card_rich(note, spacing="Small")
         for target in check.targets:
-            items.append(_card_rich(_target_line(target), spacing="Small"))
+            items.append(_text_block(escape_markdown(_target_line(target)), spacing="Small"))
             items.extend(_card_command(command) for command in target.commands)
             if target.closing:
-                items.append(_card_rich(target.closing, spacing="None"))
-    items.append(
-        _card_rich(f"Closing step: {block.closing}", spacing="Small")
-        if block.closing
-        else _text_block("")
-    )
+                items += _card_rich(target.closing, spacing="None")
+    items += _card_rich(f"Closing step: {block.closing}", weight="Bolder", spacing="Medium")
     return {"type": "Container", "separator": True, "spacing": "Large", "items": items}
 
 
