@@ -380,8 +380,14 @@ def test_items_cut_by_the_teams_size_limit_go_in_the_next_run(
         ]
         if "planned" not in states:
             break
-    sent_per_card = [
-        sum(1 for b in r["attachments"][0]["content"]["body"] if b["type"] == "Container")
+    sent_per_card = [  # one Container per tenant; one coloured line per deadline in it
+        sum(
+            1
+            for b in r["attachments"][0]["content"]["body"]
+            if b["type"] == "Container"
+            for line in b["items"]
+            if "color" in line
+        )
         for r in webhook.requests
     ]
     assert sum(sent_per_card) == due  # each item in exactly one card
