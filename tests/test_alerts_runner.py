@@ -529,6 +529,46 @@ def test_smtp_end_to_end_with_per_tenant_routing(store: TableStore) -> None:
         controller.stop()
 
 
+def test_an_email_channel_without_recipient_raises_an_operator_alert(
+    store: TableStore, outbox_dir: Path
+) -> None:
+    routed, stray = tenant(), tenant()
+    record_ca(store, routed)
+    record_ca(store, stray)
+    mailbox = Mailbox()
+    controller = LoopbackController(mailbox, hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        settings = Settings(
+            alert_channels=("smtp", "outbox"),
+            alert_outbox_dir=str(outbox_dir),
+            smtp_host="127.0.0.1",
+            smtp_port=controller.port,
+            smtp_starttls=False,
+            alert_email_from="ca-watch@example.com",
+            alert_email_routes={routed: ("owner@example.com",)},
+        )  # no ALERT_EMAIL_TO: the stray tenant has no recipient
+        document = run(store, settings, T_AUG4)
+        problems = {p["problem"]: p for p in document["self_health"]}
+        problem = problems["channel-recipients/smtp"]
+        assert "no recipient" in problem["summary"] and "ALERT_EMAIL_TO" in problem["summary"]
+        assert problem["channels"] == {"outbox": "sent"}  # told where it can be read
+        assert [rcpts for rcpts, _ in mailbox.messages] == [["owner@example.com"]]
+    finally:
+        controller.stop()
+
+
+def test_alerts_run_warns_when_a_channel_has_no_recipient(
+    store: TableStore, outbox_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_ca(store, tenant())
+    assert cli(["alerts", "run", "--now", "2020-08-04T09:00:00Z", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: channel outbox has no recipient" in captured.err
+    assert "empty To:" in captured.err and "ALERT_EMAIL_TO" in captured.err
+    assert json.loads(captured.out)["schema"] == "ca-watch/alerts/v1"  # stdout stays JSON
+
+
 def test_injection_in_subject_is_escaped_in_every_form(
     store: TableStore, settings: Settings, outbox_dir: Path
 ) -> None:

@@ -165,8 +165,6 @@ def test_last_stage_sent_per_channel_comes_from_the_ledger() -> None:
 def _x_of(page: str, label: str) -> float:
     pattern = r'<text class="hl" x="([\d.]+)" y="[\d.]+" text-anchor="\w+">[^<]*'
     match = re.search(pattern + label, page)
-        r'<text class="hl" x="([\d.]+)" y="[\d.]+" text-anchor="\w+">[^<]*' + label, page
-    )
     assert match, label
     return float(match.group(1))
 
