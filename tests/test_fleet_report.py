@@ -348,6 +348,29 @@ def app_runtime_pending(rt: handlers.Runtime) -> list[tuple[str, str]]:
     return pending_blobs(rt)
 
 
+def test_the_text_report_and_the_page_name_the_same_states(
+    app_runtime: handlers.Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a renewal: the text report said "open: renewal pending in 2 target(s)" where
+    the page said "resolved"; both now take the state from one place."""
+    files = samples.incident_sample_files()
+    upload(app_runtime, {**files, **dict([samples.renewed_tenant_file()])})
+    capsys.readouterr()
+    ca_watch(["report", "--now", "2020-09-01T09:00:00Z"])
+    text_rows: dict[str, str] = {}  # tenant -> its CAs' rows
+    for line in capsys.readouterr().out.splitlines():
+        if "tenant-ca" in line:
+            text_rows[line.split()[2]] = text_rows.get(line.split()[2], "") + line + "\n"
+    page = tmp_path / "fleet.html"
+    ca_watch(["report", "--html", str(page), "--now", "2020-09-01T09:00:00Z"])
+    row = r'<td class="st st-([a-z-]+)">[^<]*</td><th scope="row" class="mono">([^<]*)<'
+    html_states = re.findall(row, page.read_text())
+    assert len(html_states) == 3
+    for state_id, tenant_id in html_states:  # the tenant's state is one of its CAs' states
+        assert f" {state(state_id).label}" in text_rows[tenant_id], text_rows[tenant_id]
+    assert "open:" not in " ".join(text_rows.values())
+
+
 def test_report_html_over_hostile_uploads(
     app_runtime: handlers.Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

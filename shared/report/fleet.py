@@ -267,6 +267,23 @@ def _state(ca: CaView, newer_exists: bool) -> str:
     return "ok"
 
 
+def document_state(cert: Mapping[str, Any]) -> str:
+    """A certificate's state from its report/v1 object alone (no rules, no clock): its own
+    ``state`` when it names one of the vocabulary, else what its fields say."""
+    given = cert.get("state")
+    if isinstance(given, str) and given in RANK:
+        return given
+    if cert.get("retired"):
+        return "retired"
+    if cert.get("resolved_by"):
+        return "resolved"
+    if cert.get("acknowledged"):
+        return "acknowledged"
+    if cert.get("renewal_pending"):
+        return "pending"
+    return "affected" if cert.get("verdict") == "affected" else "ok"
+
+
 def _registration_state(ca: CaView | None, target: str) -> str:
     if ca is None:
         return "absent"
