@@ -6,7 +6,7 @@ import html
 import json
 import re
 import unicodedata
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from shared.alerts.message import (
     when_label,
 )
 from shared.alerts.model import DueAlert
+from shared.alerts.registration import Registration, TargetState
 from shared.alerts.states import state
 
 NOW = datetime(2020, 8, 4, 9, 0, tzinfo=UTC)
@@ -395,3 +396,72 @@ def test_urls_in_certificate_values_are_defanged_in_every_form() -> None:
     # The rule texts are the operator's own, and keep their links.
     assert defang("see ftp://a.b/c") == "see ftp[://]a[.]b/c"
     assert defang("document.title") == "document.title"
+
+
+SUB = "/subscriptions/0000/resourcegroups/fleet-rg/providers/microsoft.devices"
+
+
+@dataclass(frozen=True)
+class SnapshotState(TargetState):
+    """TargetState with the provenance and group fields issue 21 adds (absent on older
+    branches: the renderer reads them when present)."""
+
+    source: str = ""
+    seen_at: datetime | None = None
+    status: str = ""
+    groups_missing: tuple[str, ...] = ()
+    groups_seen: bool | None = None
+
+
+def checklist_of(*targets: TargetState) -> str:
+    registration = Registration(True, "b" * 64, targets, renewed_thumbprint="ABCDEF12" * 5)
+    return render_message([replace(alert(), registration=registration)], NOW).text
+
+
+def test_each_target_gets_a_line_its_commands_and_how_the_app_will_see_it() -> None:
+    text = checklist_of(
+        SnapshotState(f"{SUB}/iothubs/live-hub", "iot-hub", "live-hub", "verified", "absent",
+                      source="live", seen_at=NOW),
+        SnapshotState(f"{SUB}/iothubs/done-hub", "iot-hub", "done-hub", "verified", "verified",
+                      source="hubs/done.json", seen_at=NOW),
+        SnapshotState(f"{SUB}/provisioningservices/fleet-dps", "dps", "fleet-dps", "verified",
+                      "verified", status="pending", groups_missing=("g1",), groups_seen=True),
+        SnapshotState(f"{SUB}/iothubs/gone-hub", "iot-hub", "gone-hub", "absent", "absent",
+                      status="lost-trust"),
+    )  # fmt: skip
+    lines = text.splitlines()
+    live = lines.index(
+        "    ☐ pending: IoT Hub live-hub: current CA verified, renewed CA absent "
+        "(seen 2020-08-04 09:00 UTC, live read)"
+    )
+    assert lines[live + 1] == "        # IoT Hub live-hub"
+    assert (
+        "      The app reads IoT Hub live-hub live: it sees the change within "
+        "REGISTRATION_REFRESH; nothing to upload." in lines
+    )
+    assert (
+        "    ✔ done: IoT Hub done-hub: current CA verified, renewed CA verified "
+        "(seen 2020-08-04 09:00 UTC, from hubs/done.json)" in lines
+    )
+    # The DPS lists the renewal verified, but an enrollment group still names only the old CA.
+    assert (
+        "        az iot dps enrollment-group update --dps-name fleet-dps --resource-group "
+        "fleet-rg --enrollment-id g1 --secondary-ca-name tenant-ca-abcdef12" in lines
+    )
+    assert any(line.startswith("    ✖ lost trust: IoT Hub gone-hub") for line in lines)
+    assert (
+        "      Then upload the new `az iot hub certificate list --hub-name gone-hub "
+        "--resource-group fleet-rg` output to CA Rotation Watch." in lines
+    )
+    assert lines[-1].startswith("Closing step: Alerts for this tenant stop once every target")
+
+
+def test_a_dps_whose_groups_were_never_read_asks_for_them() -> None:
+    text = checklist_of(
+        SnapshotState(f"{SUB}/provisioningservices/fleet-dps", "dps", "fleet-dps", "verified",
+                      "absent", groups_seen=False),
+    )  # fmt: skip
+    assert (
+        "`az iot dps enrollment-group list --dps-name fleet-dps --resource-group fleet-rg` "
+        "(its enrollment groups were never seen)" in text
+    )

@@ -424,9 +424,8 @@ def _card_tenant(block: TenantBlock) -> dict[str, Any]:
 
 
 def _target_line(target: TargetCheck) -> str:
-    mark = "✔ done" if target.done else "☐ pending"
     evidence = f" ({target.evidence})" if target.evidence else ""
-    return f"{mark}: {target.label}: {target.status}{evidence}"
+    return f"{target.mark}: {target.label}: {target.status}{evidence}"
 
 
 def _card(subject: str, now: datetime, blocks: list[TenantBlock], tail: str) -> dict[str, Any]:

@@ -112,6 +112,7 @@ class TargetCheck:
     """One line of a tenant's checklist: a target that trusts the current CA."""
 
     done: bool  # the renewed CA is verified there
+    mark: str  # "✔ done", "☐ pending", "✖ lost trust", "? unknown" (its last read failed)
     label: str  # "IoT Hub fleet-hub"
     status: str  # "current CA verified, renewed CA absent"
     evidence: str  # "seen 2020-08-04 09:00 UTC, live read" or "" when not known
@@ -165,25 +166,31 @@ def target_closing(state: TargetState) -> str:
     name, group = names
     if state.kind == "iot-hub":
         listing = f"az iot hub certificate list --hub-name {name} --resource-group {group}"
-    else:
-        listing = f"az iot dps certificate list --dps-name {name} --resource-group {group}"
-    return f"Then upload the new `{listing}` output to CA Rotation Watch."
+        return f"Then upload the new `{listing}` output to CA Rotation Watch."
+    listing = f"az iot dps certificate list --dps-name {name} --resource-group {group}"
+    groups = f"az iot dps enrollment-group list --dps-name {name} --resource-group {group}"
+    if getattr(state, "groups_seen", None) is False:  # the group clause is unchecked
+        return (
+            f"Then upload the new `{listing}` output, and `{groups}` (its enrollment groups "
+            "were never seen), to CA Rotation Watch."
+        )
+    return f"Then upload the new `{listing}` and `{groups}` output to CA Rotation Watch."
 
 
 def _group_commands(state: TargetState, registration: Registration) -> list[str]:
-    """DPS enrollment groups that name the current CA must name the renewal too (DESIGN §4
-    rule 1); only when the snapshot has read its groups (issue 22)."""
-    groups = getattr(state, "groups", None) or ()
+    """DPS enrollment groups that cover the current CA but not the renewal must name it too
+    (DESIGN §4 rule 1); only when the snapshot has read its groups (issues 21 and 22 add
+    ``groups_missing`` to TargetState; absent, there is nothing to say)."""
+    missing = getattr(state, "groups_missing", None) or ()
     names = _arm_names(state) if state.kind == "dps" else None
-    if not groups or names is None:
+    if not missing or names is None:
         return []
     cert = state.renewed_name or f"tenant-ca-{(registration.renewed_thumbprint or '').lower()[:8]}"
     if not _SAFE_NAME.fullmatch(cert):
         return []
     out = []
-    for group in groups:
-        group_id = str(getattr(group, "group_id", ""))
-        if getattr(group, "enabled", True) and _SAFE_NAME.fullmatch(group_id):
+    for group_id in map(str, missing):
+        if _SAFE_NAME.fullmatch(group_id):
             out.append(
                 f"az iot dps enrollment-group update --dps-name {names[0]} "
                 f"--resource-group {names[1]} --enrollment-id {shlex.quote(group_id)} "
@@ -212,13 +219,19 @@ def checklist(registration: Registration | None) -> Checklist:
         notes = (NO_RENEWAL,)
     checks = []
     for state in registration.targets:
-        done = state.renewed == VERIFIED
+        # issue 21's status (done | pending | lost-trust) where the snapshot carries it
+        status = getattr(state, "status", "") or ("done" if state.renewed == VERIFIED else "")
+        done = status == "done"
+        mark = "✔ done" if done else "✖ lost trust" if status == "lost-trust" else "☐ pending"
+        if getattr(state, "unknown", False):  # issue 21: the last read failed
+            mark = "? unknown"
         todo: list[str] = []
         if not done and registration.renewed is not None:
             todo = commands(state, registration) + _group_commands(state, registration)
         checks.append(
             TargetCheck(
                 done=done,
+                mark=mark,
                 label=target_label(state),
                 status=f"current CA {STATE_LABELS[state.current]}, "
                 f"renewed CA {STATE_LABELS[state.renewed]}",
