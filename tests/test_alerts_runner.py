@@ -497,65 +497,71 @@ class Mailbox:
         return "250 OK"
 
 
-def test_smtp_end_to_end_with_per_tenant_routing(store: TableStore) -> None:
-    routed, default = tenant(), tenant()
-    record_ca(store, routed)
-    record_ca(store, default)
+@pytest.fixture
+def mail_relay() -> Iterator[tuple[Mailbox, int]]:
+    """A loopback SMTP relay: its mailbox and port."""
     mailbox = Mailbox()
     controller = LoopbackController(mailbox, hostname="127.0.0.1", port=0)
     controller.start()
-    try:
-        settings = Settings(
-            alert_channels=("smtp",),
-            smtp_host="127.0.0.1",
-            smtp_port=controller.port,
-            smtp_starttls=False,
-            alert_email_from="ca-watch@example.com",
-            alert_email_to=("ops@example.com",),
-            alert_email_routes={routed: ("tenant-owner@example.com",)},
-        )
-        document = run(store, settings, T_AUG4)  # channels built from the settings
-        assert {i["channels"]["smtp"] for i in document["items"]} == {"sent"}
-        by_rcpt = {tuple(rcpts): body for rcpts, body in mailbox.messages}
-        assert set(by_rcpt) == {("tenant-owner@example.com",), ("ops@example.com",)}
-        assert routed in by_rcpt[("tenant-owner@example.com",)]
-        assert default not in by_rcpt[("tenant-owner@example.com",)]
-        assert default in by_rcpt[("ops@example.com",)]
-        assert "text/html" in by_rcpt[("ops@example.com",)]
+    yield mailbox, controller.port
+    controller.stop()
 
-        assert run(store, settings, T_AUG4)["messages"] == []
-        assert len(mailbox.messages) == 2
-    finally:
-        controller.stop()
+
+def smtp_settings(port: int, **values: Any) -> Settings:
+    return Settings(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_starttls=False,
+        alert_email_from="ca-watch@example.com",
+        **values,
+    )
+
+
+def test_smtp_end_to_end_with_per_tenant_routing(
+    store: TableStore, mail_relay: tuple[Mailbox, int]
+) -> None:
+    routed, default = tenant(), tenant()
+    record_ca(store, routed)
+    record_ca(store, default)
+    mailbox, port = mail_relay
+    settings = smtp_settings(
+        port,
+        alert_channels=("smtp",),
+        alert_email_to=("ops@example.com",),
+        alert_email_routes={routed: ("tenant-owner@example.com",)},
+    )
+    document = run(store, settings, T_AUG4)  # channels built from the settings
+    assert {i["channels"]["smtp"] for i in document["items"]} == {"sent"}
+    by_rcpt = {tuple(rcpts): body for rcpts, body in mailbox.messages}
+    assert set(by_rcpt) == {("tenant-owner@example.com",), ("ops@example.com",)}
+    assert routed in by_rcpt[("tenant-owner@example.com",)]
+    assert default not in by_rcpt[("tenant-owner@example.com",)]
+    assert default in by_rcpt[("ops@example.com",)]
+    assert "text/html" in by_rcpt[("ops@example.com",)]
+
+    assert run(store, settings, T_AUG4)["messages"] == []
+    assert len(mailbox.messages) == 2
 
 
 def test_an_email_channel_without_recipient_raises_an_operator_alert(
-    store: TableStore, outbox_dir: Path
+    store: TableStore, outbox_dir: Path, mail_relay: tuple[Mailbox, int]
 ) -> None:
     routed, stray = tenant(), tenant()
     record_ca(store, routed)
     record_ca(store, stray)
-    mailbox = Mailbox()
-    controller = LoopbackController(mailbox, hostname="127.0.0.1", port=0)
-    controller.start()
-    try:
-        settings = Settings(
-            alert_channels=("smtp", "outbox"),
-            alert_outbox_dir=str(outbox_dir),
-            smtp_host="127.0.0.1",
-            smtp_port=controller.port,
-            smtp_starttls=False,
-            alert_email_from="ca-watch@example.com",
-            alert_email_routes={routed: ("owner@example.com",)},
-        )  # no ALERT_EMAIL_TO: the stray tenant has no recipient
-        document = run(store, settings, T_AUG4)
-        problems = {p["problem"]: p for p in document["self_health"]}
-        problem = problems["channel-recipients/smtp"]
-        assert "no recipient" in problem["summary"] and "ALERT_EMAIL_TO" in problem["summary"]
-        assert problem["channels"] == {"outbox": "sent"}  # told where it can be read
-        assert [rcpts for rcpts, _ in mailbox.messages] == [["owner@example.com"]]
-    finally:
-        controller.stop()
+    mailbox, port = mail_relay
+    settings = smtp_settings(
+        port,
+        alert_channels=("smtp", "outbox"),
+        alert_outbox_dir=str(outbox_dir),
+        alert_email_routes={routed: ("owner@example.com",)},
+    )  # no ALERT_EMAIL_TO: the stray tenant has no recipient
+    document = run(store, settings, T_AUG4)
+    problems = {p["problem"]: p for p in document["self_health"]}
+    problem = problems["channel-recipients/smtp"]
+    assert "no recipient" in problem["summary"] and "ALERT_EMAIL_TO" in problem["summary"]
+    assert problem["channels"] == {"outbox": "sent"}  # told where it can be read
+    assert [rcpts for rcpts, _ in mailbox.messages] == [["owner@example.com"]]
 
 
 def test_alerts_run_warns_when_a_channel_has_no_recipient(
