@@ -135,9 +135,10 @@ def tenants_changed_since(rt: Runtime, moment: datetime) -> bool:
     """Whether a row that opens or closes a tenant was written after ``moment``. Both
     sides are the storage service's clock (a row's Timestamp, the blob's Last-Modified),
     never the pass's own ``now``, which a test or a replay may set anywhere. Last-Modified
-    has whole seconds: a row of the same second counts as newer (a spare write, never a
-    missed change)."""
-    stamp = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    has whole seconds, and the pass may itself write such a row just before the report:
+    rows of the report's own second count as seen (one written in that second after the
+    report shows at the next change, or at the daily write)."""
+    stamp = (moment + timedelta(seconds=1)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for name in OPENS_OR_CLOSES:
         rows = rt.store.table(name).query_entities(
             f"Timestamp gt datetime'{stamp}'", select=["PartitionKey"], results_per_page=1
