@@ -1,10 +1,11 @@
-"""Refresh docs/fleet-report.png and docs/alert-email.png: the demo's story (the 2020
-incident's sample files, the alert timer on Aug 4 and Aug 18, the renewal of one tenant)
-on a private Azurite, its fleet report as of 2020-09-01 and the alert e-mail of Aug 18,
-each opened in headless Chromium (Playwright driving Debian's chromium, never a downloaded
-browser). The fleet report is checked first: no two text boxes of its timeline overlap and
-no line of the timeline runs through a label (tests/test_report_layout_browser.py checks
-the same pages with the same functions).
+"""Refresh docs/fleet-report.png and docs/alert-email.png: the demo's story on a private
+Azurite (the 2020 incident's sample files and an IoT Hub listing, the alert timer on Aug 4
+and Aug 18, the renewals: one registered and verified, one still to register), its fleet
+report as of 2020-09-01 and the alert e-mail of Aug 18, each opened in headless Chromium
+(Playwright driving Debian's chromium, never a downloaded browser). The fleet report is
+checked first: no two text boxes of its timeline overlap and no line of the timeline runs
+through a label (tests/test_report_layout_browser.py checks the same pages with the same
+functions).
 
 Run: ``.venv/bin/python scripts/screenshots.py`` (needs `npm ci` for Azurite and
 `apt-get install chromium`).
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DOCS = ROOT / "docs"
+HUB = "/subscriptions/0000/resourceGroups/fleet-rg/providers/Microsoft.Devices/IotHubs/fleet-hub"
 REPORT_AT = "2020-09-01T09:00:00Z"
 TIMER_AT = (datetime(2020, 8, 4, 9, tzinfo=UTC), datetime(2020, 8, 18, 9, tzinfo=UTC))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
@@ -84,6 +86,8 @@ def chromium_path() -> str:
 def run_demo_story(report: Path) -> None:
     """The demo's story through the CLI and the registered functions, on the storage the
     environment names (CertStorage); writes the fleet report to ``report``."""
+    from demo import der_of, listing  # the demo's own listing maker (scripts/demo.py)
+
     from shared.app import handlers
     from shared.local import samples
     from shared.local.cli import main as ca_watch
@@ -92,18 +96,35 @@ def run_demo_story(report: Path) -> None:
     rt = handlers.runtime()
     handlers.ensure_containers(rt)
     container = rt.blobs.get_container_client(rt.settings.cert_container)
-    for name, data in samples.incident_sample_files().items():
-        container.upload_blob(name, data, overwrite=True)
-    ca_watch(["process", "--once", "-q", "--now", "2020-07-30T09:00:00Z"])
-    for moment in TIMER_AT:
-        handlers.use_clock(lambda moment=moment: moment)
+
+    def upload(files: dict[str, bytes], now: str) -> None:
+        for name, data in files.items():
+            container.upload_blob(name, data, overwrite=True)
+        ca_watch(["process", "--once", "-q", "--now", now])
+
+    def timer(moment: datetime) -> None:
+        handlers.use_clock(lambda: moment)
         try:
             registered_function("send_alerts")(SimpleNamespace(past_due=False))
         finally:
             handlers.use_clock(None)
-    name, data = samples.renewed_tenant_file(samples.TENANT_OID)
-    container.upload_blob(name, data, overwrite=True)
-    ca_watch(["process", "--once", "-q", "--now", "2020-08-26T09:00:00Z"])
+
+    files = samples.incident_sample_files()
+    current = {
+        tenant: der_of(next(data for name, data in files.items() if tenant in name))
+        for tenant in (samples.TENANT_OID, samples.TENANT_PARAMS)
+    }
+    renewed = {t: samples.renewed_tenant_file(t) for t in current}
+    hub = "listings/fleet-hub.json"
+    files[hub] = listing(HUB, [(f"ca-{t[-4:]}", der, True) for t, der in current.items()])
+    upload(files, "2020-07-30T09:00:00Z")
+    timer(TIMER_AT[0])
+    upload(dict(renewed.values()), "2020-08-10T09:00:00Z")  # on record, not yet registered
+    timer(TIMER_AT[1])
+    # One tenant registers and verifies its renewal in the hub: it closes; the other waits.
+    entries = [(f"ca-{t[-4:]}", der, True) for t, der in current.items()]
+    entries.append(("ca-0001-renewed", renewed[samples.TENANT_OID][1], True))
+    upload({hub: listing(HUB, entries)}, "2020-08-26T09:00:00Z")
     ca_watch(["report", "--html", str(report), "--now", REPORT_AT])
 
 
@@ -136,7 +157,11 @@ def main() -> int:
         handlers.reset_runtime()
         report = work / "fleet.html"
         run_demo_story(report)
-        emails = sorted((work / "outbox").glob("*.html"))
+        emails = [  # the tenants' alerts, not the operator's
+            path
+            for path in sorted((work / "outbox").glob("*.html"))
+            if "operator alert" not in path.read_text(encoding="utf-8")
+        ]
         if not emails:
             raise SystemExit("the demo story sent no e-mail: nothing to photograph")
         with sync_playwright() as playwright:
