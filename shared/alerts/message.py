@@ -287,6 +287,15 @@ def _tenant_block(tenant_id: str, items: list[DueAlert], now: datetime) -> Tenan
     for item in items:
         by_cert.setdefault(item.certificate, []).append(item)
     certificates = [_cert_block(group, now) for group in by_cert.values()]
+    # The rules' texts and steps once per tenant: a second tenant CA shows only what is new.
+    shown: set[str] = set()
+    for cert in certificates:
+        cert.notes = [n for n in cert.notes if n not in shown]
+        cert.actions = [a for a in cert.actions if a not in shown]
+        shown.update(cert.notes, cert.actions)
+        if len(certificates) > 1 and cert.checklist.summary:
+            summary = f"Tenant CA {cert.facts[0][1][:8]}: {cert.checklist.summary}"
+            cert.checklist = dataclasses.replace(cert.checklist, summary=summary)
     top = _most_urgent(items)
     if top.action:
         todo = clean(top.todo or top.deadline_title)
