@@ -79,7 +79,7 @@ def _item(
     values: dict[str, Any] = {
         "tenant_id": tenant,
         "certificate": f"{n:064x}",
-        "sha1_thumbprint": f"c8d1{n:036x}",
+        "sha1_thumbprint": f"{n:08x}c8d1{n:028x}",
         "subject": f"C=US, O=Microsoft Corporation, CN=Microsoft Azure Sphere {tenant}",
         "not_before": datetime(2020, 7, 1, 12, 30, tzinfo=UTC),
         "not_after": datetime(2022, 7, 1, 12, 30, tzinfo=UTC),
@@ -101,8 +101,9 @@ GUID = "22222222-2222-4222-8222-222222222222"
 
 
 def hostile_items() -> list[object]:
-    """One tenant with hostile values everywhere, one with a plain GUID; every days-left
-    label the planner can produce; every kind of registration section."""
+    """One tenant with hostile values everywhere, one with a plain GUID; every time-left
+    label (days, hours, overdue by hours, by days, since a date) and both tenses of a
+    milestone; every kind of registration section; a tenant CA with two deadlines due."""
     over_long_subject = (
         "CN=Microsoft Azure Sphere " + "s" * 700 + " www.evil.example.com " + "t" * 200
     )
@@ -135,6 +136,36 @@ def hostile_items() -> list[object]:
         # Due earlier today: stage 0d, yet a day count of -1 (urgent, "overdue by 1 day").
         _item(GUID, 5, "0d", -1, deadline_id="incident-2020-07/expiry"),
         _item(GUID, 6, "14d", 13, deadline_title="Renewed tenant CA activates in two weeks"),
+        # A milestone of a tenant CA already listed: information, shown under the same CA.
+        _item(
+            GUID,
+            3,
+            "0d",
+            0,
+            action=False,
+            deadline_id="incident-2020-07/renewal-available",
+            deadline_title="Renewed tenant CA available",
+            due=NOW.replace(tzinfo=UTC) + timedelta(hours=15),
+        ),
+        # A milestone that has passed reads "since"; an action nine days late, as a date.
+        _item(
+            HOSTILE_TENANT,
+            1,
+            "0d",
+            -1,
+            action=False,
+            deadline_id="incident-2020-07/renewal-available",
+            deadline_title="Renewed tenant CA available",
+            due=NOW.replace(tzinfo=UTC) - timedelta(hours=9),
+        ),
+        _item(
+            HOSTILE_TENANT,
+            8,
+            "overdue",
+            -9,
+            todo="Register the renewed tenant CA before it activates",
+            due=NOW.replace(tzinfo=UTC) - timedelta(days=9),
+        ),
     ]
 
 

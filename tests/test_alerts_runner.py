@@ -175,8 +175,12 @@ def test_design_example_stage_by_stage(
     (message,) = outbox(outbox_dir)
     assert message["item_count"] == 2 and message["omitted_count"] == 0
     assert f"Tenant {affected}" in message["text"] and fine not in message["text"]
-    assert "* Renewed tenant CA available: due today" in message["text"]
-    assert "* Renewed tenant CA activates: 13 days left" in message["text"]
+    # Microsoft's date is information; the operator's own deadline has its time left.
+    assert "- Renewed tenant CA available from 2020-08-05 (information)" in message["text"]
+    assert (
+        "* Register the renewed tenant CA before it activates: by 2020-08-18 00:00 UTC, "
+        "13 days left" in message["text"]
+    )
     assert "azsphere ca list" in message["text"]
 
     again = run(store, settings, T_AUG4)
@@ -375,7 +379,7 @@ def test_items_cut_by_the_teams_size_limit_go_in_the_next_run(
     listed, omitted = teams_message["items"], teams_message["omitted"]
     assert 0 < listed < due and listed + omitted == due
     card = json.dumps(webhook.requests[0])
-    assert f"and {omitted} more" in card and webhook.sizes[0] < 28_000
+    assert f"{omitted} alerts" in card and "folded" in card and webhook.sizes[0] < 28_000
     states = [i["channels"]["teams"] for i in first["items"]]
     assert states.count("sent") == listed and states.count("planned") == omitted
     teams_rows = [r for r in ledger_rows(store) if r["channel"] == "teams"]
@@ -390,8 +394,14 @@ def test_items_cut_by_the_teams_size_limit_go_in_the_next_run(
         ]
         if "planned" not in states:
             break
-    sent_per_card = [
-        sum(1 for b in r["attachments"][0]["content"]["body"] if b["type"] == "Container")
+    sent_per_card = [  # one Container per tenant; one coloured line per deadline in it
+        sum(
+            1
+            for b in r["attachments"][0]["content"]["body"]
+            if b["type"] == "Container"
+            for line in b["items"]
+            if "color" in line
+        )
         for r in webhook.requests
     ]
     assert sum(sent_per_card) == due  # each item in exactly one card
@@ -503,36 +513,82 @@ class Mailbox:
         return "250 OK"
 
 
-def test_smtp_end_to_end_with_per_tenant_routing(store: TableStore) -> None:
-    routed, default = tenant(), tenant()
-    record_ca(store, routed)
-    record_ca(store, default)
+@pytest.fixture
+def mail_relay() -> Iterator[tuple[Mailbox, int]]:
+    """A loopback SMTP relay: its mailbox and port."""
     mailbox = Mailbox()
     controller = LoopbackController(mailbox, hostname="127.0.0.1", port=0)
     controller.start()
-    try:
-        settings = Settings(
-            alert_channels=("smtp",),
-            smtp_host="127.0.0.1",
-            smtp_port=controller.port,
-            smtp_starttls=False,
-            alert_email_from="ca-watch@example.com",
-            alert_email_to=("ops@example.com",),
-            alert_email_routes={routed: ("tenant-owner@example.com",)},
-        )
-        document = run(store, settings, T_AUG4)  # channels built from the settings
-        assert {i["channels"]["smtp"] for i in document["items"]} == {"sent"}
-        by_rcpt = {tuple(rcpts): body for rcpts, body in mailbox.messages}
-        assert set(by_rcpt) == {("tenant-owner@example.com",), ("ops@example.com",)}
-        assert routed in by_rcpt[("tenant-owner@example.com",)]
-        assert default not in by_rcpt[("tenant-owner@example.com",)]
-        assert default in by_rcpt[("ops@example.com",)]
-        assert "text/html" in by_rcpt[("ops@example.com",)]
+    yield mailbox, controller.port
+    controller.stop()
 
-        assert run(store, settings, T_AUG4)["messages"] == []
-        assert len(mailbox.messages) == 2
-    finally:
-        controller.stop()
+
+def smtp_settings(port: int, **values: Any) -> Settings:
+    return Settings(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_starttls=False,
+        alert_email_from="ca-watch@example.com",
+        **values,
+    )
+
+
+def test_smtp_end_to_end_with_per_tenant_routing(
+    store: TableStore, mail_relay: tuple[Mailbox, int]
+) -> None:
+    routed, default = tenant(), tenant()
+    record_ca(store, routed)
+    record_ca(store, default)
+    mailbox, port = mail_relay
+    settings = smtp_settings(
+        port,
+        alert_channels=("smtp",),
+        alert_email_to=("ops@example.com",),
+        alert_email_routes={routed: ("tenant-owner@example.com",)},
+    )
+    document = run(store, settings, T_AUG4)  # channels built from the settings
+    assert {i["channels"]["smtp"] for i in document["items"]} == {"sent"}
+    by_rcpt = {tuple(rcpts): body for rcpts, body in mailbox.messages}
+    assert set(by_rcpt) == {("tenant-owner@example.com",), ("ops@example.com",)}
+    assert routed in by_rcpt[("tenant-owner@example.com",)]
+    assert default not in by_rcpt[("tenant-owner@example.com",)]
+    assert default in by_rcpt[("ops@example.com",)]
+    assert "text/html" in by_rcpt[("ops@example.com",)]
+
+    assert run(store, settings, T_AUG4)["messages"] == []
+    assert len(mailbox.messages) == 2
+
+
+def test_an_email_channel_without_recipient_raises_an_operator_alert(
+    store: TableStore, outbox_dir: Path, mail_relay: tuple[Mailbox, int]
+) -> None:
+    routed, stray = tenant(), tenant()
+    record_ca(store, routed)
+    record_ca(store, stray)
+    mailbox, port = mail_relay
+    settings = smtp_settings(
+        port,
+        alert_channels=("smtp", "outbox"),
+        alert_outbox_dir=str(outbox_dir),
+        alert_email_routes={routed: ("owner@example.com",)},
+    )  # no ALERT_EMAIL_TO: the stray tenant has no recipient
+    document = run(store, settings, T_AUG4)
+    problems = {p["problem"]: p for p in document["self_health"]}
+    problem = problems["channel-recipients/smtp"]
+    assert "no recipient" in problem["summary"] and "ALERT_EMAIL_TO" in problem["summary"]
+    assert problem["channels"] == {"outbox": "sent"}  # told where it can be read
+    assert [rcpts for rcpts, _ in mailbox.messages] == [["owner@example.com"]]
+
+
+def test_alerts_run_warns_when_a_channel_has_no_recipient(
+    store: TableStore, outbox_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_ca(store, tenant())
+    assert cli(["alerts", "run", "--now", "2020-08-04T09:00:00Z", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: channel outbox has no recipient" in captured.err
+    assert "empty To:" in captured.err and "ALERT_EMAIL_TO" in captured.err
+    assert json.loads(captured.out)["schema"] == "ca-watch/alerts/v1"  # stdout stays JSON
 
 
 def test_injection_in_subject_is_escaped_in_every_form(

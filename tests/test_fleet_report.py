@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,6 +28,7 @@ from fleet_samples import (
 )
 
 from shared.alerts.rules import load_rules
+from shared.alerts.states import state
 from shared.app import handlers, report_writer
 from shared.local import samples
 from shared.local.cli import main as ca_watch
@@ -64,10 +66,16 @@ def test_each_tenant_gets_its_state_most_urgent_first() -> None:
     assert fleet.counts["affected"] == 3
     assert fleet.counts["affected_resolved"] == 1 and fleet.counts["affected_pending"] == 2
     page = render_fleet_html(fleet)
+    # The summary counts what the rows say, in the vocabulary's words and marks.
     assert summary_of(page).startswith(
-        "6 certificates (6 tenant CAs of 4 tenants); 3 affected tenant CAs: 1 resolved, "
-        "2 pending, 0 acknowledged;"
+        "6 certificates (6 tenant CAs of 4 tenants); tenants by state: 1 ⚠ affected, "
+        "1 ☐ pending, 1 ✔ resolved, 1 ✔ ok;"
     )
+    rows = re.findall(r'<td class="st st-([a-z-]+)">([^<]*)</td>', page)
+    assert [state_id for state_id, _ in rows] == ["affected", "pending", "resolved", "ok"]
+    assert [label for _, label in rows] == [
+        f"{state(s).symbol} {state(s).label}" for s in ("affected", "pending", "resolved", "ok")
+    ]
     assert "1 unreadable or refused upload of 2." in summary_of(page)
 
 
@@ -80,19 +88,39 @@ def test_acknowledged_tenant_is_shown_as_such() -> None:
     assert "acknowledged by ops@contoso (lab)" in render_fleet_html(fleet)
 
 
-def test_next_deadline_names_the_date_and_how_many_tenants_it_hits() -> None:
+def test_next_deadline_is_the_next_action_deadline_not_a_milestone() -> None:
     fleet = fleet_at(datetime(2020, 8, 1, 9, tzinfo=UTC))
     view, hits = fleet.next_deadline
-    assert (view.id, view.due, view.days_left, hits) == (
-        RENEWAL,
-        datetime(2020, 8, 5, tzinfo=UTC),
-        3,
+    # Aug 5 (renewal available) is Microsoft's milestone; the operator's deadline is Aug 18.
+    assert (view.id, view.due, view.when, hits) == (
+        ACTIVATION,
+        datetime(2020, 8, 18, tzinfo=UTC),
+        "16 days left",
         2,  # the two affected tenants still open; the renewed one is resolved
     )
+    page = render_fleet_html(fleet)
     assert (
-        "next deadline: Renewed tenant CA available on 2020-08-05 (3 days left) for 2 tenants"
-        in (summary_of(render_fleet_html(fleet)))
+        "next action deadline: Register the renewed tenant CA before it activates on "
+        "2020-08-18 (16 days left) for 2 tenants" in summary_of(page)
     )
+    assert "Renewed tenant CA available" not in re.sub(r"<svg.*</svg>", "", page, flags=re.S)
+
+
+@pytest.mark.parametrize(
+    ("now", "when"),
+    [
+        (datetime(2020, 8, 17, 9, tzinfo=UTC), "15 hours left"),  # under 2 days: hours
+        (datetime(2020, 8, 18, 9, tzinfo=UTC), "overdue by 9 hours"),  # never "1 day"
+        (datetime(2022, 6, 10, 9, tzinfo=UTC), "overdue since 2020-08-18"),  # not "-662"
+    ],
+)
+def test_time_left_reads_in_hours_days_or_a_date_and_only_late_actions_are_red(
+    now: datetime, when: str
+) -> None:
+    page = render_fleet_html(fleet_at(now))
+    cell = re.search(r'<td class="nowrap( late)?">([^<]*)</td>', page)
+    assert cell is not None and cell.group(2).startswith(when)
+    assert bool(cell.group(1)) == when.startswith("overdue")
 
 
 def test_registration_targets_show_current_and_renewed_state() -> None:
@@ -104,7 +132,7 @@ def test_registration_targets_show_current_and_renewed_state() -> None:
     assert dps.error == "forbidden: Reader role missing"
     page = render_fleet_html(fleet)
     assert "<td>dps (dps)<br>cannot be read: forbidden: Reader role missing</td>" in page
-    assert "<td>verified</td><td>unverified</td>" in page
+    assert '<td class="nowrap">verified</td><td>unverified</td>' in page
 
 
 def test_without_registrations_the_page_says_no_listing_shows_them() -> None:
@@ -135,14 +163,15 @@ def test_last_stage_sent_per_channel_comes_from_the_ledger() -> None:
 
 
 def _x_of(page: str, label: str) -> float:
-    match = re.search(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="\w+">[^<]*' + label, page)
+    pattern = r'<text class="hl" x="([\d.]+)" y="[\d.]+" text-anchor="\w+">[^<]*'
+    match = re.search(pattern + label, page)
     assert match, label
     return float(match.group(1))
 
 
 def test_incident_axis_keeps_aug_5_and_aug_18_apart() -> None:
     page = render_fleet_html(fleet_at())
-    aug5, aug18 = _x_of(page, "2020-08-05 Renewed"), _x_of(page, "2020-08-18 Renewed")
+    aug5, aug18 = _x_of(page, "2020-08-05 Renewed"), _x_of(page, "2020-08-18 Register")
     assert aug18 - aug5 >= 20  # 13 days stay readable next to 2-year validity bars
     assert "incident window 2020-06-16 to 2020-07-28" in page
     assert "today 2020-09-01" in page
@@ -173,8 +202,8 @@ def test_incident_seen_from_years_later_breaks_the_axis() -> None:
     timeline = build_timeline(fleet)
     assert timeline.breaks, "six empty years must collapse into a break"
     page = render_fleet_html(fleet)
-    assert _x_of(page, "2020-08-18 Renewed") - _x_of(page, "2020-08-05 Renewed") >= 20
-    assert _x_of(page, "today 2026-06-01") > _x_of(page, "2020-08-18 Renewed")
+    assert _x_of(page, "2020-08-18 Register") - _x_of(page, "2020-08-05 Renewed") >= 20
+    assert _x_of(page, "today 2026-06-01") > _x_of(page, "2020-08-18 Register")
 
 
 def test_axis_positions_are_monotonic_across_breaks() -> None:
@@ -319,6 +348,29 @@ def app_runtime_pending(rt: handlers.Runtime) -> list[tuple[str, str]]:
     return pending_blobs(rt)
 
 
+def test_the_text_report_and_the_page_name_the_same_states(
+    app_runtime: handlers.Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a renewal: the text report said "open: renewal pending in 2 target(s)" where
+    the page said "resolved"; both now take the state from one place."""
+    files = samples.incident_sample_files()
+    upload(app_runtime, {**files, **dict([samples.renewed_tenant_file()])})
+    capsys.readouterr()
+    ca_watch(["report", "--now", "2020-09-01T09:00:00Z"])
+    text_rows: dict[str, str] = {}  # tenant -> its CAs' rows
+    for line in capsys.readouterr().out.splitlines():
+        if "tenant-ca" in line:
+            text_rows[line.split()[2]] = text_rows.get(line.split()[2], "") + line + "\n"
+    page = tmp_path / "fleet.html"
+    ca_watch(["report", "--html", str(page), "--now", "2020-09-01T09:00:00Z"])
+    row = r'<td class="st st-([a-z-]+)">[^<]*</td><th scope="row" class="mono">([^<]*)<'
+    html_states = re.findall(row, page.read_text())
+    assert len(html_states) == 3
+    for state_id, tenant_id in html_states:  # the tenant's state is one of its CAs' states
+        assert f" {state(state_id).label}" in text_rows[tenant_id], text_rows[tenant_id]
+    assert "open:" not in " ".join(text_rows.values())
+
+
 def test_report_html_over_hostile_uploads(
     app_runtime: handlers.Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -410,6 +462,16 @@ def test_the_timer_writes_the_report_when_something_changed_and_daily(
 
     _timer_at(datetime(2020, 8, 4, 10, tzinfo=UTC))  # nothing new, written an hour ago
     assert written() == first
+    # An upload that closes a tenant (its renewal) sends nothing, yet the next pass writes.
+    # The blob's Last-Modified has whole seconds: rows of the report's own second count as
+    # seen, so the upload comes later than that here.
+    time.sleep(2.1)
+    upload(app_runtime, dict([samples.renewed_tenant_file()]))
+    _timer_at(datetime(2020, 8, 4, 11, tzinfo=UTC))
+    assert written()["fleet.json"] != first["fleet.json"]
+    first = written()
+    _timer_at(datetime(2020, 8, 4, 12, tzinfo=UTC))  # and then quiet again
+    assert written() == first
     _timer_at(datetime(2020, 8, 5, 11, tzinfo=UTC))  # a day later: refreshed
     assert written()["fleet.json"] != first["fleet.json"]
     assert report_writer.last_written(app_runtime) == datetime(2020, 8, 5, 11, tzinfo=UTC)
@@ -447,7 +509,7 @@ def test_incident_keeps_its_room_beside_certificates_years_apart() -> None:
         ),
     ]
     page = render_fleet_html(fleet_at(document=document))
-    assert _x_of(page, "2020-08-18 Renewed") - _x_of(page, "2020-08-05 Renewed") >= 20
+    assert _x_of(page, "2020-08-18 Register") - _x_of(page, "2020-08-05 Renewed") >= 20
 
 
 def test_a_target_is_named_by_its_listing_not_by_the_certificate_name_in_it() -> None:

@@ -155,8 +155,8 @@ def test_demo_report_renders_cleanly_and_is_kept_as_a_screenshot(
                 strict=True,
             )
         )
-        assert states[samples.TENANT_OID] == "resolved"  # the renewal closed it
-        assert states[samples.TENANT_PARAMS] == "affected"  # still pending
+        assert states[samples.TENANT_OID] == "✔ resolved"  # the renewal closed it
+        assert states[samples.TENANT_PARAMS] == "⚠ affected"  # still pending
         assert visit.page.locator("svg.timeline > title").text_content()
         OUTPUT.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out, OUTPUT / "fleet-report.html")

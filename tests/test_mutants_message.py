@@ -58,9 +58,23 @@ def test_the_golden_messages_stay_broad() -> None:
     """What the golden file must keep meeting if it is ever regenerated."""
     golden = json.loads(EXPECTED.read_text())
     text = golden["hostile"]["text"]
-    for label in ("overdue by 2 days", "overdue by 1 day", "due today", "1 day left"):
-        assert f": {label}\n" in text
+    # Action deadlines with their hours or days left, never rounded up; past a week, a date.
+    for label in ("overdue by 45 hours", "overdue by 21 hours", "27 hours left", "2 days left",
+                  "13 days left", "overdue since 2020-07-26"):  # fmt: skip
+        assert f", {label}\n" in text
+    # Milestones as information, in the right tense.
+    assert "- Renewed tenant CA available from 2020-08-05 (information)\n" in text
+    assert "- Renewed tenant CA available since 2020-08-04 (information)\n" in text
     assert "\n        az iot hub certificate create " in text  # a command, indented
+    for name, message in golden.items():
+        blocks = message["text"].split("\nTenant ")[1:]
+        headers = [block.splitlines()[0] for block in blocks]
+        assert len(headers) == len(set(headers)), name  # no tenant block repeats
+        # Each tenant block ends with its closing step (the "cut" run then says what folded).
+        for block in blocks:
+            lines = block.rstrip().splitlines()
+            assert lines[-1].startswith("Closing step: ") or lines[-1].startswith("and "), name
+            assert any(line.startswith("Closing step: ") for line in lines), name
     assert golden["cut"]["omitted_count"] > 0 and golden["cut"]["item_count"] > 0
     assert golden["cut, possible repeat"]["text"].startswith(POSSIBLE_REPEAT)
 

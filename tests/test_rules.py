@@ -12,7 +12,9 @@ from shared.alerts.rules import (
     RulesError,
     clear_rules_cache,
     load_rules,
+    milestone_when,
     parse_rules,
+    time_left,
 )
 
 DEFAULT_TEXT = DEFAULT_RULES_PATH.read_text(encoding="utf-8")
@@ -68,6 +70,58 @@ def test_default_rules_hold_the_2020_incident_and_rotation():
     not_after = at("2021-04-27T10:42:26Z")
     assert rotation.deadlines[1].due_for(not_after) == at("2021-03-13T10:42:26Z")
     assert rules.deadline("rotation/expiry") is rotation.deadlines[2]
+
+
+def test_default_rules_tell_action_deadlines_from_milestones():
+    rules = load_rules()
+    assert rules.rotation is not None
+    kinds = {
+        d.id: (d.action, d.what_to_do)
+        for group in (*rules.incidents, rules.rotation)
+        for d in group.deadlines
+    }
+    assert kinds == {
+        # Microsoft's dates: information, nothing for the operator to do by then
+        "azure-sphere-2020-07/renewal-available": (False, ""),
+        "rotation/renewal-appears": (False, ""),
+        # the operator's own deadlines, and what to do by each
+        "azure-sphere-2020-07/activation": (
+            True,
+            "Register the renewed tenant CA before it activates",
+        ),
+        "rotation/register-before": (True, "Register the renewed tenant CA"),
+        "rotation/expiry": (True, "Replace the tenant CA before it expires"),
+    }
+    # No step says alerts stop once the renewal is on record: they stop once every target
+    # shows it verified.
+    steps = [a for group in (*rules.incidents, rules.rotation) for a in group.actions]
+    assert not any("once it is on record" in step for step in steps)
+    assert sum("once every target shows it verified" in step for step in steps) == 2
+
+
+@pytest.mark.parametrize(
+    ("due", "now", "left"),
+    [
+        ("2020-08-18T00:00:00Z", "2020-08-04T09:00:00Z", "13 days left"),
+        ("2020-08-05T00:00:00Z", "2020-08-04T09:00:00Z", "15 hours left"),
+        ("2020-08-18T00:00:00Z", "2020-08-18T09:00:00Z", "overdue by 9 hours"),
+        ("2020-08-18T00:00:00Z", "2020-08-21T00:00:00Z", "overdue by 3 days"),
+        ("2020-08-18T00:00:00Z", "2022-06-11T00:00:00Z", "overdue since 2020-08-18"),
+    ],
+)
+def test_time_left_is_never_rounded_up(due: str, now: str, left: str) -> None:
+    assert time_left(at(due), at(now)) == left
+    assert milestone_when(at(due), at(now)) == (
+        f"{'since' if at(now) >= at(due) else 'from'} {due[:10]}"
+    )
+
+
+def test_a_todo_must_be_text():
+    text = DEFAULT_RULES_PATH.read_text(encoding="utf-8").replace(
+        'todo = "Replace the tenant CA before it expires"', "todo = 3"
+    )
+    with pytest.raises(RulesError, match="todo must be a non-empty string"):
+        parse_rules(text, "rules.toml")
 
 
 def test_default_rules_are_cached():

@@ -92,6 +92,10 @@ class DueAlert:
     # Where the current CA is registered and what is left (None: not looked up).
     registration: Registration | None = None
     state: str = "pending"  # the CA's state in the one vocabulary (shared.alerts.states)
+    # An action deadline (the operator's own) or a milestone (information only), and what
+    # to do by an action deadline (rules.Deadline.action / what_to_do).
+    action: bool = True
+    todo: str = ""
 
     def ledger_key(self, channel: str) -> LedgerKey:
         return LedgerKey(

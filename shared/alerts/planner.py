@@ -277,6 +277,8 @@ def _alert(
         days_left=(due - now) // ONE_DAY,
         message=rule.deadline.message,
         actions=rule.actions,
+        action=rule.deadline.action,
+        todo=rule.deadline.what_to_do,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from shared.alerts.registration import ABSENT, UNVERIFIED, VERIFIED, Registration, TargetState
 
@@ -22,6 +23,24 @@ NO_EVIDENCE = (
     "Upload the output of `az iot hub certificate list` / `az iot dps certificate list` "
     "so the alert can tell which services still need the renewed CA."
 )
+NO_RENEWAL = (
+    "No renewed tenant CA is on record yet: run `azsphere ca list`, download the "
+    "newest one and upload it."
+)
+CLOSE_NO_RENEWAL = (
+    "Upload the renewed tenant CA (`azsphere ca download`) to CA Rotation Watch; alerts for "
+    "this tenant stop once it is on record and verified in every target that trusts the "
+    "current CA."
+)
+CLOSE_NO_EVIDENCE = (
+    "Alerts for this tenant stop once every target that lists the current CA shows the "
+    "renewed CA verified; with no listing on record, upload them (see above)."
+)
+CLOSE_UNKNOWN = (
+    "Alerts for this tenant stop once the renewed tenant CA is on record and verified in "
+    "every target that trusts the current CA."
+)
+LIVE = "live"  # a snapshot's source when the app read the target itself
 _ARM = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/providers/"
     r"microsoft\.devices/(?:iothubs|provisioningservices)/(?P<name>[^/]+)$",
@@ -71,13 +90,7 @@ def registration_lines(registration: Registration | None) -> list[RegistrationLi
         )
     ]
     if registration.renewed is None:
-        lines.append(
-            RegistrationLine(
-                "note",
-                "No renewed tenant CA is on record yet: run `azsphere ca list`, download the "
-                "newest one and upload it.",
-            )
-        )
+        lines.append(RegistrationLine("note", NO_RENEWAL))
     for state in registration.targets:
         lines.append(
             RegistrationLine(
@@ -92,6 +105,151 @@ def registration_lines(registration: Registration | None) -> list[RegistrationLi
                 RegistrationLine("command", command) for command in commands(state, registration)
             )
     return lines
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One line of a tenant's checklist: a target that trusts the current CA."""
+
+    done: bool  # the renewed CA is verified there
+    mark: str  # "✔ done", "☐ pending", "✖ lost trust", "? unknown" (its last read failed)
+    label: str  # "IoT Hub fleet-hub"
+    status: str  # "current CA verified, renewed CA absent"
+    evidence: str  # "seen 2020-08-04 09:00 UTC, live read" or "" when not known
+    commands: tuple[str, ...]  # what finishes it (empty when done or no renewal yet)
+    closing: str  # how the app will see it done: the listing to upload, or the live read
+
+
+@dataclass(frozen=True)
+class Checklist:
+    summary: str
+    notes: tuple[str, ...]
+    targets: tuple[TargetCheck, ...]
+    closing: str  # the step that makes this tenant's alerts stop
+
+
+def _when(moment: object) -> str:
+    if not isinstance(moment, datetime):
+        return ""
+    utc = moment if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _evidence(state: TargetState) -> str:
+    # Provenance of the snapshot (issue 21 adds it to TargetState; absent until then).
+    source, seen = getattr(state, "source", None), _when(getattr(state, "seen_at", None))
+    where = "live read" if source == LIVE else (f"from {source}" if source else "")
+    return ", ".join(part for part in (f"seen {seen}" if seen else "", where) if part)
+
+
+def _arm_names(state: TargetState) -> tuple[str, str] | None:
+    """(name, resource group) quoted for a shell, or None when they are not plain names."""
+    found = _ARM.match(state.target)
+    if found is None or not all(_SAFE_NAME.fullmatch(v) for v in (state.display_name, found["rg"])):
+        return None
+    return shlex.quote(state.display_name), shlex.quote(found["rg"])
+
+
+def target_closing(state: TargetState) -> str:
+    """How the app learns that this target is done: a live read, or the listing to upload."""
+    if getattr(state, "source", None) == LIVE:
+        return (
+            f"The app reads {target_label(state)} live: it sees the change within "
+            "REGISTRATION_REFRESH; nothing to upload."
+        )
+    names = _arm_names(state) if state.kind in ("iot-hub", "dps") else None
+    if names is None:
+        return (
+            f"Then upload an updated listing of {state.display_name} (a ca-watch/registrations/v1 "
+            "manifest, or the service's certificate list) to CA Rotation Watch."
+        )
+    name, group = names
+    if state.kind == "iot-hub":
+        listing = f"az iot hub certificate list --hub-name {name} --resource-group {group}"
+        return f"Then upload the new `{listing}` output to CA Rotation Watch."
+    listing = f"az iot dps certificate list --dps-name {name} --resource-group {group}"
+    groups = f"az iot dps enrollment-group list --dps-name {name} --resource-group {group}"
+    if getattr(state, "groups_seen", None) is False:  # the group clause is unchecked
+        return (
+            f"Then upload the new `{listing}` output, and `{groups}` (its enrollment groups "
+            "were never seen), to CA Rotation Watch."
+        )
+    return f"Then upload the new `{listing}` and `{groups}` output to CA Rotation Watch."
+
+
+def _group_commands(state: TargetState, registration: Registration) -> list[str]:
+    """DPS enrollment groups that cover the current CA but not the renewal must name it too
+    (DESIGN §4 rule 1); only when the snapshot has read its groups (issues 21 and 22 add
+    ``groups_missing`` to TargetState; absent, there is nothing to say)."""
+    missing = getattr(state, "groups_missing", None) or ()
+    names = _arm_names(state) if state.kind == "dps" else None
+    if not missing or names is None:
+        return []
+    cert = state.renewed_name or f"tenant-ca-{(registration.renewed_thumbprint or '').lower()[:8]}"
+    if not _SAFE_NAME.fullmatch(cert):
+        return []
+    out = []
+    for group_id in map(str, missing):
+        if _SAFE_NAME.fullmatch(group_id):
+            out.append(
+                f"az iot dps enrollment-group update --dps-name {names[0]} "
+                f"--resource-group {names[1]} --enrollment-id {shlex.quote(group_id)} "
+                f"--secondary-ca-name {shlex.quote(cert)}"
+            )
+    return out
+
+
+def checklist(registration: Registration | None) -> Checklist:
+    """The registration part of a tenant's alert as a checklist: per target ✔ done or
+    ☐ pending with the commands that finish it and how the app will see it, then the step
+    that closes the tenant."""
+    if registration is None:
+        return Checklist("", (), (), CLOSE_UNKNOWN)
+    if not registration.evidence:
+        closing = CLOSE_NO_EVIDENCE if registration.renewed else CLOSE_NO_RENEWAL
+        return Checklist("", (NO_EVIDENCE,), (), closing)
+    pending = registration.pending_targets
+    summary = f"Registered in {len(registration.targets)} target(s); " + (
+        f"the renewed CA is still missing or unverified in {len(pending)}."
+        if pending
+        else "the renewed CA is verified in all of them."
+    )
+    notes: tuple[str, ...] = ()
+    if registration.renewed is None:
+        notes = (NO_RENEWAL,)
+    checks = []
+    for state in registration.targets:
+        # issue 21's status (done | pending | lost-trust) where the snapshot carries it
+        status = getattr(state, "status", "") or ("done" if state.renewed == VERIFIED else "")
+        done = status == "done"
+        mark = "✔ done" if done else "✖ lost trust" if status == "lost-trust" else "☐ pending"
+        if getattr(state, "unknown", False):  # issue 21: the last read failed
+            mark = "? unknown"
+        todo: list[str] = []
+        if not done and registration.renewed is not None:
+            todo = commands(state, registration) + _group_commands(state, registration)
+        checks.append(
+            TargetCheck(
+                done=done,
+                mark=mark,
+                label=target_label(state),
+                status=f"current CA {STATE_LABELS[state.current]}, "
+                f"renewed CA {STATE_LABELS[state.renewed]}",
+                evidence=_evidence(state),
+                commands=tuple(todo),
+                closing="" if done else target_closing(state),
+            )
+        )
+    if registration.renewed is None:
+        closing = CLOSE_NO_RENEWAL
+    elif pending:
+        closing = (
+            f"Alerts for this tenant stop once every target above shows the renewed CA "
+            f"verified ({len(pending)} of {len(registration.targets)} still pending)."
+        )
+    else:
+        closing = "Every target shows the renewed CA verified: the next pass resolves this tenant."
+    return Checklist(summary, notes, tuple(checks), closing)
 
 
 def commands(state: TargetState, registration: Registration) -> list[str]:

@@ -34,14 +34,62 @@ class Deadline:
     message: str
     at: datetime | None = None
     offset_from_not_after: timedelta | None = None  # e.g. -90 days
-    overdue: bool = False  # keep reminding after the due date (a milestone does not)
+    # An action deadline (the operator's own: "register the renewal before Aug 18") keeps
+    # reminding after its date and is the only kind shown as "overdue" or in red; a
+    # milestone (``overdue = false``: "renewal available from Aug 5") is information.
+    overdue: bool = False
     overdue_every_days: int = 7
+    todo: str = ""  # an action deadline's "what to do by then" (the title when blank;
+    # ignored on a milestone, which asks nothing of the operator)
+
+    @property
+    def action(self) -> bool:
+        return self.overdue
+
+    @property
+    def what_to_do(self) -> str:
+        return (self.todo or self.title) if self.action else ""
 
     def due_for(self, not_after: datetime) -> datetime:
         if self.at is not None:
             return self.at
         assert self.offset_from_not_after is not None
         return not_after + self.offset_from_not_after
+
+
+ONE_HOUR = timedelta(hours=1)
+HOURS_UNTIL = timedelta(days=2)  # closer than this, time left is told in hours
+DATE_AFTER = timedelta(days=7)  # later than this, lateness is told as a date
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def time_left(due: datetime, now: datetime) -> str:
+    """How an action deadline stands at ``now``, never rounded up: "3 days left",
+    "15 hours left", "overdue by 9 hours", "overdue by 3 days", "overdue since 2020-08-18"
+    (past a week, a date says more than a count)."""
+    left = due - now
+    if left >= timedelta(0):
+        if left < ONE_HOUR:
+            return "due within the hour"
+        if left < HOURS_UNTIL:
+            return f"{_count(left // ONE_HOUR, 'hour')} left"
+        return f"{_count(left // timedelta(days=1), 'day')} left"
+    late = -left
+    if late < ONE_HOUR:
+        return "overdue by less than an hour"
+    if late < HOURS_UNTIL:
+        return f"overdue by {_count(late // ONE_HOUR, 'hour')}"
+    if late <= DATE_AFTER:
+        return f"overdue by {_count(late // timedelta(days=1), 'day')}"
+    return f"overdue since {due.astimezone(UTC):%Y-%m-%d}"
+
+
+def milestone_when(due: datetime, now: datetime) -> str:
+    """A milestone in the right tense: "from 2020-08-05" ahead, "since 2020-08-05" after."""
+    return f"{'since' if now >= due else 'from'} {due.astimezone(UTC):%Y-%m-%d}"
 
 
 @dataclass(frozen=True)
@@ -100,7 +148,7 @@ def _deadlines(
             raw,
             here,
             {"id", "title", "message"},
-            {"at", "days_before_not_after", "overdue", "overdue_every_days"},
+            {"at", "days_before_not_after", "overdue", "overdue_every_days", "todo"},
         )
         name = check.ident(raw, here, "id")
         if name in seen:
@@ -124,6 +172,7 @@ def _deadlines(
                 offset_from_not_after=offset,
                 overdue=check.boolean(raw, here, "overdue", False),
                 overdue_every_days=check.integer(raw, here, "overdue_every_days", 1, every_default),
+                todo=check.string(raw, here, "todo") if "todo" in raw else "",
             )
         )
     return tuple(out)

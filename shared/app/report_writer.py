@@ -2,10 +2,10 @@
 ``fleet.json`` (``ca-watch/report/v1``) to ``REPORT_CONTAINER``.
 
 The timer calls ``refresh_after_pass`` after each alert pass: it writes when the pass sent
-or failed a message (the fleet changed in a way an operator was told about) and otherwise
-at least once a day. The last write time lives in the ``fleet.json`` blob's metadata, so a
-quiet pass costs one HEAD request. Changes that sent nothing (an upload of a renewal that
-silences a tenant) show at the next daily write, or at once with ``ca-watch report --html``.
+or failed a message, when a tenant may have opened or closed since the last write (a tenant
+CA recorded or resolved by an upload, an acknowledgement given or withdrawn), and otherwise
+at least once a day. The last write time lives in the ``fleet.json`` blob's metadata; a
+quiet pass costs one HEAD request and one single-row query per table in ``OPENS_OR_CLOSES``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.report.fleet import SentStage, build_fleet
@@ -48,6 +48,8 @@ HTML_BLOB = "fleet.html"
 JSON_BLOB = "fleet.json"
 WRITTEN_AT = "written_at"  # blob metadata: when this report was generated (ISO, UTC)
 REFRESH_EVERY = timedelta(days=1)
+# The tables whose writes open or close a tenant: tenant CAs recorded and resolved, acks.
+OPENS_OR_CLOSES = ("tenantcas", "acks")
 
 
 def sent_stages(store: TableStore) -> list[SentStage]:
@@ -108,18 +110,42 @@ def write_fleet_report(rt: Runtime, now: datetime) -> None:
             container.upload_blob(**upload)
 
 
-def last_written(rt: Runtime) -> datetime | None:
+def _last_write(rt: Runtime) -> tuple[datetime | None, datetime | None]:
+    """(the ``now`` the last report was written for, the storage service's time of that
+    write), or Nones when there is no report."""
     from azure.core.exceptions import ResourceNotFoundError
 
     client = rt.blobs.get_blob_client(rt.settings.report_container, JSON_BLOB)
     try:
-        metadata = client.get_blob_properties().metadata or {}
+        properties = client.get_blob_properties()
     except ResourceNotFoundError:
-        return None
+        return None, None
     try:
-        return parse_iso(metadata[WRITTEN_AT])
+        written = parse_iso((properties.metadata or {})[WRITTEN_AT])
     except (KeyError, ValueError):
-        return None
+        written = None
+    return written, properties.last_modified
+
+
+def last_written(rt: Runtime) -> datetime | None:
+    return _last_write(rt)[0]
+
+
+def tenants_changed_since(rt: Runtime, moment: datetime) -> bool:
+    """Whether a row that opens or closes a tenant was written after ``moment``. Both
+    sides are the storage service's clock (a row's Timestamp, the blob's Last-Modified),
+    never the pass's own ``now``, which a test or a replay may set anywhere. Last-Modified
+    has whole seconds, and the pass may itself write such a row just before the report:
+    rows of the report's own second count as seen (one written in that second after the
+    report shows at the next change, or at the daily write)."""
+    stamp = (moment + timedelta(seconds=1)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for name in OPENS_OR_CLOSES:
+        rows = rt.store.table(name).query_entities(
+            f"Timestamp gt datetime'{stamp}'", select=["PartitionKey"], results_per_page=1
+        )
+        if next(iter(rows), None) is not None:  # the first page only: at most one row read
+            return True
+    return False
 
 
 def pass_changed_anything(document: Mapping[str, Any]) -> bool:
@@ -128,11 +154,12 @@ def pass_changed_anything(document: Mapping[str, Any]) -> bool:
 
 
 def refresh_after_pass(rt: Runtime, document: Mapping[str, Any], now: datetime) -> bool:
-    """Write the report after a pass that changed anything, else once a day. Returns
-    whether it wrote."""
+    """Write the report after a pass that sent anything or after a tenant opened or
+    closed, else once a day. Returns whether it wrote."""
     if not pass_changed_anything(document):
-        last = last_written(rt)
-        if last is not None and last <= now < last + REFRESH_EVERY:
+        last, stored_at = _last_write(rt)
+        fresh = last is not None and last <= now < last + REFRESH_EVERY
+        if fresh and stored_at is not None and not tenants_changed_since(rt, stored_at):
             return False
     write_fleet_report(rt, now)
     log.info("fleet report written to %s/%s", rt.settings.report_container, HTML_BLOB)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.alerts.message import cert_text, clean
 from shared.alerts.model import LedgerKey, LedgerStatus
@@ -19,6 +19,7 @@ from shared.alerts.planner import MAX_UNCLEAR_SENDS, Decision, decide
 from shared.app.delivery import (
     ADDRESSED_CHANNELS,
     ALREADY_SENT,
+    EMAIL_CHANNELS,
     FAILED,
     PLANNED,
     UNKNOWN,
@@ -29,6 +30,9 @@ from shared.channels import Channel
 from shared.storage.registrations import TARGET_FAILURE_KIND
 from shared.storage.store import TableStore
 from shared.storage.uploads import IGNORED_LISTING_KIND
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 SELF_HEALTH = "self-health"
 OPERATOR_ROW = "operator"  # RowKey of self-health ledger rows: they have no certificate
@@ -43,6 +47,29 @@ class _Problem:
     title: str
     lines: tuple[str, ...]
     skip_channel: str | None = None  # a failing channel is not asked to report itself
+
+
+def recipient_warnings(settings: Settings, names: Iterable[str]) -> dict[str, str]:
+    """channel -> what is wrong, for each addressed channel that has no recipient for some
+    tenant: the settings refuse an e-mail channel with no address at all, but with
+    ALERT_EMAIL_ROUTES alone the tenants not routed have none; the outbox, standing in for
+    e-mail, writes an empty To:."""
+    if settings.alert_email_to:
+        return {}
+    routed = bool(settings.alert_email_routes)
+    out = {}
+    for name in names:
+        if name in EMAIL_CHANNELS and routed:
+            out[name] = (
+                f"channel {name} has no recipient for tenants not in ALERT_EMAIL_ROUTES: "
+                "their alerts fail until ALERT_EMAIL_TO names at least one address"
+            )
+        elif name in ADDRESSED_CHANNELS and name not in EMAIL_CHANNELS:
+            out[name] = (
+                f"channel {name} has no recipient: messages are written with an empty To: "
+                "(set ALERT_EMAIL_TO)"
+            )
+    return out
 
 
 def _failed_uploads(store: TableStore, now: datetime) -> list[dict[str, Any]]:
@@ -126,6 +153,11 @@ def _problems(
                     (cert_text(problem, 500),),
                     skip_channel=name,
                 )
+            )
+    for name, warning in recipient_warnings(state.settings, names).items():
+        if name in EMAIL_CHANNELS:  # the outbox's empty To: is said by `alerts run` alone
+            problems.append(
+                _Problem(f"channel-recipients/{name}", warning, (warning,), skip_channel=name)
             )
     for name in names:
         if name in failing:

@@ -92,7 +92,16 @@ def command_alerts_run(args: argparse.Namespace) -> int:
     document = handlers.last_alert_result
     if document is None:
         raise RuntimeError("the send_alerts function returned without an alert document")
+    warn_about_recipients(handlers.runtime().settings, document["channels"])
     return _print(document, args.json, sys.stdout)
+
+
+def warn_about_recipients(settings: Any, channels: list[str]) -> None:
+    """A channel with no recipient is said on stderr (the JSON on stdout stays clean)."""
+    from shared.app.self_health import recipient_warnings
+
+    for warning in recipient_warnings(settings, channels).values():
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def command_alerts_plan(args: argparse.Namespace) -> int:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shared.alerts import states
+from shared.alerts.states import state
 from shared.local.common import (
     EXIT_ACTION,
     EXIT_OK,
@@ -24,7 +25,28 @@ from shared.local.runner import STORAGE_HELP, local_runtime
 from shared.local.table import Shrink, render_table
 
 
-def render_report(report: dict[str, Any], stream: Any) -> None:
+def state_column(cert: dict[str, Any], state_id: str, sha1_of: dict[str, str]) -> str:
+    """A tenant CA's state as the fleet page names it (shared/alerts/states.py), with the
+    detail a terminal reader needs: who replaced or acknowledged it, where it waits."""
+    label = state(state_id).label
+    if state_id == "resolved" and cert.get("resolved_by"):
+        replacement = cert["resolved_by"]
+        return f"{label}, replaced by {sha1_of.get(replacement) or 'SHA-256 ' + replacement[:16]}"
+    if state_id == "acknowledged" and isinstance(cert.get("acknowledged"), dict):
+        return f"{label} by {cert['acknowledged'].get('by', '?')}"
+    if state_id == "pending" and cert.get("renewal_pending"):
+        return f"{label}: renewal not verified in {len(cert['renewal_pending'])} target(s)"
+    return label
+
+
+def render_report(
+    report: dict[str, Any], stream: Any, states: Mapping[str, str] | None = None
+) -> None:
+    """The tables as text; ``states`` (sha256 -> state id) are the fleet page's, so both
+    say the same (without them: the document's own ``state``, else derived as the page
+    does from the document alone)."""
+    from shared.report.fleet import document_state
+
     certs = report["certificates"]
     stream.write(f"{len(certs)} certificate(s), {len(report['uploads'])} upload(s)\n\n")
 
@@ -34,19 +56,13 @@ def render_report(report: dict[str, Any], stream: Any) -> None:
     # only where no SHA-1 is on record, and then marked as one.
     sha1_of = {c["sha256_fingerprint"]: c["sha1_thumbprint"] for c in certs}
     for cert in certs:
-        state = "open"
-        if cert.get("resolved_by"):
-            replacement = cert["resolved_by"]
-            state = f"replaced by {sha1_of.get(replacement) or 'SHA-256 ' + replacement[:16]}"
-        elif cert.get("acknowledged"):
-            state = f"acknowledged by {cert['acknowledged']['by']}"
-        elif cert.get("renewal_pending"):
-            state = f"open: renewal pending in {len(cert['renewal_pending'])} target(s)"
+        state_id = (states or {}).get(cert["sha256_fingerprint"]) or document_state(cert)
+        text = state_column(cert, state_id, sha1_of)
         rows.append((
             cert["verdict"], cert["azure_sphere"]["role"] or "-",
             cert["azure_sphere"]["tenant_id"] or "-", cert["not_before"],
             cert["sha1_thumbprint"],
-            state if cert["azure_sphere"]["role"] == "tenant-ca" else "-",
+            text if cert["azure_sphere"]["role"] == "tenant-ca" else "-",
         ))  # fmt: skip
     width = terminal_width(stream)
     shrink = (Shrink(5, 20, "wrap"), Shrink(4, 16, "right"), Shrink(2, 13, "right"))
@@ -134,7 +150,11 @@ def command_report(args: argparse.Namespace) -> int:
     if args.json:
         write_stdout(json_bytes(report))
     elif not args.html:
-        render_report(report, sys.stdout)
+        from shared.report.fleet import build_fleet
+
+        fleet = build_fleet(report, rt.rules, moment)
+        states = {ca.sha256: ca.state for tenant in fleet.tenants for ca in tenant.cas}
+        render_report(report, sys.stdout, states)
     return EXIT_ACTION if needs_action(report) else EXIT_OK
 
 
@@ -146,14 +166,14 @@ def needs_action(report: dict[str, Any]) -> bool:
     """Exit 1 only for what is open: a tenant CA in an open state (an affected or
     mismatched one, or one whose evidence is wrong), or an upload refused and not retired."""
     for cert in report["certificates"]:
-        state = cert.get("state")
-        if state is None:  # not a tenant CA: a mismatched certificate on its own
+        found = cert.get("state")
+        if found is None:  # not a tenant CA: a mismatched certificate on its own
             if cert["verdict"] != "ok" and not cert.get("acknowledged"):
                 return True
             continue
-        if not states.state(state).open:
+        if not state(found).open:
             continue
-        if cert["verdict"] != "ok" or state in ALWAYS_ACTION:
+        if cert["verdict"] != "ok" or found in ALWAYS_ACTION:
             return True
     return any(u["status"] != "analyzed" and not u.get("retired") for u in report["uploads"])
 

@@ -2,13 +2,15 @@
 rules, the stages the ledger has sent and ``now``, everything the HTML page shows, per
 tenant. Pure: no Azure import, no I/O; the caller reads the tables.
 
-States of a tenant CA, most urgent first (a tenant takes its most urgent CA's state):
+States come from the one vocabulary, ``shared/alerts/states.py`` (a tenant takes its most
+urgent CA's state). A certificate's ``state`` field in the document wins when it names one
+of them (the store computes it, issue 21); without it the view derives one: ``retired``,
+``resolved``, ``acknowledged``, ``affected`` (inside an incident window, no newer CA on
+record), ``pending`` (a newer CA waits for registration, or an alert stage of an action
+deadline has been reached), else ``ok``.
 
-- ``affected``: inside an incident window, not resolved nor acknowledged, no newer CA on record;
-- ``pending``: open, and a newer CA is on record (waiting for registration) or an alert
-  stage of one of its deadlines has been reached;
-- ``acknowledged`` / ``resolved``: silenced by an operator / replaced (DESIGN §4);
-- ``ok``: nothing to do now.
+Deadlines are of two kinds (rules.Deadline.action): the operator's action deadlines, the
+only ones "next", "overdue" or red, and milestones, shown as information.
 
 Documents may be hand-made or hostile: a missing field or a bad time never raises; the
 value shows as unknown.
@@ -23,11 +25,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.alerts.planner import AlertPlanner
-from shared.alerts.rules import Rules
+from shared.alerts.rules import Rules, milestone_when, time_left
+from shared.alerts.states import CA_STATES, RANK, State, most_urgent, state
 
-STATES = ("affected", "pending", "acknowledged", "resolved", "ok")
-_RANK = {state: rank for rank, state in enumerate(STATES)}
 ONE_DAY = timedelta(days=1)
+FAILED_ROWS = 5  # refused uploads listed; older ones fold into one line
+CLOSED = frozenset({"resolved", "acknowledged", "retired"})  # no deadline of these is next
 MAX_TEXT = 300  # one hostile subject must not make the page megabytes long
 
 
@@ -51,14 +54,17 @@ class DeadlineView:
     days_left: int  # whole days from now; negative once passed
     stage: str | None  # the alert stage current now ("14d" ... "0d", "overdue"), or None
     fixed: bool  # a date of the rules (drawn as a line), not relative to notAfter
+    action: bool = True  # the operator's deadline; False: a milestone (information)
+    when: str = ""  # "13 days left", "overdue since 2020-08-18"; "from/since <date>"
+    late: bool = False  # an action deadline that has passed
 
     @property
     def live(self) -> bool:
-        """Still ahead, or overdue and reminding."""
-        return self.stage == "overdue" or self.days_left >= 0
+        """An action deadline still ahead, or overdue and reminding."""
+        return self.action and (self.stage is not None or not self.late)
 
-    def urgency(self) -> tuple[bool, int]:
-        return (self.stage != "overdue", self.days_left)
+    def urgency(self) -> tuple[datetime]:
+        return (self.due,)  # the earliest first: the most overdue, else the least time left
 
 
 @dataclass
@@ -76,10 +82,18 @@ class CaView:
     registrations: list[Mapping[str, Any]]
     deadlines: list[DeadlineView] = field(default_factory=list)
     state: str = "ok"
+    given_state: str | None = None  # the document's own state for it, when it names one
+    retired: Mapping[str, Any] | None = None
 
     @property
     def open(self) -> bool:
-        return not self.resolved_by and not self.acknowledged
+        if self.given_state:
+            return self.given_state not in CLOSED
+        return not (self.resolved_by or self.acknowledged or self.retired)
+
+    @property
+    def state_view(self) -> State:
+        return state(self.state)
 
     @property
     def next_deadline(self) -> DeadlineView | None:
@@ -96,6 +110,7 @@ class TargetRow:
     renewed: str | None  # None: no renewal on record
     seen_at: str
     error: str | None
+    source: str = ""  # "live read" or the uploaded listing's blob name (issue 21)
 
 
 @dataclass
@@ -110,9 +125,13 @@ class TenantView:
     targets: list[TargetRow]
     uploads: list[Mapping[str, Any]]
 
+    @property
+    def state_view(self) -> State:
+        return state(self.state)
+
     def urgency(self) -> tuple[Any, ...]:
         nd = self.next_deadline
-        return (_RANK[self.state], nd is None, nd.urgency() if nd else (True, 0), self.tenant_id)
+        return (RANK[self.state], nd is None, nd.due if nd else self.tenant_id, self.tenant_id)
 
 
 @dataclass
@@ -121,11 +140,21 @@ class FleetView:
     rules: Rules
     tenants: list[TenantView]  # most urgent first
     other_certificates: int  # certificates that are not tenant CAs
-    failed_uploads: list[Mapping[str, Any]]
+    failed_uploads: list[Mapping[str, Any]]  # not analyzed and not retired, newest first
     uploads: int
     counts: Mapping[str, int]  # certificates, tenant_cas, affected, resolved, pending, ...
-    next_deadline: tuple[DeadlineView, int] | None  # the earliest ahead, tenants it hits
+    next_deadline: tuple[DeadlineView, int] | None  # the earliest action ahead, tenants hit
     overdue_tenants: int
+    retired_uploads: int = 0
+
+    @property
+    def states(self) -> tuple[State, ...]:
+        return CA_STATES
+
+    @property
+    def rules_name(self) -> str:
+        """The rules file's name, never its absolute path (the page may be shared)."""
+        return rules_name(self.rules.source)
 
 
 def text(value: Any, limit: int = MAX_TEXT) -> str:
@@ -134,6 +163,14 @@ def text(value: Any, limit: int = MAX_TEXT) -> str:
     if not out.isprintable():  # rare: only then look at each character
         out = "".join(ch if ch.isprintable() else " " for ch in out)
     return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def rules_name(source: str) -> str:
+    from shared.alerts.rules import DEFAULT_RULES_PATH
+
+    if source == str(DEFAULT_RULES_PATH):
+        return "built-in rules"
+    return text(source.replace("\\", "/").rsplit("/", 1)[-1], 120)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -156,6 +193,8 @@ def _list(value: Any) -> list[Any]:
 
 def _ca(cert: Mapping[str, Any]) -> CaView:
     ack = cert.get("acknowledged")
+    given = cert.get("state")
+    retired = cert.get("retired")
     return CaView(
         sha256=text(cert.get("sha256_fingerprint"), 64).lower(),
         sha1=text(cert.get("sha1_thumbprint"), 40).upper(),
@@ -168,6 +207,8 @@ def _ca(cert: Mapping[str, Any]) -> CaView:
         acknowledged=ack if isinstance(ack, Mapping) else ({"by": "?"} if ack else None),
         sources=[text(s) for s in _list(cert.get("sources"))],
         registrations=[r for r in _list(cert.get("registrations")) if isinstance(r, Mapping)],
+        given_state=given if isinstance(given, str) and given in RANK else None,
+        retired=retired if isinstance(retired, Mapping) else ({"by": "?"} if retired else None),
     )
 
 
@@ -196,22 +237,51 @@ class _Deadlines:
                 days_left = (due - self.now) // ONE_DAY
                 out.append(
                     DeadlineView(
-                        d.id, text(d.title), due, days_left, stage and stage[0], d.at is not None
+                        d.id,
+                        text(d.what_to_do or d.title),
+                        due,
+                        days_left,
+                        stage and stage[0],
+                        d.at is not None,
+                        action=d.action,
+                        when=(time_left if d.action else milestone_when)(due, self.now),
+                        late=d.action and self.now > due,
                     )
                 )
         return sorted(out, key=lambda d: d.due)
 
 
 def _state(ca: CaView, newer_exists: bool) -> str:
+    if ca.given_state:
+        return ca.given_state
+    if ca.retired:
+        return "retired"
     if ca.resolved_by:
         return "resolved"
     if ca.acknowledged:
         return "acknowledged"
     if ca.verdict == "affected" and not newer_exists:
         return "affected"
-    if newer_exists or any(d.stage for d in ca.deadlines):
+    if newer_exists or any(d.stage for d in ca.deadlines if d.action):
         return "pending"
     return "ok"
+
+
+def document_state(cert: Mapping[str, Any]) -> str:
+    """A certificate's state from its report/v1 object alone (no rules, no clock): its own
+    ``state`` when it names one of the vocabulary, else what its fields say."""
+    given = cert.get("state")
+    if isinstance(given, str) and given in RANK:
+        return given
+    if cert.get("retired"):
+        return "retired"
+    if cert.get("resolved_by"):
+        return "resolved"
+    if cert.get("acknowledged"):
+        return "acknowledged"
+    if cert.get("renewal_pending"):
+        return "pending"
+    return "affected" if cert.get("verdict") == "affected" else "ok"
 
 
 def _registration_state(ca: CaView | None, target: str) -> str:
@@ -234,6 +304,7 @@ def _targets(
     for target, reg in ids.items():
         info = known.get(target, {})
         error = _dict(info.get("error"))
+        source = text(reg.get("source") or info.get("source") or "", 200)
         rows.append(
             TargetRow(
                 target=target,
@@ -244,6 +315,7 @@ def _targets(
                 renewed=_registration_state(renewal, target) if renewal else None,
                 seen_at=text(info.get("seen_at") or reg.get("seen_at") or "", 40),
                 error=text(f"{error.get('code')}: {error.get('message')}") if error else None,
+                source="live read" if source == "live" else source,
             )
         )
     return sorted(rows, key=lambda r: (r.display_name, r.target))
@@ -290,7 +362,7 @@ def _tenant(
             o.not_before and ca.not_before and o.not_before > ca.not_before for o in cas
         )
         ca.state = _state(ca, newer_exists)
-    state = min((c.state for c in cas), key=_RANK.__getitem__, default="ok")
+    tenant_state = most_urgent([c.state for c in cas])
     deadlines = [d for c in cas if (d := c.next_deadline) is not None]
     names = sorted({s for c in cas for s in c.sources})
     return TenantView(
@@ -298,7 +370,7 @@ def _tenant(
         cas=cas,
         current=current,
         renewal=renewal,
-        state=state,
+        state=tenant_state,
         next_deadline=min(deadlines, key=DeadlineView.urgency, default=None),
         sent=_sent_lines(sent, rules),
         targets=_targets(current, renewal, known_targets),
@@ -340,6 +412,7 @@ def build_fleet(
     tenants.sort(key=TenantView.urgency)
     all_cas = [c for t in tenants for c in t.cas]
     affected = [c for c in all_cas if c.verdict == "affected"]
+    # The summary counts what the rows say: each tenant once, by the state its row shows.
     counts = {
         "certificates": len(all_cas) + others,
         "tenants": len(tenants),
@@ -356,7 +429,7 @@ def build_fleet(
         for c in t.cas
         if c.open
         for d in c.deadlines
-        if d.days_left >= 0 and d.due >= now
+        if d.action and d.due >= now
     ]
     next_deadline = None
     if ahead:
@@ -368,11 +441,25 @@ def build_fleet(
         rules=rules,
         tenants=tenants,
         other_certificates=others,
-        failed_uploads=[u for u in uploads if u.get("status") != "analyzed"],
+        failed_uploads=_newest_first(
+            [u for u in uploads if u.get("status") != "analyzed" and not u.get("retired")]
+        ),
         uploads=len(uploads),
         counts=counts,
         next_deadline=next_deadline,
-        overdue_tenants=sum(
-            1 for t in tenants if t.next_deadline and t.next_deadline.stage == "overdue"
-        ),
+        overdue_tenants=sum(1 for t in tenants if t.next_deadline and t.next_deadline.late),
+        retired_uploads=sum(1 for u in uploads if u.get("retired")),
     )
+
+
+def upload_time(upload: Mapping[str, Any]) -> datetime | None:
+    """When an upload arrived, where the document says (later report versions may)."""
+    for key in ("uploaded_at", "last_modified", "seen_at", "analyzed_at"):
+        if moment := parse_time(upload.get(key)):
+            return moment
+    return None
+
+
+def _newest_first(uploads: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(uploads, key=lambda u: upload_time(u) or oldest, reverse=True)

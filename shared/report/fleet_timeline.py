@@ -22,12 +22,14 @@ MAX_SEGMENTS = 4
 MAX_BARS = 4  # tenant CAs drawn per row (the newest); the table lists them all
 WIDTH = 1120
 LABEL_X = 8
-PLOT_X0, PLOT_X1 = 352.0, 1010.0
+# Room on the left for a tenant id (36 characters) and its state's longest label.
+PLOT_X0, PLOT_X1 = 440.0, 1010.0
 STAGE_X = 1018
 LINE_H = 15  # one header line per labelled line (today, each window, each deadline)
 ROW_H = 24
 BREAK_W = 18.0
 MIN_TICK_PX = 72
+CHAR_W = 7.0  # the widest advance of an 11 px monospace font here (DejaVu Sans Mono: 6.6)
 _DAY = timedelta(days=1)
 
 
@@ -166,7 +168,7 @@ def build_axis(
 class HeaderLine:
     """A labelled vertical line or band (today, an incident window, a fixed deadline)."""
 
-    kind: str  # "today" | "window" | "deadline"
+    kind: str  # "today" | "window" | "deadline" (an action's) | "milestone"
     x0: float
     x1: float
     label_y: float
@@ -206,6 +208,7 @@ class Timeline:
     ticks: list[tuple[float, str]]
     breaks: list[tuple[float, str]]
     axis_y: float
+    lines_top: float  # where the vertical lines start: below every label, so none crosses one
     shown: int
     total: int
     description: str
@@ -277,6 +280,10 @@ def build_timeline(fleet: FleetView, max_rows: int = MAX_ROWS) -> Timeline:
     def line(kind: str, start: datetime, end: datetime, label: str) -> None:
         x0, x1 = axis.x(start), max(axis.x(end), axis.x(start) + 3 if end > start else 0)
         anchor = "end" if x0 > (PLOT_X0 + PLOT_X1) / 2 else "start"
+        # Each label has a line of its own; cut so that it stays inside the picture.
+        room = (x0 if anchor == "end" else WIDTH - x0) - 4
+        fit = max(int(room // CHAR_W) - 2, 8)  # the glyph and its space take two
+        label = label if len(label) <= fit else label[: fit - 1] + "…"
         lines.append(HeaderLine(kind, x0, x1, 12 + LINE_H * len(lines), label, anchor))
 
     line("today", fleet.now, fleet.now, f"today {fleet.now:%Y-%m-%d}")
@@ -284,10 +291,14 @@ def build_timeline(fleet: FleetView, max_rows: int = MAX_ROWS) -> Timeline:
         window = f"{incident.window_start:%Y-%m-%d} to {incident.window_end:%Y-%m-%d}"
         line("window", incident.window_start, incident.window_end, f"incident window {window}")
         for d in incident.deadlines:
-            if d.at is not None:
-                line("deadline", d.at, d.at, f"{d.at:%Y-%m-%d} {d.title}")
+            if d.at is not None and d.action:
+                line("deadline", d.at, d.at, f"{d.at:%Y-%m-%d} {d.what_to_do}")
+            elif d.at is not None:
+                line("milestone", d.at, d.at, f"{d.at:%Y-%m-%d} {d.title} (information)")
     axis_y = 12 + LINE_H * len(lines) + 4
     rows_top = axis_y + 18
+    # Axis labels clear of the "stage" column heading.
+    axis_ticks = [(x, t) for x, t in axis.ticks() if x + len(t) * CHAR_W / 2 < STAGE_X - 6]
     rows = []
     for i, tenant in enumerate(tenants):
         bars = [b for ca in tenant.cas[-MAX_BARS:] if (b := _bar(axis, tenant, ca))]
@@ -299,7 +310,7 @@ def build_timeline(fleet: FleetView, max_rows: int = MAX_ROWS) -> Timeline:
                 for d in current.deadlines
                 if not d.fixed and axis.start <= d.due <= axis.end
             ]
-        stage = tenant.next_deadline.stage if tenant.next_deadline else None
+        stage = tenant.next_deadline.stage if tenant.next_deadline else None  # actions only
         rows.append(
             Row(
                 y=rows_top + i * ROW_H,
@@ -323,9 +334,10 @@ def build_timeline(fleet: FleetView, max_rows: int = MAX_ROWS) -> Timeline:
         rows_top=rows_top,
         rows=rows,
         lines=lines,
-        ticks=axis.ticks(),
+        ticks=axis_ticks,
         breaks=axis.breaks(),
         axis_y=axis_y,
+        lines_top=rows_top - 4,
         shown=len(rows),
         total=total,
         description=desc,
