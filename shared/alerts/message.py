@@ -200,7 +200,7 @@ def code_runs(value: str) -> list[tuple[bool, str]]:
     return [(i % 2 == 1, part) for i, part in enumerate(parts) if part]
 
 
-def _state_id(items: Sequence[DueAlert]) -> str:
+def tenant_state_id(items: Sequence[DueAlert]) -> str:
     """The tenant's state in the one vocabulary (states.py): the planner's when it sets
     one (issue 21), else what the alert shows: no renewal on record for an incident's
     tenant CA is ``affected``, anything else still due is ``pending``."""
@@ -311,7 +311,7 @@ def _tenant_block(tenant_id: str, items: list[DueAlert], now: datetime) -> Tenan
         closings = [f"SHA-1 {', '.join(shas)}: {closing}" for closing, shas in whose.items()]
     return TenantBlock(
         tenant=cert_text(tenant_id),
-        state=state(_state_id(items)),
+        state=state(tenant_state_id(items)),
         certificates=certificates,
         todo=todo,
         by_when=by_when,

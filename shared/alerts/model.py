@@ -91,7 +91,9 @@ class DueAlert:
     actions: tuple[str, ...] = field(default=())
     # Where the current CA is registered and what is left (None: not looked up).
     registration: Registration | None = None
-    state: str = "pending"  # the CA's state in the one vocabulary (shared.alerts.states)
+    # The CA's state in the one vocabulary (shared.alerts.states) as the store has it; ""
+    # when not looked up (the planner alone): message.tenant_state_id then derives one.
+    state: str = ""
     # An action deadline (the operator's own) or a milestone (information only), and what
     # to do by an action deadline (rules.Deadline.action / what_to_do).
     action: bool = True

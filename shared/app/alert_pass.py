@@ -26,6 +26,7 @@ from shared.alerts.message import (
     TEAMS_MAX_BYTES,
     render_message,
     sort_items,
+    tenant_state_id,
 )
 from shared.alerts.model import (
     DueAlert,
@@ -143,7 +144,7 @@ def run_alerts(
             "stage": a.stage,
             "stage_key": a.stage_key,
             "days_left": a.days_left,
-            "state": a.state,
+            "state": a.state or tenant_state_id([a]),
             "channels": {c: state.outcomes[a.ledger_key(c)] for c in names},
             "registration": (a.registration or NO_REGISTRATION).to_json(),
         }
