@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -160,6 +160,24 @@ def explain_affected(folder: Path) -> None:
             )
 
 
+def upload_dps_groups(folder: Path, certificates: bytes, secondary: str | None) -> None:
+    """What `az iot dps enrollment-group list` and `az iot dps certificate list` print for
+    fleet-dps, uploaded with `ca-watch upload --dps` (the envelope names the DPS)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    group = {
+        "enrollmentGroupId": "fleet-devices",
+        "provisioningStatus": "enabled",
+        "attestation": {
+            "type": "x509",
+            "x509": {"caReferences": {"primary": "tenant-params", "secondary": secondary}},
+        },
+        "etag": '"demo"',
+    }
+    groups = write(folder, "groups.json", json.dumps([group], indent=2).encode())
+    certs = write(folder, "certificates.json", certificates)
+    ca_watch(["upload", "-q", "--dps", DPS, str(groups), str(certs)])
+
+
 def print_states(tenant: str) -> None:
     """Each CA of ``tenant`` with its state, as `ca-watch report --json` has it."""
     handlers.reset_runtime()
@@ -276,23 +294,42 @@ def main() -> int:
         ca_watch(["process", "--once", "--now", "2020-08-26T09:00:00Z"])
         print_states(samples.TENANT_DEVICES)
 
-        heading("5. A DPS listing shows the renewed CA verified")
-        step5 = sample / "step5"
-        shutil.rmtree(step5, ignore_errors=True)
-        write(step5, "listings/fleet-dps.json", listing(DPS, [
+        heading("5. The DPS verified the renewed CA, but no enrollment group names it")
+        print(
+            "A DPS provisions a device only through an enabled enrollment group that names a\n"
+            "CA in its chain. The renewed CA is uploaded and verified in fleet-dps, but the\n"
+            "group `fleet-devices` still names only the old one: the tenant stays pending.\n"
+        )
+        dps_certs = listing(DPS, [
             ("tenant-params", old[samples.TENANT_PARAMS], True),
             ("tenant-params-2020-08", renewed[samples.TENANT_PARAMS][1], True),
-        ]))  # fmt: skip
-        ca_watch(["upload", "-q", "--replace", str(step5)])
+        ])  # fmt: skip
+        upload_dps_groups(sample / "step5", dps_certs, secondary=None)
         ca_watch(["process", "--once", "--now", "2020-09-01T12:00:00Z"])
         document = run_timer_at(AFTER_DPS)
         sent, carried = print_timeline_entry(AFTER_DPS, document)
         alerts, messages = alerts + sent, messages + carried
+        alerts_only = [p for p in outbox.glob("*.txt") if ": notice:" not in p.read_text("utf-8")]
+        newest = max(alerts_only, key=lambda path: path.stat().st_mtime)
+        command = [
+            line.strip()
+            for line in newest.read_text(encoding="utf-8").splitlines()
+            if "enrollment-group update" in line
+        ]
+        print(f"\nThe step the alert gives ({newest.relative_to(ROOT)}):")
+        print("\n".join(f"    {line}" for line in command[:1]) or "    (none)")
+
+        heading("5b. The group names the renewed CA as its secondary: resolved")
+        upload_dps_groups(sample / "step5b", dps_certs, secondary="tenant-params-2020-08")
+        ca_watch(["process", "--once", "--now", "2020-09-02T08:00:00Z"])
+        document = run_timer_at(AFTER_DPS + timedelta(hours=1))
+        sent, carried = print_timeline_entry(AFTER_DPS + timedelta(hours=1), document)
+        alerts, messages = alerts + sent, messages + carried
         left = [i for i in document["items"] if i["tenant_id"] in OLD_FILES]
         print(f"renewed tenants: {len(left)} alert(s) left")
         print_notice(outbox)
-        again = run_timer_at(AFTER_DPS)
-        print(f"(the {AFTER_DPS:%Y-%m-%d} run again: {len(again['messages'])} message(s))")
+        again = run_timer_at(AFTER_DPS + timedelta(hours=1))
+        print(f"(the same run again: {len(again['messages'])} message(s))")
         written = len(list(outbox.glob("*.json")))
         print(
             f"\n{alerts} alerts went out in {messages} messages (one digest per channel and "
@@ -300,7 +337,7 @@ def main() -> int:
             f"{outbox.relative_to(ROOT)}/ (.json, .txt, .html)"
         )
 
-        heading("5. The fleet report")
+        heading("6. The fleet report")
         report = outbox / "fleet.html"
         ca_watch(["report", "--html", str(report), "--now", AFTER_RENEWAL.isoformat()])
         print(f"Done in {time.monotonic() - started:.1f} s.")

@@ -364,24 +364,18 @@ def _resolve(
         snap.read_ok and snap.has_listed(cert.sha1_thumbprint, cert.sha256) for snap in snapshots
     )
     for candidate in newer:
-        if evidence:  # rule 1: someone proved possession in every target
-            registration = registration_of(
-                cert,
-                candidate,
-                snapshots,
-                renewal_check=verdicts[candidate.sha256],
-                look_alikes=look_alikes,
-            )
-            if not registration.pending and not blocked:
-                return Resolution(candidate.sha256, registration, "registration")
-        elif verdicts[candidate.sha256] in COUNTS_WITHOUT_EVIDENCE and not blocked:  # rule 2
-            registration = registration_of(
-                cert,
-                candidate,
-                snapshots,
-                renewal_check=verdicts[candidate.sha256],
-                look_alikes=look_alikes,
-            )
+        if blocked:
+            break
+        registration = registration_of(
+            cert,
+            candidate,
+            snapshots,
+            renewal_check=verdicts[candidate.sha256],
+            look_alikes=look_alikes,
+        )
+        if evidence and not registration.pending:  # rule 1: verified in every target
+            return Resolution(candidate.sha256, registration, "registration")
+        if not evidence and verdicts[candidate.sha256] in COUNTS_WITHOUT_EVIDENCE:  # rule 2
             return Resolution(candidate.sha256, registration, "authenticated-renewal")
     # Ask for the newest renewal that is no look-alike (the newest of all when every one is).
     shown = next((r for r in newer if verdicts[r.sha256] != LOOK_ALIKE), newer[0])

@@ -234,7 +234,7 @@ class TenantStore:
             if resolution.resolved_by and resolution.resolved_by != cert.resolved_by:
                 # Announced before the row says so: a crash in between announces again,
                 # and the notice's key makes that the same notice.
-                self.notices.add(resolution_notice(cert, resolution, now))
+                self.notices.add(rotation_notice("resolved", cert, resolution, now))
             registration = resolution.registration
             renewed = registration.renewed
             if (
@@ -245,7 +245,7 @@ class TenantStore:
             ):
                 # Observed, not a date in a rule: devices present the renewal now, and
                 # every target still pending fails them (issue 22 §3).
-                self.notices.add(activation_notice(cert, resolution, now))
+                self.notices.add(rotation_notice("activated", cert, resolution, now))
             for fake in registration.look_alikes:
                 # Flagged once per channel: the ledger makes a notice written again after it
                 # was sent (every refresh writes it) a no-op.
@@ -356,39 +356,25 @@ def _evidence(targets: Sequence[TargetState]) -> tuple[dict[str, Any], ...]:
     )
 
 
-def activation_notice(
-    cert: TenantCertificate, resolution: Resolution, now: datetime | None
+def rotation_notice(
+    kind: str, cert: TenantCertificate, resolution: Resolution, now: datetime | None
 ) -> Notice:
-    """The renewal became Active in its Azure Sphere catalog while targets still wait."""
+    """``resolved``: which CA replaced which, on what evidence (every target that trusted
+    the current CA); ``activated``: the renewal became Active in its Azure Sphere catalog
+    while targets still wait (those targets)."""
     registration = resolution.registration
+    resolved = kind == "resolved"
+    renewed = resolution.resolved_by if resolved else registration.renewed
+    targets = registration.targets if resolved else registration.pending_targets
     return Notice(
         tenant_id=cert.tenant_id,
         certificate=cert.sha256,
-        kind="activated",
-        ref=registration.renewed or "",
+        kind=kind,
+        ref=renewed or "",
         at=now or datetime.now(UTC),
         subject=cert.subject,
-        renewed=registration.renewed,
+        renewed=renewed,
         renewed_thumbprint=registration.renewed_thumbprint,
-        evidence=_evidence(registration.pending_targets),
-    )
-
-
-def resolution_notice(
-    cert: TenantCertificate, resolution: Resolution, now: datetime | None
-) -> Notice:
-    """The announcement of a resolution: which CA replaced which, on what evidence."""
-    registration = resolution.registration
-    evidence = _evidence(registration.targets)
-    return Notice(
-        tenant_id=cert.tenant_id,
-        certificate=cert.sha256,
-        kind="resolved",
-        ref=resolution.resolved_by or "",
-        at=now or datetime.now(UTC),
-        subject=cert.subject,
-        renewed=resolution.resolved_by,
-        renewed_thumbprint=registration.renewed_thumbprint,
-        basis=resolution.basis,
-        evidence=evidence,
+        basis=resolution.basis if resolved else None,
+        evidence=_evidence(targets),
     )
