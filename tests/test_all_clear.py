@@ -394,3 +394,25 @@ def test_a_renewal_active_in_its_catalog_with_a_target_pending_sends_the_activat
     assert run(app_runtime)["notices"] in ([], [{**notice}])  # never sent twice
     texts = [p.read_text() for p in Path(os.environ["ALERT_OUTBOX_DIR"]).rglob("*.txt")]
     assert sum("is now Active in its Azure Sphere catalog" in t for t in texts) == 1
+
+
+# --- hole 3: a listing Azure really prints was refused and read as "no evidence" ------------
+
+
+def test_a_listing_with_base64_of_pem_bodies_is_evidence_not_a_refusal(app_runtime) -> None:
+    """`az iot hub certificate create -p ca.pem` (azure-cli 2.32 and later) stores the body as
+    base64 of the PEM file, and ARM lists it back so. Refused, the hub held nothing and the
+    authenticated renewal closed the tenant while the hub still trusted only the old CA."""
+    import base64
+
+    handlers.use_clock(lambda: NOW)
+    old, new = pair(15)
+    upload(app_runtime, {"chain/pca.cer": PCA.der, "t/old.cer": old.der, "t/new.cer": new.der})
+    assert not is_open(app_runtime, old)  # authenticated, and no target known yet
+    listing = json.loads(arm_listing(HUB_ID, [("old", old, True)]))
+    listing["value"][0]["properties"]["certificate"] = base64.b64encode(old.pem).decode()
+    upload(app_runtime, {"hub.json": json.dumps(listing).encode()})
+    row = next(u for u in app_runtime.store.report()["uploads"] if u["name"] == "hub.json")
+    assert (row["status"], row["error"]) == ("analyzed", None)
+    assert is_open(app_runtime, old)  # the hub trusts only the old CA: re-opened
+    assert certificate(app_runtime, old)["renewal_pending"] == [HUB_ID.lower()]
