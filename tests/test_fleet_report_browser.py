@@ -132,6 +132,8 @@ def test_demo_report_renders_cleanly_and_is_kept_as_a_screenshot(
         _timer_at(moment)
     name, data = samples.renewed_tenant_file(samples.TENANT_OID)
     container.upload_blob(name, data)
+    # The chain that authenticates it (no target lists the old CA here: DESIGN §4 rule 2).
+    container.upload_blob("chain/pca01.cer", samples.azure_sphere_pca().der)
     ca_watch(["process", "--once", "-q", "--now", "2020-08-26T09:00:00Z"])
     out = tmp_path / "fleet.html"
     ca_watch(["report", "--html", str(out), "--now", "2020-09-01T09:00:00Z"])

@@ -84,6 +84,9 @@ def test_default_rules_tell_action_deadlines_from_milestones():
         # Microsoft's dates: information, nothing for the operator to do by then
         "azure-sphere-2020-07/renewal-available": (False, ""),
         "rotation/renewal-appears": (False, ""),
+        # the retirements of Azure Sphere (Legacy) and Azure Sphere: information, as data
+        "azure-sphere-legacy-retirement/legacy-retires": (False, ""),
+        "azure-sphere-retirement/service-retires": (False, ""),
         # the operator's own deadlines, and what to do by each
         "azure-sphere-2020-07/activation": (
             True,

@@ -252,6 +252,9 @@ class _Deadlines:
 
 
 def _state(ca: CaView, newer_exists: bool) -> str:
+    due = any(d.stage for d in ca.deadlines if d.action)
+    if ca.given_state == "pending" and not newer_exists and not due:
+        return "ok"  # open, but nothing to do yet: only the view knows the time
     if ca.given_state:
         return ca.given_state
     if ca.retired:
@@ -262,7 +265,7 @@ def _state(ca: CaView, newer_exists: bool) -> str:
         return "acknowledged"
     if ca.verdict == "affected" and not newer_exists:
         return "affected"
-    if newer_exists or any(d.stage for d in ca.deadlines if d.action):
+    if newer_exists or due:
         return "pending"
     return "ok"
 

@@ -147,14 +147,15 @@ class RegistrationStore:
     def record(self, listing: Listing, source: str, made_at: datetime) -> tuple[str, set[str]]:
         table = self._tables("regtargets")
         key = table_key(listing.target)
-        groups_only = not listing.certificates and listing.groups is not None
         for _ in range(MAX_CONFLICT_RETRIES):
             row = self._row(listing.target)
             old = snapshot_of(dict(row)) if row is not None else None
-            stamp = "groups_seen_at" if groups_only else "seen_at"
-            if row is not None and row.get(stamp) and parse_iso(row[stamp]) > made_at:
+            if row is not None and row.get("seen_at") and parse_iso(row["seen_at"]) > made_at:
                 return STALE_LISTING, set()  # an older listing processed late
-            entries = old.entries if groups_only and old else _entries_of_listing(listing)
+            # A snapshot replaces the target's whole: what it lists now (an IoT Central app
+            # with every slot empty lists nothing). Groups a listing did not read (a plain
+            # certificate list) stay as last read: the stricter answer.
+            entries = _entries_of_listing(listing)
             groups = listing.groups if listing.groups is not None else (old and old.groups)
             history = set(old.history if old else ()) | {e.thumbprint for e in entries}
             before = {(e.thumbprint, e.sha256, e.verified) for e in (old.entries if old else ())}
@@ -164,13 +165,13 @@ class RegistrationStore:
                 "target": listing.target,
                 "kind": listing.kind,
                 "display_name": listing.display_name,
-                "format": listing.format if not groups_only or row is None else row.get("format"),
-                "seen_at": iso(made_at) if not groups_only or row is None else row.get("seen_at"),
-                "source": source if not groups_only or row is None else row.get("source"),
+                "format": listing.format,
+                "seen_at": iso(made_at),
+                "source": source,
                 "count": len(entries),
                 "error_code": None,
                 "error_message": None,
-                **_chunks(_body_json(entries, groups or None, history)),
+                **_chunks(_body_json(entries, groups, history)),
             }
             if groups is not None and listing.groups is not None:
                 entity["groups_seen_at"] = iso(made_at)
