@@ -125,12 +125,6 @@ def test_upload_and_live_pull_read_the_same_listing(body: str) -> None:
     assert (live_listing(target, document["value"]),) == uploaded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the live reader still strips a body it cannot use (_without_refused_bodies in "
-    "shared/readers/arm_certificates.py); the parser now keeps placeholders itself, so that "
-    "fallback only ever accepts a body that contradicts its thumbprint",
-)
 def test_upload_and_live_pull_both_refuse_a_body_that_contradicts_its_thumbprint() -> None:
     other = samples.tenant_ca("abcd0000-1111-4222-8333-944445555666", key_seed=42)
     document = {"value": [entry_with_body(base64.b64encode(other.der).decode())]}

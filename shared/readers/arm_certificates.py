@@ -140,28 +140,9 @@ def listing_document(target: RegistrationTarget, entries: Sequence[Any]) -> dict
 def _listing(target: RegistrationTarget, entries: Sequence[Any]) -> Listing:
     if not entries:  # an empty hub is evidence too: nothing is registered there any more
         return Listing(target.target, target.kind, target.name, FORMATS[target.kind], ())
-    document = listing_document(target, entries)
-    try:
-        listings = parse_listing(document)
-    except ListingError:
-        # A body the listing reader refuses (ARM's examples show placeholders) should not
-        # cost the whole target: that entry's thumbprint alone still identifies it.
-        listings = parse_listing(_without_refused_bodies(document))
-        log.warning("registration target %s: refused certificate bodies ignored", target.target)
+    # The parser reads what ARM really lists (placeholders keep their thumbprint), exactly
+    # as it reads an upload: a body that contradicts its thumbprint is refused by both.
+    listings = parse_listing(listing_document(target, entries))
     if len(listings) != 1 or listings[0].target != target.target:
         raise ListingError("malformed-listing", "the listing does not name the target")
     return listings[0]
-
-
-def _without_refused_bodies(document: Mapping[str, Any]) -> dict[str, Any]:
-    value = []
-    for entry in document["value"]:
-        properties = entry.get("properties")
-        if isinstance(properties, Mapping) and properties.get("certificate"):
-            try:
-                parse_listing({"value": [entry]})
-            except ListingError:
-                bare = {k: v for k, v in properties.items() if k != "certificate"}
-                entry = {**entry, "properties": bare}
-        value.append(entry)
-    return {"value": value}
