@@ -76,7 +76,7 @@ CA_STATES: tuple[State, ...] = (
     State(
         "acknowledged",
         "acknowledged",
-        "🔕",
+        "⊘",
         False,
         "An operator silenced this CA (scoped to the CAs on record then, optionally until a date).",
         "Nothing, until the acknowledgement ends; `ca-watch ack --withdraw` ends it now.",
