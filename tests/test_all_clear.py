@@ -233,7 +233,7 @@ def test_a_future_clock_does_not_freeze_later_listings(app_runtime) -> None:
     assert not is_open(app_runtime, old)
 
 
-def test_an_older_listing_arriving_later_is_a_stale_listing(app_runtime) -> None:
+def test_an_older_listing_arriving_later_is_a_stale_listing(app_runtime, capsys) -> None:
     handlers.use_clock(lambda: NOW)
     old, new = pair(9)
     upload(app_runtime, {"t/old.cer": old.der, "t/new.cer": new.der})
@@ -244,6 +244,14 @@ def test_an_older_listing_arriving_later_is_a_stale_listing(app_runtime) -> None
     row = next(u for u in app_runtime.store.report()["uploads"] if u["name"] == "older.json")
     assert row["listing_outcomes"][0]["outcome"] == "stale-listing"
     assert main(["process"]) == 0  # nothing pending; the CLI names ignored listings below
+    capsys.readouterr()
+    main(["report"])  # the text report says the listing changed nothing, and why
+    assert f"listing ignored (stale-listing: {HUB_ID.lower()})" in capsys.readouterr().out
+    page = app_runtime.store.report()
+    from shared.report.fleet import ignored_listings
+
+    (row,) = ignored_listings(page["uploads"])
+    assert (row["name"], row["error"]["code"]) == ("older.json", "stale-listing")
     ignored = app_runtime.store.uploads.failed_uploads(NOW, datetime.now(UTC))
     assert [(r["name"], r["error_code"]) for r in ignored] == [("older.json", "stale-listing")]
     (target,) = app_runtime.store.report()["targets"]

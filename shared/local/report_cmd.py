@@ -80,7 +80,15 @@ def render_report(
                 sha1_of.get(sha, "SHA-256 " + sha[:16]) for sha in upload["certificates"]
             )
         )
-        uploads.append((upload["status"], printable(upload["name"]), detail or "-"))
+        ignored = [
+            f"{item['outcome']}: {item['target']}"
+            for item in upload.get("listing_outcomes") or ()
+            if item.get("outcome") != "recorded"
+        ]
+        if ignored:  # the listing changed nothing: say which target and why
+            detail = f"listing ignored ({'; '.join(ignored)})"
+        status = "retired" if upload.get("retired") else upload["status"]
+        uploads.append((status, printable(upload["name"]), detail or "-"))
     stream.write("\nUPLOADS\n")
     upload_header = ("STATUS", "BLOB", "CERTIFICATES (SHA-1) OR ERROR")
     shrink = (Shrink(2, 30, "wrap"), Shrink(1, 20, "left"))

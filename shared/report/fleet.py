@@ -26,7 +26,7 @@ from typing import Any
 
 from shared.alerts.planner import AlertPlanner
 from shared.alerts.rules import Rules, milestone_when, time_left
-from shared.alerts.states import CA_STATES, RANK, State, most_urgent, state
+from shared.alerts.states import BY_ID, CA_STATES, RANK, State, most_urgent, state
 
 ONE_DAY = timedelta(days=1)
 FAILED_ROWS = 5  # refused uploads listed; older ones fold into one line
@@ -446,6 +446,7 @@ def build_fleet(
         other_certificates=others,
         failed_uploads=_newest_first(
             [u for u in uploads if u.get("status") != "analyzed" and not u.get("retired")]
+            + ignored_listings(uploads)
         ),
         uploads=len(uploads),
         counts=counts,
@@ -453,6 +454,27 @@ def build_fleet(
         overdue_tenants=sum(1 for t in tenants if t.next_deadline and t.next_deadline.late),
         retired_uploads=sum(1 for u in uploads if u.get("retired")),
     )
+
+
+def ignored_listings(uploads: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Uploaded listings that changed nothing (``live-target``, ``stale-listing``), as rows
+    of the refused-uploads table: an operator sees that the evidence was not taken, and why."""
+    rows = []
+    for upload in uploads:
+        if upload.get("retired"):
+            continue
+        for item in upload.get("listing_outcomes") or ():
+            outcome = item.get("outcome") if isinstance(item, Mapping) else None
+            if outcome in BY_ID and outcome != "recorded":
+                meaning = BY_ID[outcome].meaning
+                rows.append(
+                    {
+                        **upload,
+                        "status": "ignored",
+                        "error": {"code": outcome, "message": f"{meaning} ({item.get('target')})"},
+                    }
+                )
+    return rows
 
 
 def upload_time(upload: Mapping[str, Any]) -> datetime | None:
