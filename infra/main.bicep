@@ -119,6 +119,9 @@ param smtpPort string = '587'
 param smtpUser string = ''
 @secure()
 param smtpPassword string = ''
+@secure()
+@description('IoT Central API tokens (JSON object app subdomain -> token), for apps whose identity is not an app user; stored in Key Vault. Their expiry is watched by the daily self-health check.')
+param iotCentralApiTokens string = ''
 param smtpStartTls string = 'true'
 @description('Comma list of IoT Hub / DPS ARM resource ids listed live for registration evidence; the post-provision hook grants the app identity the registration reader role on each (and DPS Data Reader on each DPS).')
 param registrationTargets string = ''
@@ -261,6 +264,7 @@ module keyVault 'app/keyvault.bicep' = {
     tags: tags
     teamsWebhookUrl: teamsWebhookUrl
     smtpPassword: smtpPassword
+    iotCentralApiTokens: iotCentralApiTokens
   }
 }
 
@@ -323,6 +327,7 @@ module functionApp 'app/function.bicep' = {
     smtpPort: smtpPort
     smtpUser: smtpUser
     smtpSecretUri: keyVault.outputs.smtpSecretUri
+    centralTokensSecretUri: keyVault.outputs.centralTokensSecretUri
     smtpStartTls: smtpStartTls
     reportContainerName: dataStorage.outputs.containerNames[2]
     registrationTargets: registrationTargets

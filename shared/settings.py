@@ -44,6 +44,7 @@ APP_SETTING_NAMES: tuple[str, ...] = (
     "REGISTRATION_PULL_BUDGET",
     "SPHERE_CATALOGS",
     "IOT_CENTRAL_APPS",
+    "IOT_CENTRAL_API_TOKENS",
     "ARM_ENDPOINT",
     "DPS_ENDPOINT",
     "IOT_CENTRAL_ENDPOINT",
@@ -203,6 +204,26 @@ def _central_apps(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(apps)
 
 
+def _central_tokens(env: Mapping[str, str]) -> dict[str, str]:
+    """``IOT_CENTRAL_API_TOKENS``: a JSON object, app subdomain -> API token (a Key Vault
+    reference in Azure), for apps whose users cannot include the app's identity."""
+    raw = env.get("IOT_CENTRAL_API_TOKENS", "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items()
+    ):
+        # Never echo the value: it holds secrets.
+        raise SettingsError(
+            'IOT_CENTRAL_API_TOKENS is not a JSON object {"<app subdomain>": "<API token>"}'
+        )
+    return {key.strip().lower(): token.strip() for key, token in value.items()}
+
+
 def _endpoint(env: Mapping[str, str], name: str, default: str, *, template: bool) -> str:
     """An https URL (a template with ``{name}`` where ``template``), without a trailing /."""
     text = env.get(name, "").strip().rstrip("/") or default
@@ -270,6 +291,8 @@ class Settings:
     registration_pull_budget: timedelta = DEFAULT_PULL_BUDGET
     sphere_catalogs: tuple[SphereCatalog, ...] = ()
     iot_central_apps: tuple[str, ...] = ()
+    # App subdomain -> IoT Central API token (secrets: never in repr).
+    iot_central_api_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
     arm_endpoint: str = DEFAULT_ARM_ENDPOINT
     dps_endpoint: str = DEFAULT_DPS_ENDPOINT
     iot_central_endpoint: str = DEFAULT_IOT_CENTRAL_ENDPOINT
@@ -324,6 +347,7 @@ class Settings:
             ),
             sphere_catalogs=_catalogs(env),
             iot_central_apps=_central_apps(env),
+            iot_central_api_tokens=_central_tokens(env),
             arm_endpoint=_endpoint(env, "ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, template=False),
             dps_endpoint=_endpoint(env, "DPS_ENDPOINT", DEFAULT_DPS_ENDPOINT, template=True),
             iot_central_endpoint=_endpoint(

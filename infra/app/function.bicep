@@ -54,6 +54,8 @@ param smtpHost string
 param smtpPort string
 param smtpUser string
 param smtpSecretUri string
+@description('Versionless Key Vault secret URI of the IoT Central API tokens; empty = none.')
+param centralTokensSecretUri string = ''
 param smtpStartTls string
 param reportContainerName string
 @description('Comma list of IoT Hub / DPS ARM resource ids the timer lists live; empty = none.')
@@ -253,6 +255,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SMTP_PASSWORD'
           value: empty(smtpSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${smtpSecretUri})'
+        }
+        {
+          name: 'IOT_CENTRAL_API_TOKENS'
+          value: empty(centralTokensSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${centralTokensSecretUri})'
         }
         {
           name: 'SMTP_STARTTLS'

@@ -10,6 +10,9 @@ param teamsWebhookUrl string = ''
 @secure()
 @description('SMTP relay password; empty = no secret.')
 param smtpPassword string = ''
+@secure()
+@description('IoT Central API tokens, a JSON object app subdomain -> token; empty = no secret.')
+param iotCentralApiTokens string = ''
 @minValue(7)
 @maxValue(90)
 param softDeleteRetentionInDays int = 7
@@ -60,8 +63,19 @@ module smtpSecret 'secret.bicep' = if (!empty(smtpPassword)) {
   }
 }
 
+module centralTokensSecret 'secret.bicep' = if (!empty(iotCentralApiTokens)) {
+  name: 'secret-iot-central-api-tokens'
+  params: {
+    vaultName: vault.name
+    name: 'iot-central-api-tokens'
+    value: iotCentralApiTokens
+    contentType: 'application/json'
+  }
+}
+
 output name string = vault.name
 output uri string = vault.properties.vaultUri
 // Versionless secret URIs ('' when the secret is not set).
 output teamsSecretUri string = empty(teamsWebhookUrl) ? '' : teamsSecret.outputs.uri
 output smtpSecretUri string = empty(smtpPassword) ? '' : smtpSecret.outputs.uri
+output centralTokensSecretUri string = empty(iotCentralApiTokens) ? '' : centralTokensSecret.outputs.uri

@@ -27,6 +27,7 @@ from shared.app.delivery import (
     deliver,
 )
 from shared.channels import Channel
+from shared.readers.iot_central import token_expiry
 from shared.storage.registrations import TARGET_FAILURE_KIND
 from shared.storage.store import TableStore
 from shared.storage.uploads import IGNORED_LISTING_KIND
@@ -84,6 +85,7 @@ def _problems(
 ) -> list[_Problem]:
     problems = []
     failures = _failed_uploads(store, state.now)
+    problems.extend(_expiring_tokens(state))
     ignored = [row for row in failures if row.get("kind") == IGNORED_LISTING_KIND]
     uploads = [
         row
@@ -171,6 +173,36 @@ def _problems(
                     skip_channel=name,
                 )
             )
+    return problems
+
+
+TOKEN_NOTICE = timedelta(days=30)  # an IoT Central API token lives about a year
+
+
+def _expiring_tokens(state: PassState) -> list[_Problem]:
+    """IoT Central API tokens that end within TOKEN_NOTICE (or have ended): when one ends,
+    the live read of that app fails and its evidence goes stale. Reminded daily, as a
+    deadline is."""
+    problems = []
+    for app, token in sorted(state.settings.iot_central_api_tokens.items()):
+        expiry = token_expiry(token)
+        if expiry is None or expiry - state.now > TOKEN_NOTICE:
+            continue
+        left = expiry - state.now
+        when = "has expired" if left.total_seconds() <= 0 else f"expires in {left.days} day(s)"
+        problems.append(
+            _Problem(
+                f"iot-central-token/{app}",
+                f"the IoT Central API token for {cert_text(app, 80)} {when} "
+                f"({expiry:%Y-%m-%d %H:%M} UTC)",
+                (
+                    "Create a new one (az iot central api-token create --app-id "
+                    f"{cert_text(app, 80)} --token-id ca-watch-<date> --role viewer) and put it "
+                    "in IOT_CENTRAL_API_TOKENS (its Key Vault secret), or make the app's "
+                    "identity an app user (docs/readers.md) and drop the token.",
+                ),
+            )
+        )
     return problems
 
 

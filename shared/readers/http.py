@@ -111,16 +111,30 @@ class DataPlaneClient:
     services' own Python SDKs are a 2023 beta (DPS) or absent (IoT Central))."""
 
     def __init__(
-        self, endpoint: str, credential: Any, scope: str, budget: Budget, service: str
+        self,
+        endpoint: str,
+        credential: Any,
+        scope: str,
+        budget: Budget,
+        service: str,
+        *,
+        authorization: str | None = None,
     ) -> None:
+        """``authorization``: a fixed Authorization header (an IoT Central API token)
+        instead of a token of ``credential`` for ``scope``."""
         self.endpoint = endpoint
         self.service = service
         self._budget = budget
+        auth: Any = (
+            HeadersPolicy({"Authorization": authorization})
+            if authorization
+            else BearerTokenCredentialPolicy(credential, scope)
+        )
         policies = [
             HeadersPolicy({"Accept": "application/json"}),
             UserAgentPolicy(USER_AGENT),
             BoundedRetryPolicy(budget=budget, retry_on_methods=_READ_METHODS),
-            BearerTokenCredentialPolicy(credential, scope),
+            auth,
             ReadGuardPolicy(endpoint, budget, service),
         ]
         self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(

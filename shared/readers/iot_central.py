@@ -9,14 +9,16 @@ role (docs/readers.md). The documents are parsed by the same pure ``central_grou
 ``central_listing`` as an upload. Client: shared/readers/http.py (there is no IoT Central
 data-plane SDK for Python).
 
-Not done: the alternative API-token auth (a Key Vault secret whose own expiry would become
-a watched deadline).
+Or an API token (``IOT_CENTRAL_API_TOKENS``, a Key Vault secret in Azure), sent as the
+Authorization header; its own expiry (``se``, about a year) is watched by the daily
+self-health check (``token_expiry``).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from shared.analysis.enrollment_listings import central_group, central_is_x509, central_listing
 from shared.analysis.listings import MAX_ENTRIES, ListingError
@@ -28,6 +30,22 @@ CENTRAL_SCOPE = "https://apps.azureiotcentral.com/.default"
 CENTRAL_API_VERSION = "2022-07-31"
 KIND = "iot-central"
 SERVICE = "IoT Central"
+
+
+def token_expiry(token: str) -> datetime | None:
+    """When an IoT Central API token (``SharedAccessSignature sr=…&sig=…&skn=…&se=…``)
+    expires: ``se`` is its end in milliseconds (or seconds) since 1970. None when the token
+    names no end (then nothing can be watched)."""
+    fields = parse_qs(token.removeprefix("SharedAccessSignature").strip())
+    raw = (fields.get("se") or [""])[0]
+    if not raw.isascii() or not raw.isdigit():
+        return None
+    value = int(raw)
+    seconds = value / 1000 if value > 10**11 else value  # ms since 1970 past 1973
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def central_endpoint(settings: Settings, subdomain: str) -> str:
@@ -44,7 +62,14 @@ class IotCentralReader:
 
     def read(self, subdomain: str) -> ReadOutcome:
         endpoint = central_endpoint(self._settings, subdomain)
-        client = DataPlaneClient(endpoint, self._credential, CENTRAL_SCOPE, self._budget, SERVICE)
+        client = DataPlaneClient(
+            endpoint,
+            self._credential,
+            CENTRAL_SCOPE,
+            self._budget,
+            SERVICE,
+            authorization=self._settings.iot_central_api_tokens.get(subdomain),
+        )
         try:
             groups = []
             for group in self._groups(client, endpoint):
