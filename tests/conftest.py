@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azurite_pool import borrow
@@ -59,3 +60,16 @@ def openssl_command() -> str:
     """The openssl command (the differential and wrapper tests run it): a test that needs it
     fails under CI when it is missing, and skips elsewhere."""
     return require_command("openssl", install="apt-get install openssl")
+
+
+@pytest.fixture
+def world(
+    app_runtime: handlers.Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """The loopback HTTPS stand-ins for ARM, the DPS data plane, IoT Central and the
+    identity endpoint, with the app's settings pointed at them (tests/live_standins.py)."""
+    from tests.live_standins import app_settings_for
+
+    with app_settings_for(tmp_path, monkeypatch) as standins:
+        yield standins
+    handlers.use_clock(None)

@@ -6,33 +6,22 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from shared.app import handlers
 from shared.app.self_health import _expiring_tokens
 from shared.readers.base import Budget
 from shared.readers.iot_central import IotCentralReader, token_expiry
 from shared.settings import Settings, SettingsError
 from shared.storage.connections import app_credential
 from tests.arm_server import Reply
-from tests.live_standins import StandIns, app_settings_for, central_groups_path
+from tests.live_standins import StandIns, central_groups_path
 
 APP = "fleet-app"
 END = datetime(2021, 8, 1, tzinfo=UTC)
 TOKEN = f"SharedAccessSignature sr=0a1b&sig=c2VjcmV0&skn=ca-watch&se={int(END.timestamp() * 1000)}"
-
-
-@pytest.fixture
-def world(
-    app_runtime: handlers.Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[StandIns]:
-    with app_settings_for(tmp_path, monkeypatch) as standins:
-        yield standins
 
 
 def test_the_token_is_sent_as_it_is_instead_of_an_identity_token(world: StandIns) -> None:

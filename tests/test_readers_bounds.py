@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from shared.local import samples
 from shared.local.runner import process_pending, registered_function
 from shared.settings import Settings, SettingsError
 from tests.arm_server import HANG, Reply, certificates_path
-from tests.live_standins import StandIns, app_settings_for, central_groups_path, dps_query_path
+from tests.live_standins import StandIns, central_groups_path, dps_query_path
 from tests.registration_samples import DPS_ID, HUB_ID, SUB, arm_entry
 
 NOW = datetime(2020, 8, 10, 9, 0, tzinfo=UTC)
@@ -30,15 +29,6 @@ HUB_PATH, DPS_PATH = certificates_path(HUB_ID), certificates_path(DPS_ID)
 DPS_QUERY = dps_query_path(DPS_ID.rsplit("/", 1)[1])
 APP = "contoso-fleet"
 SLACK = 15.0  # seconds a loaded 2-core machine may add to a bounded wait
-
-
-@pytest.fixture
-def world(
-    app_runtime: handlers.Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[StandIns]:
-    with app_settings_for(tmp_path, monkeypatch) as standins:
-        yield standins
-    handlers.use_clock(None)
 
 
 def targets(rt: handlers.Runtime) -> dict[str, dict[str, Any]]:

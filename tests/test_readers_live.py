@@ -17,9 +17,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,7 +39,6 @@ from tests.live_standins import (
     CENTRAL_API,
     DPS_API,
     StandIns,
-    app_settings_for,
     central_groups_path,
     central_pages,
     central_slot_path,
@@ -87,14 +84,6 @@ def settings_for(**env: str) -> Settings:
 
 def dps_certificates(entries: list[tuple[str, samples.Issued, bool]]) -> Reply:
     return Reply(200, {"value": [arm_entry(DPS_ID, n, c, verified=v) for n, c, v in entries]})
-
-
-@pytest.fixture
-def world(
-    app_runtime: handlers.Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[StandIns]:
-    with app_settings_for(tmp_path, monkeypatch) as standins:
-        yield standins
 
 
 def snapshot(rt: handlers.Runtime, target: str) -> Any:
