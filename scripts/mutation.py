@@ -314,7 +314,8 @@ def _setup_cfg(module: str, tests: list[str]) -> str:
         "[mutmut]\n"
         "source_paths=shared\n"
         f"only_mutate={module}\n"
-        "also_copy=function_app.py\n    tests\n    scripts\n"
+        # README.md: tests/test_states_vocabulary.py checks its table of states
+        "also_copy=function_app.py\n    README.md\n    tests\n    scripts\n"
         "pytest_add_cli_args=-p no:cacheprovider -p no:xdist -q\n"
         f"pytest_add_cli_args_test_selection={selection}\n"
     )
