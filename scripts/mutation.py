@@ -212,6 +212,14 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/alerts/states.py": ["tests/test_states_vocabulary.py"],
     "shared/alerts/notice_message.py": ["tests/test_notice_message.py"],
     "shared/analysis/renewal_auth.py": ["tests/test_renewal_auth.py"],
+    # Issue 22's group parser, shared by the live readers and uploads.
+    "shared/analysis/enrollment_listings.py": [
+        "tests/test_readers_enrollment_parsing.py",
+        "tests/test_listings_groups.py",
+    ],
+    # Issue 23's key check, pure (test_keys_forms.py checks the same forms end to end on
+    # Azurite, 25 s a run: left out).
+    "shared/analysis/keys.py": ["tests/test_keys_check.py"],
     # Issue 21 end to end on Azurite: the acts that silence, and what announces them.
     "shared/storage/notices.py": [_ALL_CLEAR],
     "shared/storage/issuers.py": [_ALL_CLEAR],
