@@ -214,6 +214,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/analysis/renewal_auth.py": ["tests/test_renewal_auth.py"],
     # Issue 22's group parser, shared by the live readers and uploads.
     "shared/analysis/enrollment_listings.py": [
+        "tests/test_mutants_enrollment_listings.py",
         "tests/test_readers_enrollment_parsing.py",
         "tests/test_listings_groups.py",
     ],
