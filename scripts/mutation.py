@@ -220,7 +220,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
     # Issue 23's key check, pure (test_keys_forms.py checks the same forms end to end on
     # Azurite, 25 s a run: left out).
-    "shared/analysis/keys.py": ["tests/test_keys_check.py"],
+    "shared/analysis/keys.py": ["tests/test_mutants_keys.py", "tests/test_keys_check.py"],
     # Issue 21 end to end on Azurite: the acts that silence, and what announces them.
     "shared/storage/notices.py": [_ALL_CLEAR],
     "shared/storage/issuers.py": [_ALL_CLEAR],
