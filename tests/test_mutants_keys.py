@@ -219,3 +219,35 @@ def test_the_work_on_json_strings_is_bounded() -> None:
     assert refused(text.encode()[:-1], whole=False) is None  # cut: the raw text, bounded too
     fewer = json.dumps(["not base64! " * 6] * 19_999 + [base64.b64encode(PKCS8).decode()])
     assert refused(fewer.encode()[:-1], whole=False) == "a private key inside JSON"
+
+
+@pytest.mark.parametrize(
+    ("data", "whole", "form"),
+    [
+        # base64 with escaped line breaks in a cut JSON: an RSA key's children span them
+        (
+            json.dumps({"c": base64.encodebytes(PKCS1).decode()}).encode()[:-1],
+            False,
+            "a private key inside JSON",
+        ),
+        # a whole file that is a key cut short is no key form: the reader refuses it unread
+        (SEC1[:45], True, None),
+        # a whole key-free PKCS#12 is left to the reader, in base64 or after white space too
+        (base64.encodebytes(PFX), True, None),
+        (b" \n" + PFX, True, None),
+        # UTF-16 is told by its zero bytes, whatever the first character
+        (
+            "\x01\n".encode("utf-16-le") + PEM.decode().encode("utf-16-le"),
+            True,
+            "a private key (PEM)",
+        ),
+        (
+            "\x01\n".encode("utf-16-be") + PEM.decode().encode("utf-16-be"),
+            True,
+            "a private key (PEM)",
+        ),
+    ],
+    ids=range(6),
+)
+def test_more_edges(data: bytes, whole: bool, form: str | None) -> None:
+    assert refused(data, whole=whole) == form
