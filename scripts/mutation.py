@@ -212,6 +212,15 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/alerts/states.py": ["tests/test_states_vocabulary.py"],
     "shared/alerts/notice_message.py": ["tests/test_notice_message.py"],
     "shared/analysis/renewal_auth.py": ["tests/test_renewal_auth.py"],
+    # Issue 22's group parser, shared by the live readers and uploads.
+    "shared/analysis/enrollment_listings.py": [
+        "tests/test_mutants_enrollment_listings.py",
+        "tests/test_readers_enrollment_parsing.py",
+        "tests/test_listings_groups.py",
+    ],
+    # Issue 23's key check, pure (test_keys_forms.py checks the same forms end to end on
+    # Azurite, 25 s a run: left out).
+    "shared/analysis/keys.py": ["tests/test_mutants_keys.py", "tests/test_keys_check.py"],
     # Issue 21 end to end on Azurite: the acts that silence, and what announces them.
     "shared/storage/notices.py": [_ALL_CLEAR],
     "shared/storage/issuers.py": [_ALL_CLEAR],
@@ -314,7 +323,8 @@ def _setup_cfg(module: str, tests: list[str]) -> str:
         "[mutmut]\n"
         "source_paths=shared\n"
         f"only_mutate={module}\n"
-        "also_copy=function_app.py\n    tests\n    scripts\n"
+        # README.md: tests/test_states_vocabulary.py checks its table of states
+        "also_copy=function_app.py\n    README.md\n    tests\n    scripts\n"
         "pytest_add_cli_args=-p no:cacheprovider -p no:xdist -q\n"
         f"pytest_add_cli_args_test_selection={selection}\n"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,10 +18,15 @@ from shared.alerts.registration import (
     ABSENT,
     UNVERIFIED,
     VERIFIED,
+    EnrollmentGroup,
+    GroupSlot,
     Registration,
+    Resolution,
     TargetEntry,
     TargetSnapshot,
     TargetState,
+    ca_state,
+    groups_missing,
     registration_of,
     resolve_with_evidence,
 )
@@ -491,3 +497,314 @@ def test_hostile_target_names_in_the_fallback_are_escaped_and_defanged_in_every_
     assert "<b>x</b>" not in message.html and "&lt;b&gt;x&lt;/b&gt;" in message.html
     assert "${cardData}" not in card
     assert "        In <b>x</b> hxxps://evil[.]example/p ${cardData}: register" in message.text
+
+
+# --- issue 21: lost trust, unknown targets, the group clause, the whole JSON ----------
+
+SEEN = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+def test_the_whole_registration_json_of_a_target_that_failed_and_one_never_read() -> None:
+    failed_hub = TargetSnapshot(
+        "hub-id",
+        "iot-hub",
+        "Hub",
+        SEEN,
+        "hubs.json",
+        (TargetEntry(CURRENT.sha1_thumbprint, None, True, "old-ca"),),
+        error=("read-failed", "timed out"),
+    )
+    never_read = TargetSnapshot("dps-2", "dps", "dps-2", None, "", (), read_ok=False)
+    catalog = TargetSnapshot("cat", "sphere-catalog", "cat", None, "", (), read_ok=False)
+    dps = TargetSnapshot(
+        "dps-1",
+        "dps",
+        "DPS",
+        None,
+        "live",
+        (TargetEntry(CURRENT.sha1_thumbprint, None, True, "o"),),
+        groups=(EnrollmentGroup("fleet", True, (GroupSlot("primary", None, "o"),)),),
+    )
+    registration = registration_of(
+        CURRENT,
+        RENEWED,
+        [never_read, catalog, failed_hub, dps],
+        renewal_check="unauthenticated",
+        look_alikes=("c" * 64,),
+    )
+    assert registration.to_json() == {
+        "evidence": True,
+        "renewed": "b" * 64,
+        "renewal_check": "unauthenticated",
+        "look_alikes": ["c" * 64],
+        "targets": [
+            {
+                "target": "dps-1",
+                "kind": "dps",
+                "display_name": "DPS",
+                "current": "verified",
+                "renewed": "absent",
+                "status": "pending",
+                "unknown": False,
+                "source": "live",
+                "seen_at": None,
+                "error": None,
+                "groups": {"seen": True, "missing": ["fleet"]},
+            },
+            {
+                "target": "hub-id",
+                "kind": "iot-hub",
+                "display_name": "Hub",
+                "current": "verified",
+                "renewed": "absent",
+                "status": "pending",
+                "unknown": True,
+                "source": "hubs.json",
+                "seen_at": "2026-03-04T05:06:07Z",
+                "error": {"code": "read-failed", "message": "timed out"},
+                "groups": None,  # a hub has no enrollment groups
+            },
+        ],
+        "pending": ["dps-1", "hub-id"],
+        "lost_trust": [],
+        # the catalog is where tenant CAs come from, not a target: never read, it blocks nothing
+        "unknown": ["hub-id", "dps-2"],
+    }
+
+
+def listed_once(*entries: tuple[Cert, bool]) -> TargetSnapshot:
+    """A hub whose history has the current CA (listed in an earlier snapshot)."""
+    return TargetSnapshot(
+        "hub",
+        "iot-hub",
+        "hub",
+        None,
+        "live",
+        tuple(TargetEntry(c.sha1_thumbprint, None, v, "n") for c, v in entries),
+        history=frozenset({CURRENT.sha1_thumbprint}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "expected"),
+    [
+        # listed C once, now lists neither C nor R: trust was lost there
+        (listed_once(), ("lost-trust", "absent", "absent", "", ["hub"])),
+        (listed_once((RENEWED, False)), ("lost-trust", "absent", "unverified", "", ["hub"])),
+        # C is gone because R replaced it, verified: that target is done
+        (listed_once((RENEWED, True)), ("done", "absent", "verified", "", [])),
+    ],
+)
+def test_a_target_that_listed_the_current_ca_and_no_longer_does(
+    snapshot: TargetSnapshot, expected: tuple[str, str, str, str, list[str]]
+) -> None:
+    (target,) = registration_of(CURRENT, RENEWED, [snapshot]).targets
+    lost = registration_of(CURRENT, RENEWED, [snapshot]).to_json()["lost_trust"]
+    assert (target.status, target.current, target.renewed, target.current_name, lost) == expected
+
+
+def test_history_is_matched_whatever_the_case_of_the_thumbprint_asked_for() -> None:
+    assert listed_once().has_listed(CURRENT.sha1_thumbprint.lower(), CURRENT.sha256)
+    assert not listed_once().has_listed(RENEWED.sha1_thumbprint, RENEWED.sha256)
+
+
+def central_app(*groups: EnrollmentGroup) -> TargetSnapshot:
+    """An IoT Central app as enrollment_listings.central_listing makes it: its slots are its
+    certificate list, in group and slot order."""
+    entries = tuple(
+        TargetEntry(s.thumbprint or "", None, bool(s.verified), f"{g.group_id}/{s.slot}")
+        for g in groups
+        for s in g.slots
+    )
+    return TargetSnapshot("app", "iot-central", "App", None, "live", entries, groups=groups)
+
+
+def slot(name: str, cert: Cert, verified: bool) -> GroupSlot:
+    return GroupSlot(name, cert.sha1_thumbprint, "", verified)
+
+
+OTHER = Cert("e" * 64, "EE" * 20)
+OLD_DISABLED = EnrollmentGroup(
+    "old", False, (slot("primary", CURRENT, True), slot("secondary", RENEWED, True))
+)
+
+
+@pytest.mark.parametrize(
+    ("groups", "expected"),
+    [
+        # verified only in a disabled group: it provisions no device
+        ((OLD_DISABLED,), ("pending", ["old"])),
+        (
+            (OLD_DISABLED, EnrollmentGroup("x", True, (slot("primary", OTHER, True),))),
+            ("pending", ["old"]),
+        ),
+        # an enabled group holds R, but not verified
+        (
+            (OLD_DISABLED, EnrollmentGroup("new", True, (slot("primary", RENEWED, False),))),
+            ("pending", ["old"]),
+        ),
+        # an enabled group holds R verified: the disabled one does not matter
+        (
+            (OLD_DISABLED, EnrollmentGroup("new", True, (slot("primary", RENEWED, True),))),
+            ("done", []),
+        ),
+        # the group that holds C, unverified, must hold R verified too
+        (
+            (EnrollmentGroup("g", True, (slot("primary", CURRENT, False),)),),
+            ("pending", ["g"]),
+        ),
+        (
+            (
+                EnrollmentGroup(
+                    "g", True, (slot("primary", CURRENT, False), slot("secondary", RENEWED, True))
+                ),
+            ),
+            ("done", []),
+        ),
+    ],
+)
+def test_iot_central_counts_a_renewal_only_verified_in_an_enabled_group(
+    groups: tuple[EnrollmentGroup, ...], expected: tuple[str, list[str]]
+) -> None:
+    (target,) = registration_of(CURRENT, RENEWED, [central_app(*groups)]).targets
+    assert (target.status, target.to_json()["groups"]["missing"]) == expected
+    assert target.to_json()["groups"]["seen"] is True
+
+
+def dps_with(entries: tuple[TargetEntry, ...], *slots: GroupSlot) -> TargetSnapshot:
+    group = EnrollmentGroup("fleet", True, slots)
+    return TargetSnapshot("dps", "dps", "dps", None, "live", entries, groups=(group,))
+
+
+C_ENTRY = TargetEntry(CURRENT.sha1_thumbprint, None, True, "old")
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "missing"),
+    [
+        # inline R whose certificate the DPS list lacks, or holds unverified: not covered
+        (
+            dps_with(
+                (C_ENTRY,),
+                GroupSlot("p", CURRENT.sha1_thumbprint),
+                GroupSlot("s", RENEWED.sha1_thumbprint),
+            ),
+            ("fleet",),
+        ),
+        (
+            dps_with(
+                (C_ENTRY, TargetEntry(RENEWED.sha1_thumbprint, None, False, "new")),
+                GroupSlot("p", CURRENT.sha1_thumbprint),
+                GroupSlot("s", RENEWED.sha1_thumbprint),
+            ),
+            ("fleet",),
+        ),
+        # a reference with no name names nothing (not the first certificate without one)
+        (
+            dps_with(
+                (TargetEntry(CURRENT.sha1_thumbprint, None, True, ""),), GroupSlot("p", None, "")
+            ),
+            (),
+        ),
+        # C in the group unverified still puts the group under the clause
+        (
+            dps_with(
+                (TargetEntry(CURRENT.sha1_thumbprint, None, False, "old"),),
+                GroupSlot("p", None, "old"),
+            ),
+            ("fleet",),
+        ),
+    ],
+)
+def test_dps_group_clause_edges(snapshot: TargetSnapshot, missing: tuple[str, ...]) -> None:
+    assert groups_missing(snapshot, CURRENT, RENEWED) == missing
+
+
+NEVER_READ_HUB = TargetSnapshot("hub-2", "iot-hub", "hub-2", None, "", (), read_ok=False)
+
+
+def test_a_target_never_read_blocks_every_resolution_and_a_catalog_does_not() -> None:
+    candidates = {CURRENT.sha256: [RENEWED.sha256]}
+    blocked = resolve_with_evidence([CURRENT, RENEWED], candidates, [HUB, NEVER_READ_HUB])
+    assert blocked[CURRENT.sha256].resolved_by is None
+    assert blocked[CURRENT.sha256].registration.unread == ("hub-2",)
+    catalog = TargetSnapshot("cat", "sphere-catalog", "cat", None, "", (), read_ok=False)
+    out = resolve_with_evidence([CURRENT, RENEWED], candidates, [HUB, catalog])
+    assert (out[CURRENT.sha256].resolved_by, out[CURRENT.sha256].basis) == (
+        "b" * 64,
+        "registration",
+    )
+
+
+def test_evidence_counts_a_listing_that_carries_the_certificate_bodies() -> None:
+    hub = TargetSnapshot(
+        "hub",
+        "iot-hub",
+        "hub",
+        None,
+        "live",
+        (
+            TargetEntry(CURRENT.sha1_thumbprint, CURRENT.sha256, True, "old"),
+            TargetEntry(RENEWED.sha1_thumbprint, RENEWED.sha256, True, "new"),
+        ),
+    )
+    out = resolve_with_evidence([CURRENT, RENEWED], {CURRENT.sha256: [RENEWED.sha256]}, [hub])
+    assert (out[CURRENT.sha256].resolved_by, out[CURRENT.sha256].basis) == (
+        "b" * 64,
+        "registration",
+    )
+
+
+def test_the_checker_is_asked_about_the_pair_and_look_alikes_travel_with_the_answer() -> None:
+    asked: list[tuple[str, str]] = []
+
+    def check(current: str, renewed: str) -> str:
+        asked.append((current, renewed))
+        return "look-alike" if renewed == NEWEST.sha256 else "authenticated"
+
+    candidates = {CURRENT.sha256: [NEWEST.sha256, RENEWED.sha256]}
+    out = resolve_with_evidence([CURRENT, RENEWED, NEWEST], candidates, [], check=check)
+    assert ("a" * 64, "c" * 64) in asked and ("a" * 64, "b" * 64) in asked
+    resolved = out[CURRENT.sha256]
+    assert (resolved.resolved_by, resolved.registration.look_alikes) == ("b" * 64, ("c" * 64,))
+    # unresolved (every renewal a look-alike): the registration still names them
+    out = resolve_with_evidence(
+        [CURRENT, RENEWED, NEWEST], candidates, [], check=lambda _c, _r: "look-alike"
+    )
+    assert out[CURRENT.sha256].registration.look_alikes == ("c" * 64, "b" * 64)
+    assert ca_state(out[CURRENT.sha256], verdict="affected", acknowledged=False, retired=False) == (
+        "look-alike"
+    )
+
+
+def target_state(status: str) -> TargetState:
+    return TargetState("hub", "iot-hub", "hub", VERIFIED, ABSENT, status=status)
+
+
+@pytest.mark.parametrize(
+    ("registration", "verdict", "expected"),
+    [
+        # a look-alike on record, but the renewal asked for is not one
+        (
+            Registration(
+                False, "b" * 64, (), renewal_check="unauthenticated", look_alikes=("c" * 64,)
+            ),
+            "affected",
+            "unauthenticated-renewal",
+        ),
+        # evidence in a target: an unauthenticated renewal is just pending there
+        (
+            Registration(
+                True, "b" * 64, (target_state("pending"),), renewal_check="unauthenticated"
+            ),
+            "affected",
+            "pending",
+        ),
+        # no renewal on record, and the analysis did not find the CA affected
+        (Registration(True, None, (target_state("pending"),)), "ok", "pending"),
+        (Registration(True, None, (target_state("pending"),)), "affected", "affected"),
+    ],
+)
+def test_the_state_of_an_open_ca(registration: Registration, verdict: str, expected: str) -> None:
+    resolution = Resolution(None, registration)
+    assert ca_state(resolution, verdict=verdict, acknowledged=False, retired=False) == expected

@@ -83,5 +83,10 @@ def test_every_state_the_store_computes_is_in_the_vocabulary(
 def test_most_urgent_follows_the_table_order() -> None:
     assert states.most_urgent(["ok", "pending", "lost-trust"]) == "lost-trust"
     assert states.most_urgent([]) == "ok"
+    # by rank, not by name: "affected" sorts first alphabetically, "unknown" is more urgent
+    assert states.most_urgent(["resolved", "unknown", "affected", "pending"]) == "unknown"
+    ids = [s.id for s in states.CA_STATES]
+    for rank, state_id in enumerate(ids):
+        assert states.most_urgent(list(reversed(ids[rank:]))) == state_id
     with pytest.raises(KeyError):
         states.state("fine")

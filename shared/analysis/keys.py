@@ -54,7 +54,7 @@ def key_material(data: bytes, *, whole: bool = True) -> ReadError | None:
     """The refusal for ``data`` when it holds private key material, else None. ``whole``
     is False when ``data`` is only the start of a file (one over the size limit): then
     a PKCS#12 or a structure cut short counts as key material when it may hold one."""
-    text = _as_text(data, whole)
+    text = _as_text(data)
     if text is not None:
         return _text_key(text, whole)
     return _der_key(data, whole)
@@ -65,7 +65,7 @@ def _refusal(form: str) -> ReadError:
 
 
 # --- Text --------------------------------------------------------------------------
-def _as_text(data: bytes, whole: bool) -> bytes | None:
+def _as_text(data: bytes) -> bytes | None:
     """The file as ASCII-ish bytes when it is text; None for binary (DER). UTF-16 is
     decoded on an even length, so the start of a file cut at an odd byte still decodes."""
     if data[:1] == b"\x30" and data[1:2] != b"\x00":
@@ -139,7 +139,7 @@ def _json_key(text: bytes, whole: bool) -> ReadError | None:
     for count, match in enumerate(_JSON_LONG_STRING.finditer(text)):
         if count >= _MAX_JSON_STRINGS:
             break
-        if _string_holds_key(_JSON_TEXT_ESCAPES.sub(b"", match.group(1)), whole=True):
+        if _string_holds_key(_JSON_TEXT_ESCAPES.sub(b"", match.group(1))):
             return _refusal("a private key inside JSON")
     return None
 
@@ -161,12 +161,12 @@ def _json_findings(document: object) -> Iterator[str]:
             strings += 1
             if strings > _MAX_JSON_STRINGS:
                 return
-            if _string_holds_key(item.encode("utf-8", "replace"), whole=True):
+            if _string_holds_key(item.encode("utf-8", "replace")):
                 yield "a private key inside JSON"
                 return
 
 
-def _string_holds_key(value: bytes, *, whole: bool) -> bool:
+def _string_holds_key(value: bytes) -> bool:
     """A JSON string value: a PEM key, or base64 (PEM markers and white space aside) of a
     DER key or of a PKCS#12."""
     if _holds_pem_key(value):
