@@ -820,7 +820,13 @@ def test_an_acknowledgement_is_in_force_until_its_end_and_a_legacy_one_only_for_
     legacy = Acknowledgement.from_row({"RowKey": "*", "by": "bob", "at": "2020-08-04T09:00:00Z"})
     assert legacy.scope == "legacy-tenant"
     assert legacy.covers(NOW - timedelta(days=1), NOW)
+    assert legacy.covers(NOW, NOW)  # issued at the very moment of the ack: covered
     assert not legacy.covers(NOW + timedelta(days=1), NOW)  # issued after the ack
+    # A per-CA row of an earlier version names no scope: it is a certificate's.
+    older = Acknowledgement.from_row(
+        {"RowKey": "ab" * 32, "by": "bob", "at": "2020-08-04T09:00:00Z"}
+    )
+    assert older.scope == "certificate" and older.to_json()["scope"] == "certificate"
 
 
 # --- registration snapshots ---------------------------------------------------------------------
