@@ -91,6 +91,7 @@ _TEAMS_PEERS = [
     f"{_PEERS}test_each_send_gets_no_more_than_what_is_left_of_the_pass_budget",
     f"{_PEERS}test_a_trickled_tls_handshake_ends_at_the_deadline",
 ]
+_CHANNEL_KILLS = "tests/test_mutants_channels.py"  # what the behaviour tests leave alive
 _CHANNEL_UNITS = [
     "tests/test_channel_outbox.py",
     "tests/test_channel_smtp.py",
@@ -261,13 +262,13 @@ MODULE_TESTS: dict[str, list[str]] = {
         *_SLOW_REPORT,
     ],
     "shared/channels/__init__.py": _CHANNEL_UNITS,
-    "shared/channels/base.py": _CHANNEL_UNITS,
+    "shared/channels/base.py": [_CHANNEL_KILLS, *_CHANNEL_UNITS],
     "shared/channels/deadline.py": [
         "tests/test_channel_deadline.py",
         "tests/test_smtp_time_budget.py",
         *_SMTP_PEERS,
     ],
-    "shared/channels/outbox.py": ["tests/test_channel_outbox.py"],
+    "shared/channels/outbox.py": [_CHANNEL_KILLS, "tests/test_channel_outbox.py"],
     "shared/channels/smtp.py": [
         "tests/test_channel_smtp.py",
         "tests/test_smtp_time_budget.py",

@@ -1,0 +1,128 @@
+"""Kill tests for `make mutation` on shared/channels/ (issue 24): what each channel writes or
+sends, pinned where the behaviour tests beside them leave a mutant alive."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alert_samples import NOW, rendered
+
+from shared.channels.base import redact_url, scrub, url_secrets
+from shared.channels.outbox import OutboxChannel
+
+
+@pytest.fixture
+def tokyo_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local zone nine hours from UTC: a naive or local time shows."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _record(directory: Path, name: str | None) -> dict[str, object]:
+    assert name is not None
+    return json.loads((directory / name).read_text(encoding="utf-8"))
+
+
+def test_outbox_names_and_stamps_each_message_in_utc(tmp_path: Path) -> None:
+    channel = OutboxChannel(tmp_path / "a" / "b", clock=lambda: NOW)  # parents created
+    assert repr(channel) == f"OutboxChannel({str(tmp_path / 'a' / 'b')!r})"
+    name = channel.send(rendered(), ("ops@example.com", "sec@example.com"))
+    assert name is not None
+    assert re.fullmatch(r"20200804T090000000000Z-[0-9a-f]{8}\.json", name)
+    record = _record(tmp_path / "a" / "b", name)
+    assert record["id"] == name.removesuffix(".json")
+    assert record["written_at"] == "2020-08-04T09:00:00Z"
+    text = (tmp_path / "a" / "b" / name.replace(".json", ".txt")).read_text(encoding="utf-8")
+    assert text.startswith(
+        f"Subject: {record['subject']}\nTo: ops@example.com, sec@example.com\n\n"
+    )
+    # The JSON is written for people too: two-space indent, UTF-8 as is.
+    raw = (tmp_path / "a" / "b" / name).read_text(encoding="utf-8")
+    assert raw == json.dumps(record, ensure_ascii=False, indent=2)
+
+
+@pytest.mark.usefixtures("tokyo_local_time")
+@pytest.mark.parametrize(
+    "clock_time",
+    [
+        NOW,
+        NOW.replace(tzinfo=None),  # a naive clock is read as UTC, not as local time
+        NOW.astimezone(timezone(timedelta(hours=2))),  # an aware clock elsewhere
+    ],
+)
+def test_outbox_stamps_in_utc_whatever_the_clock_and_local_zone(
+    tmp_path: Path, clock_time: datetime
+) -> None:
+    name = OutboxChannel(tmp_path, clock=lambda: clock_time).send(rendered(), ())
+    assert name is not None and name.startswith("20200804T090000000000Z-")
+    assert _record(tmp_path, name)["written_at"] == "2020-08-04T09:00:00Z"
+
+
+@pytest.mark.usefixtures("tokyo_local_time")
+def test_outbox_default_clock_is_utc_now(tmp_path: Path) -> None:
+    before = datetime.now(UTC)
+    name = OutboxChannel(tmp_path).send(rendered(), ())
+    written = datetime.fromisoformat(str(_record(tmp_path, name)["written_at"]))
+    assert before - timedelta(seconds=1) <= written <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_outbox_temporary_files_sit_beside_their_final_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In the same directory, so the rename is atomic (never across file systems).
+    real_replace = os.replace
+    pairs: list[tuple[Path, Path]] = []
+
+    def spy(src: str, dst: str | os.PathLike[str]) -> None:
+        pairs.append((Path(src).parent, Path(dst).parent))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    OutboxChannel(tmp_path).send(rendered(), ())
+    assert pairs and all(src == dst == tmp_path for src, dst in pairs)
+
+
+# shared/channels/base.py: what may be logged of a webhook URL and of a peer's answer.
+
+
+@pytest.mark.parametrize(
+    ("url", "logged"),
+    [
+        ("https://h.example:8443/p?sig=1#frag", "https://h.example:8443/p?<redacted>"),
+        ("https://u:pw@h.example/p", "https://h.example/p"),  # nothing to hide but the user
+        ("/hooks/x?sig=abc", "/hooks/x?<redacted>"),  # no host at all: none made up
+    ],
+)
+def test_redact_url_keeps_only_scheme_host_and_path(url: str, logged: str) -> None:
+    assert redact_url(url) == logged
+
+
+def test_url_secrets_are_the_query_each_value_and_the_password() -> None:
+    # A base64 signature ends in "=": the value is all after the first "=".
+    assert url_secrets("https://u:pw@h.example/p?a=1&sig=ab==") == [
+        "a=1&sig=ab==",
+        "pw",
+        "1",
+        "ab==",
+    ]
+    assert url_secrets("https://h.example/p") == []
+
+
+def test_scrub_removes_secrets_of_four_characters_and_more_in_every_encoding() -> None:
+    assert scrub("x abcd y abc", ["abcd", "abc"]) == "x <redacted> y abc"
+    # as quoted for a path segment ("/" encoded) and for a query (":" kept)
+    assert scrub("p=a%2Fb%20c q=k:v%20w", ["a/b c", "k:v w"]) == "p=<redacted> q=<redacted>"
+    # signature-like parameters go even when nobody named them
+    assert scrub("https://h/p?sig=abc&x=1 token=t0", []) == (
+        "https://h/p?sig=<redacted>&x=1 token=<redacted>"
+    )
