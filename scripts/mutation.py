@@ -261,7 +261,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_fleet_report.py",
         *_SLOW_REPORT,
     ],
-    "shared/channels/__init__.py": _CHANNEL_UNITS,
+    "shared/channels/__init__.py": [_CHANNEL_KILLS, *_CHANNEL_UNITS],
     "shared/channels/base.py": [_CHANNEL_KILLS, *_CHANNEL_UNITS],
     "shared/channels/deadline.py": [
         "tests/test_channel_deadline.py",

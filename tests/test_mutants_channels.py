@@ -14,8 +14,12 @@ from pathlib import Path
 import pytest
 from alert_samples import NOW, rendered
 
+from shared.channels import build_channels
+from shared.channels.acs_email import AcsEmailChannel
 from shared.channels.base import redact_url, scrub, url_secrets
 from shared.channels.outbox import OutboxChannel
+from shared.channels.smtp import SmtpChannel
+from shared.settings import Settings, SettingsError
 
 
 @pytest.fixture
@@ -126,3 +130,75 @@ def test_scrub_removes_secrets_of_four_characters_and_more_in_every_encoding() -
     assert scrub("https://h/p?sig=abc&x=1 token=t0", []) == (
         "https://h/p?sig=<redacted>&x=1 token=<redacted>"
     )
+
+
+# shared/channels/__init__.py: build_channels, each refusal word for word, each setting
+# reaching the channel it configures.
+
+_SENDER = "alerts@example.com"
+_TO = ("ops@example.com",)
+_ENDPOINT = "https://acs.example.communication.azure.com"
+
+
+@pytest.mark.parametrize(
+    ("settings", "refusal"),
+    [
+        (Settings(alert_channels=("teams",)), "ALERT_CHANNELS includes teams, which needs "
+         "TEAMS_WEBHOOK_URL"),
+        (Settings(alert_channels=("acs-email",)), "ALERT_CHANNELS includes acs-email, which "
+         "needs ACS_ENDPOINT"),
+        (Settings(alert_channels=("acs-email",), acs_endpoint=_ENDPOINT), "ALERT_CHANNELS "
+         "includes acs-email, which needs ALERT_EMAIL_FROM"),
+        (Settings(alert_channels=("acs-email",), acs_endpoint=_ENDPOINT,
+                  alert_email_from=_SENDER), "ALERT_CHANNELS includes acs-email, which needs "
+         "ALERT_EMAIL_TO (or ALERT_EMAIL_ROUTES)"),
+        (Settings(alert_channels=("smtp",)), "ALERT_CHANNELS includes smtp, which needs "
+         "SMTP_HOST"),
+        (Settings(alert_channels=("smtp",), smtp_host="relay"), "ALERT_CHANNELS includes "
+         "smtp, which needs ALERT_EMAIL_FROM"),
+        (Settings(alert_channels=("smtp",), smtp_host="relay", alert_email_from=_SENDER),
+         "ALERT_CHANNELS includes smtp, which needs ALERT_EMAIL_TO (or ALERT_EMAIL_ROUTES)"),
+        (Settings(alert_channels=("smtp",), smtp_host="relay", alert_email_from=_SENDER,
+                  alert_email_to=_TO, smtp_user="u"),
+         "SMTP_USER is set but SMTP_PASSWORD is not"),
+        (Settings(alert_channels=("smtp",), smtp_host="relay", alert_email_from=_SENDER,
+                  alert_email_to=_TO, smtp_user="u", smtp_password="pw", smtp_starttls=False),
+         "SMTP_USER is set but SMTP_STARTTLS is false: credentials are never sent over a "
+         "connection without TLS"),
+        (Settings(alert_channels=("teams",), teams_webhook_url="http://x.example/a?sig=s"),
+         "TEAMS_WEBHOOK_URL must be an https:// URL"),
+        (Settings(alert_channels=("pigeon",)), "ALERT_CHANNELS: unknown channel 'pigeon'"),
+    ],
+)  # fmt: skip
+def test_build_channels_refuses_with_the_setting_to_fix(settings: Settings, refusal: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        build_channels(settings)
+    assert str(caught.value).startswith(refusal)
+
+
+def test_build_channels_passes_each_setting_to_its_channel(tmp_path: Path) -> None:
+    channels = build_channels(
+        Settings(
+            alert_channels=("smtp", "acs-email", "outbox"),
+            smtp_host="relay.example",
+            smtp_port=2525,
+            smtp_user="u",
+            smtp_password="pw",
+            smtp_starttls=True,
+            acs_endpoint=_ENDPOINT,
+            alert_email_from=_SENDER,
+            alert_email_to=_TO,
+            alert_outbox_dir=str(tmp_path),
+        ),
+        clock=lambda: NOW,
+    )
+    smtp = channels["smtp"]
+    assert isinstance(smtp, SmtpChannel)
+    assert (smtp.host, smtp.port, smtp.sender) == ("relay.example", 2525, _SENDER)
+    # The credentials and TLS choice are private: read here only to see they arrive.
+    assert (smtp._user, smtp._password, smtp._starttls) == ("u", "pw", True)
+    acs = channels["acs-email"]
+    assert isinstance(acs, AcsEmailChannel)
+    assert (acs.endpoint, acs.sender) == (_ENDPOINT, _SENDER)
+    name = channels["outbox"].send(rendered(), _TO)  # named by the injected clock
+    assert name is not None and name.startswith("20200804T090000000000Z-")
