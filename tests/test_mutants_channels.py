@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -17,6 +18,7 @@ from alert_samples import NOW, rendered
 from shared.channels import build_channels
 from shared.channels.acs_email import AcsEmailChannel
 from shared.channels.base import redact_url, scrub, url_secrets
+from shared.channels.deadline import Deadline, DeadlineExceeded
 from shared.channels.outbox import OutboxChannel
 from shared.channels.smtp import SmtpChannel
 from shared.settings import Settings, SettingsError
@@ -202,3 +204,72 @@ def test_build_channels_passes_each_setting_to_its_channel(tmp_path: Path) -> No
     assert (acs.endpoint, acs.sender) == (_ENDPOINT, _SENDER)
     name = channels["outbox"].send(rendered(), _TO)  # named by the injected clock
     assert name is not None and name.startswith("20200804T090000000000Z-")
+
+
+# shared/channels/deadline.py: the arithmetic on a fake clock, and the timer's life.
+
+
+class _Clock:
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_deadline_counts_down_to_zero_and_never_below() -> None:
+    clock = _Clock()
+    deadline = Deadline(10, clock=clock)
+    assert (deadline.seconds, deadline.remaining()) == (10, 10)
+    clock.now = 115.0
+    assert deadline.remaining() == 0.0
+    negative = Deadline(-3, clock=clock)  # a budget already spent is zero, not less
+    assert (negative.seconds, negative.remaining()) == (0.0, 0.0)
+
+
+def test_deadline_passed_within_50_ms_of_its_end() -> None:
+    clock = _Clock()
+    deadline = Deadline(1, clock=clock)
+    clock.now = 100.94
+    assert deadline.passed() is False
+    clock.now = 100.96
+    assert deadline.passed() is True
+    clock.now = 100.0
+    deadline.expired = True  # the timer fired: passed whatever the clock says
+    assert deadline.passed() is True
+
+
+def test_deadline_timeout_is_the_smaller_of_the_read_and_what_is_left() -> None:
+    clock = _Clock()
+    deadline = Deadline(10, clock=clock)
+    assert deadline.timeout(3) == 3
+    clock.now = 108.0
+    assert deadline.timeout(3) == pytest.approx(2)
+    clock.now = 110.0  # nothing left, though the timer has not fired yet
+    with pytest.raises(DeadlineExceeded, match=r"^the 10 s send deadline has passed$"):
+        deadline.timeout(3)
+    clock.now = 105.0
+    deadline.expired = True  # the timer fired, though the clocks say a little is left
+    with pytest.raises(DeadlineExceeded):
+        deadline.timeout(3)
+
+
+def test_deadline_timer_is_a_daemon_and_cancelled_on_exit() -> None:
+    with Deadline(0.2) as deadline:
+        assert deadline._timer is not None and deadline._timer.daemon is True
+    time.sleep(0.4)
+    assert deadline.expired is False  # left in time: the timer never fired
+
+
+def test_deadline_shuts_every_watched_socket_and_skips_closed_or_missing_ones() -> None:
+    ours, peer = socket.socketpair()
+    gone, _gone_peer = socket.socketpair()
+    gone.close()
+    with ours, peer, _gone_peer:
+        deadline = Deadline(0)
+        deadline.watch(lambda: None)  # no socket yet (before connect)
+        deadline.watch(lambda: gone)  # already closed: its error is not the caller's
+        deadline.watch(lambda: ours)
+        deadline._expire()
+        ours.settimeout(2)
+        assert ours.recv(10) == b"" and deadline.expired
