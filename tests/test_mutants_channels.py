@@ -204,6 +204,16 @@ def test_build_channels_passes_each_setting_to_its_channel(tmp_path: Path) -> No
     assert (acs.endpoint, acs.sender) == (_ENDPOINT, _SENDER)
     name = channels["outbox"].send(rendered(), _TO)  # named by the injected clock
     assert name is not None and name.startswith("20200804T090000000000Z-")
+    plain = build_channels(
+        Settings(
+            alert_channels=("smtp",),
+            smtp_host="relay.example",
+            smtp_starttls=False,  # a relay inside the network, no credentials
+            alert_email_from=_SENDER,
+            alert_email_to=_TO,
+        )
+    )["smtp"]
+    assert isinstance(plain, SmtpChannel) and plain._starttls is False
 
 
 # shared/channels/deadline.py: the arithmetic on a fake clock, and the timer's life.

@@ -9,12 +9,28 @@ rewrite them and review the diff like code:
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from shared.app import handlers
+from shared.local import azurite_cmd, samples
+from shared.local.alerts_cmd import _print, due_in_plan, render_summary, warn_about_recipients
 from shared.local.cli import main
+from shared.local.registrations_cmd import render_pull
+from shared.local.report_cmd import needs_action, render_report
+from shared.local.runner import process_pending
+from shared.settings import Settings
 
 HELP = Path(__file__).parent / "data" / "cli-help"
 COMMANDS = [
@@ -51,3 +67,433 @@ def test_each_commands_help_is_its_committed_text(
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(out, encoding="utf-8")
     assert out == golden.read_text(encoding="utf-8")
+
+
+# shared/local/alerts_cmd.py: the summary an operator reads after `alerts run|plan`.
+
+RUN_DOCUMENT: dict[str, Any] = {
+    "dry_run": False,
+    "now": "2020-08-04T09:00:00Z",
+    "items": [
+        {
+            "tenant_id": "t-1",
+            "certificate": "c1",
+            "deadline": "register",
+            "stage": "7d",
+            "due": "2020-08-11",
+            "channels": {"teams": "sent", "smtp": "failed"},
+            "registration": {
+                "targets": [
+                    {
+                        "target": "a",
+                        "display_name": "Hub A",
+                        "kind": "iot-hub",
+                        "renewed": "missing",
+                    },
+                    {
+                        "target": "b",
+                        "display_name": "DPS B",
+                        "kind": "dps",
+                        "renewed": "unverified",
+                    },
+                    {
+                        "target": "c",
+                        "display_name": "Hub C",
+                        "kind": "iot-hub",
+                        "renewed": "verified",
+                    },
+                ],
+                "pending": ["a", "b"],
+            },
+        },
+        {
+            "tenant_id": "t-2",
+            "certificate": "c2",
+            "deadline": "activate",
+            "stage": "1d",
+            "due": "2020-08-05",
+            "channels": {},
+        },
+    ],
+    "self_health": [
+        {"summary": "storage slow", "channels": {"teams": "sent"}},
+        {"summary": "no channel works", "channels": {}},
+    ],
+    "messages": [
+        {"channel": "teams", "items": 2, "error": None},
+        {"channel": "smtp", "items": 1, "error": "relay down"},
+    ],
+    "errors": [{"channel": "acs-email", "error": "no token"}],
+}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_alerts_summary_names_each_item_pending_target_problem_and_message() -> None:
+    out = io.StringIO()  # not a terminal: no width limit
+    render_summary(RUN_DOCUMENT, out)
+    assert out.getvalue() == (
+        "alerts run at 2020-08-04T09:00:00Z: 2 item(s) due\n"
+        "TENANT  DEADLINE  STAGE  DUE         CHANNELS\n"
+        "t-1     register  7d     2020-08-11  teams=sent, smtp=failed\n"
+        "t-2     activate  1d     2020-08-05  -\n"
+        "renewal pending for t-1 in: Hub A (iot-hub: renewed CA missing), "
+        "DPS B (dps: renewed CA unverified)\n"
+        "operator alert: storage slow  teams=sent\n"
+        "operator alert: no channel works  no channel\n"
+        "message on teams (2 item(s)): sent\n"
+        "message on smtp (1 item(s)): FAILED: relay down\n"
+        "error on acs-email: no token\n"
+    )
+    assert _print(RUN_DOCUMENT, False, io.StringIO()) == 1  # a send failed
+
+
+def test_alerts_summary_wraps_the_channels_on_a_narrow_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "40")
+    item = {
+        "tenant_id": "9d7e79eb-e021-43ce-9f2b-fa944b447494",
+        "certificate": "c1",
+        "deadline": "register-the-renewal",
+        "stage": "7d",
+        "due": "2020-08-11T00:00:00Z",
+        "channels": {"teams": "planned", "smtp": "planned", "outbox": "planned"},
+    }
+    out = _Terminal()
+    render_summary({"dry_run": True, "now": "N", "messages": [], "items": [item]}, out)
+    pad = " " * 89
+    assert out.getvalue() == (
+        "alerts plan at N: 1 item(s) due\n"
+        "TENANT                                DEADLINE              STAGE  DUE"
+        "                   CHANNELS\n"
+        "9d7e79eb-e021-43ce-9f2b-fa944b447494  register-the-renewal  7d     "
+        "2020-08-11T00:00:00Z  teams=planned,\n"
+        f"{pad}smtp=planned,\n{pad}outbox=planned\n"
+    )
+
+
+def test_alerts_plan_exit_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    planned = {"items": [{"channels": {"teams": "planned"}}]}
+    assert due_in_plan(planned) is True
+    assert due_in_plan({"items": [], "self_health": [{"channels": {"smtp": "planned"}}]})
+    assert due_in_plan({"items": [{"channels": {"teams": "sent"}}]}) is False
+    quiet = {"now": "N", "items": [], "messages": [], "errors": []}
+    out = io.StringIO()
+    assert _print(quiet, True, out) == 0
+    assert json.loads(out.getvalue()) == quiet
+
+
+def test_alerts_warns_on_stderr_of_a_channel_with_no_recipient(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    warn_about_recipients(Settings(), ["outbox", "teams"])
+    assert capsys.readouterr() == (
+        "",
+        "warning: channel outbox has no recipient: messages are written with an empty To: "
+        "(set ALERT_EMAIL_TO)\n",
+    )
+
+
+# shared/local/report_cmd.py: the text report and its exit code, from a report/v1 document.
+
+_T = "9d7e79eb-e021-43ce-9f2b-fa944b447494"
+
+
+def _cert(sha: str, sha1: str, verdict: str = "ok", role: str = "tenant-ca", **kw: Any) -> dict:
+    tenant = _T if role == "tenant-ca" else None
+    return {
+        "sha256_fingerprint": sha,
+        "sha1_thumbprint": sha1,
+        "verdict": verdict,
+        "azure_sphere": {"role": role, "tenant_id": tenant},
+        "not_before": "2020-07-01 12:00:00",
+        **kw,
+    }
+
+
+def _report() -> dict[str, Any]:
+    registered = [
+        {"display_name": "Hub", "kind": "iot-hub", "verified": True},
+        {"display_name": "DPS", "kind": "dps", "verified": False},
+    ]
+    return {
+        "certificates": [
+            _cert("a" * 64, "A1", "affected", resolved_by="b" * 64, registrations=registered),
+            _cert("b" * 64, "B1"),
+            _cert("c" * 64, "C1", "affected", resolved_by="e" * 64),
+            _cert("d" * 64, "D1", "affected", acknowledged={"by": "ops"}),
+            _cert("f" * 64, "F1", "affected", renewal_pending=["x", "y"]),
+            _cert("9" * 64, "P1", role="microsoft-ca"),
+        ],
+        "uploads": [
+            {"status": "analyzed", "name": "t/a.cer", "error": None,
+             "certificates": ["a" * 64, "8" * 64]},
+            {"status": "rejected", "name": "bad\x1b.csr", "certificates": [],
+             "error": {"code": "not-a-certificate", "message": "not-a-certificate: a CSR"}},
+            {"status": "analyzed", "name": "hub.json", "error": None,
+             "format": "iot-hub-certificates", "certificates": []},
+        ],
+        "targets": [
+            {"kind": "iot-hub", "display_name": "Hub", "certificates": 2,
+             "seen_at": "2020-08-01", "source": "upload"},
+            {"kind": "dps", "display_name": "DPS", "certificates": 0,
+             "error": {"code": "forbidden", "message": "403"}},
+        ],
+    }  # fmt: skip
+
+
+def test_report_text_names_states_registrations_targets_and_uploads() -> None:
+    out = io.StringIO()
+    render_report(_report(), out, {"b" * 64: "look-alike"})  # the fleet page's states win
+    row = f"tenant-ca     {_T}  2020-07-01 12:00:00"
+    assert out.getvalue() == (
+        "6 certificate(s), 3 upload(s)\n\n"
+        "VERDICT   ROLE          TENANT                                START (notBefore)    "
+        "SHA-1  STATE\n"
+        f"affected  {row}  A1     resolved, replaced by B1\n"
+        f"ok        {row}  B1     look-alike renewal\n"
+        f"affected  {row}  C1     resolved, replaced by SHA-256 eeeeeeeeeeeeeeee\n"
+        f"affected  {row}  D1     acknowledged by ops\n"
+        f"affected  {row}  F1     pending: renewal not verified in 2 target(s)\n"
+        "ok        microsoft-ca  -                                     2020-07-01 12:00:00  "
+        "P1     -\n"
+        "\nREGISTERED IN (per tenant CA)\n"
+        f"  {_T}  A1  Hub (iot-hub, verified), DPS (dps, unverified)\n"
+        f"  {_T}  B1  no target lists it\n"
+        f"  {_T}  C1  no target lists it\n"
+        f"  {_T}  D1  no target lists it\n"
+        f"  {_T}  F1  no target lists it\n"
+        "\nTARGETS\n"
+        "  iot-hub      Hub  2 CA(s), seen 2020-08-01 from upload\n"
+        "  dps          DPS  0 CA(s), seen never from -  last read failed: forbidden: 403\n"
+        "\nUPLOADS\n"
+        "STATUS    BLOB         CERTIFICATES (SHA-1) OR ERROR\n"
+        "analyzed  t/a.cer      A1, SHA-256 8888888888888888\n"
+        "rejected  bad\\x1b.csr  not-a-certificate: a CSR\n"
+        "analyzed  hub.json     registration listing (iot-hub-certificates)\n"
+    )
+
+
+def test_report_exit_code_is_1_only_for_what_is_open() -> None:
+    def report(*certs: dict, uploads: tuple[dict, ...] = ()) -> dict[str, Any]:
+        return {"certificates": list(certs), "uploads": list(uploads)}
+
+    assert needs_action(report(_cert("a", "A", "affected", state="affected"))) is True
+    assert needs_action(report(_cert("a", "A", "affected", state="resolved"))) is False
+    assert needs_action(report(_cert("a", "A", "ok", state="ok"))) is False
+    assert needs_action(report(_cert("a", "A", "ok", state="look-alike"))) is True
+    # not a tenant CA (no state): open while mismatched and not acknowledged
+    assert needs_action(report(_cert("m", "M", "mismatch", role="-"))) is True
+    assert needs_action(report(_cert("m", "M", "mismatch", role="-", acknowledged={}))) is True
+    assert (
+        needs_action(report(_cert("m", "M", "mismatch", role="-", acknowledged={"by": "o"})))
+        is False
+    )
+    assert (
+        needs_action(
+            report(_cert("m", "M", "ok", role="-"), _cert("a", "A", "affected", state="affected"))
+        )
+        is True
+    )
+    refused = {"status": "rejected"}
+    assert needs_action(report(uploads=(refused,))) is True
+    assert needs_action(report(uploads=({**refused, "retired": {"by": "ops"}},))) is False
+    assert needs_action(report(uploads=({"status": "analyzed"},))) is False
+
+
+# shared/local/registrations_cmd.py: the pull's summary.
+
+
+def test_registrations_pull_summary_names_each_target_its_groups_and_warnings() -> None:
+    document = {
+        "now": "N",
+        "tenants_refreshed": ["a", "b"],
+        "targets": [
+            {"display_name": "Hub", "kind": "iot-hub", "target": "/s/hub", "error": None,
+             "certificates": 2, "groups": None, "warnings": ["w1"]},
+            {"display_name": "DPS", "kind": "dps", "target": "/s/dps", "error": None,
+             "certificates": 1, "groups": 0},  # no group is still a count
+            {"display_name": "Bad", "kind": "iot-hub", "target": "/s/bad",
+             "error": {"code": "forbidden", "message": "403"}},
+        ],
+    }  # fmt: skip
+    out = io.StringIO()
+    render_pull(document, out)
+    assert out.getvalue() == (
+        "registrations pull at N: 2 target(s) read, 1 unreadable\n"
+        "  read        Hub (iot-hub): 2 certificate(s)\n"
+        "  warning     Hub (iot-hub): w1\n"
+        "  read        DPS (dps): 1 certificate(s), 0 group(s)\n"
+        "  unreadable  Bad (iot-hub): forbidden: 403\n"
+        "              /s/bad keeps its last good listing\n"
+        "  re-timed the alerts of 2 tenant(s)\n"
+    )
+    out = io.StringIO()
+    render_pull({"now": "N", "tenants_refreshed": [], "targets": []}, out)
+    assert out.getvalue() == "registrations pull at N: 0 target(s) read, 0 unreadable\n"
+
+
+# shared/local/silence_cmd.py: what ack, unack and retire say, on Azurite.
+
+_TENANT = "a11c1ea2-1111-4222-8333-944445555666"
+
+
+def _tenant_ca(rt: handlers.Runtime, seed: int) -> samples.Issued:
+    issued = samples.tenant_ca(_TENANT, datetime(2020, 7, 1, tzinfo=UTC), key_seed=3400 + seed)
+    container = rt.blobs.get_container_client(rt.settings.cert_container)
+    container.upload_blob(f"t/{seed}.cer", issued.der, overwrite=True)
+    process_pending(rt)
+    return issued
+
+
+def _sha1(issued: samples.Issued) -> str:
+    return hashlib.sha1(issued.der, usedforsecurity=False).hexdigest().upper()
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ack_unack_and_retire_say_what_they_did_and_how_to_undo_it(
+    app_runtime: handlers.Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = _tenant_ca(app_runtime, 1)
+    sha1 = _sha1(ca)
+    until = datetime.now(UTC) + timedelta(days=3)
+    assert _cli(capsys, "ack", sha1, "--by", "ops", "--until", until.isoformat()) == (
+        0,
+        f"acknowledged 1 tenant CA(s) of tenant {_TENANT} (by ops) until "
+        f"{until:%Y-%m-%d %H:%M} UTC; their alerts stop. A CA uploaded later is not covered. "
+        f"Undo: ca-watch unack {sha1} --by NAME\n",
+        "",
+    )
+    assert _cli(capsys, "unack", sha1, "--by", "ops") == (
+        0,
+        f"withdrew 1 acknowledgement(s) of tenant {_TENANT}; its alerts resume\n",
+        "",
+    )
+    assert _cli(capsys, "unack", sha1, "--by", "ops") == (
+        2,
+        "",
+        f"ca-watch: error: {sha1!r}: no acknowledgement in force to withdraw\n",
+    )
+    assert _cli(capsys, "ack", _TENANT, "--by", "ops")[1].startswith(
+        f"acknowledged 1 tenant CA(s) of tenant {_TENANT} (by ops); their alerts stop."
+    )
+    sha256 = hashlib.sha256(ca.der).hexdigest()
+    assert _cli(capsys, "retire", sha1, "--by", "ops") == (
+        0,
+        f"retired tenant CA {sha256} of tenant {_TENANT} (by ops)\n",
+        "",
+    )
+
+
+def test_silence_commands_refuse_what_is_not_on_record(
+    app_runtime: handlers.Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nobody = "00000000-0000-4000-8000-0000000000ff"  # a well-formed tenant id, no CA
+    assert _cli(capsys, "ack", nobody, "--by", "ops") == (
+        2,
+        "",
+        f"ca-watch: error: {nobody!r}: no tenant CA on record with that tenant id, SHA-1 "
+        "thumbprint or SHA-256 (see `ca-watch report`)\n",
+    )
+    assert _cli(capsys, "ack", nobody, "--by", "ops", "--until", "2001-01-01") == (
+        2,
+        "",
+        "ca-watch: error: --until '2001-01-01' is not in the future\n",
+    )
+    assert _cli(capsys, "retire", "nothing.cer", "--by", "ops") == (
+        2,
+        "",
+        "ca-watch: error: 'nothing.cer': neither a tenant CA (SHA-1 or SHA-256) nor an upload "
+        "name on record (see `ca-watch report`)\n",
+    )
+    container = app_runtime.blobs.get_container_client(app_runtime.settings.cert_container)
+    container.upload_blob("oops.csr", b"-----BEGIN CERTIFICATE REQUEST-----\nAA==\n")
+    process_pending(app_runtime)
+    assert _cli(capsys, "retire", "oops.csr", "--by", "ops") == (
+        0,
+        "retired upload 'oops.csr' (by ops): hidden from the report\n",
+        "",
+    )
+
+
+# shared/local/azurite_cmd.py: status, stop and a second start, on a recorded pid. The
+# recorded process is a stand-in whose command line names azurite: a real start needs the
+# default ports 10000-10002, which other work on this machine may hold (the subprocess test
+# in test_cli_commands.py starts a real one).
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "azurite"],
+        start_new_session=True,
+    )
+    (tmp_path / "azurite.pid").write_text(f"{stand_in.pid}\n")
+    yield tmp_path, stand_in
+    stand_in.kill()
+    stand_in.wait()
+
+
+def test_azurite_status_stop_and_start_on_a_recorded_azurite(
+    recorded: tuple[Path, subprocess.Popen[bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    location, stand_in = recorded
+    pid = stand_in.pid
+    where = ("--location", str(location))
+    assert _cli(capsys, "azurite", "status", *where) == (
+        0,
+        f"running (pid {pid}), data in {location}\n",
+        "",
+    )
+    assert _cli(capsys, "azurite", "start", *where) == (
+        0,
+        f"Azurite already running (pid {pid}), data in {location}\n",
+        "",
+    )
+    assert _cli(capsys, "azurite", "stop", *where) == (
+        0,
+        f"Azurite stopped (pid {pid}); its data stays in {location}\n",
+        "",
+    )
+    assert stand_in.wait(timeout=5) == -signal.SIGTERM  # asked to end, not killed
+    assert not (location / "azurite.pid").exists()
+    assert _cli(capsys, "azurite", "status", *where) == (1, f"not running ({location})\n", "")
+    assert _cli(capsys, "azurite", "stop", *where) == (
+        0,
+        f"no Azurite started by ca-watch is running for {location}\n",
+        "",
+    )
+
+
+def test_azurite_stop_kills_what_ignores_the_request_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c",
+         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+         "print(flush=True); time.sleep(60)", "azurite"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert stubborn.stdout is not None and stubborn.stdout.readline()  # handler set
+        (tmp_path / "azurite.pid").write_text(f"{stubborn.pid}\n")
+        waited: list[float] = []
+        clock = iter(range(0, 1000, 3))  # each look at the clock: 3 s later
+        monkeypatch.setattr(azurite_cmd.time, "monotonic", lambda: float(next(clock)))
+        monkeypatch.setattr(azurite_cmd.time, "sleep", waited.append)
+        code, out, _ = _cli(capsys, "azurite", "stop", "--location", str(tmp_path))
+        assert code == 0 and out.startswith(f"Azurite stopped (pid {stubborn.pid})")
+        assert stubborn.wait(timeout=5) == -signal.SIGKILL
+        assert waited == [0.1] * 3  # polled every 0.1 s for 10 s (3, 6, 9), then killed
+    finally:
+        stubborn.kill()
+        stubborn.wait()
