@@ -247,6 +247,8 @@ def test_deadline_passed_within_50_ms_of_its_end() -> None:
     clock.now = 100.0
     deadline.expired = True  # the timer fired: passed whatever the clock says
     assert deadline.passed() is True
+    # exactly 50 ms left is not yet passed
+    assert Deadline(0.05, clock=lambda: 0.0).passed() is False
 
 
 def test_deadline_timeout_is_the_smaller_of_the_read_and_what_is_left() -> None:
