@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,12 +24,13 @@ from typing import Any
 
 import pytest
 
+from shared.alerts.states import state
 from shared.app import handlers
 from shared.local import azurite_cmd, samples
 from shared.local.alerts_cmd import _print, due_in_plan, render_summary, warn_about_recipients
 from shared.local.cli import main
 from shared.local.registrations_cmd import render_pull
-from shared.local.report_cmd import needs_action, render_report
+from shared.local.report_cmd import needs_action, render_report, state_column
 from shared.local.runner import process_pending
 from shared.settings import Settings
 
@@ -497,3 +499,82 @@ def test_azurite_stop_kills_what_ignores_the_request_to_end(
     finally:
         stubborn.kill()
         stubborn.wait()
+
+
+def test_report_text_fits_a_narrow_terminal_column_by_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each column gives way as the report says (tenant and SHA-1 cut, the state and the
+    upload detail wrapped, a long blob name cut on the left): tests/data/cli-text/."""
+    monkeypatch.setenv("COLUMNS", "60")
+    report = _report()
+    report["certificates"][1]["sha1_thumbprint"] = "B1" + "0" * 38
+    report["uploads"][0]["name"] = "tenants/" + "x" * 40 + ".cer"
+    out = _Terminal()
+    render_report(report, out)
+    golden = Path(__file__).parent / "data" / "cli-text" / "report-60-columns.txt"
+    assert out.getvalue() == golden.read_text(encoding="utf-8")
+
+
+def test_report_state_column_adds_only_the_detail_of_its_own_state() -> None:
+    cert = _cert("a", "A", resolved_by="b" * 64, acknowledged={}, renewal_pending=["x"])
+    for state_id in ("ok", "look-alike"):  # details of other states never leak in
+        assert state_column(cert, state_id, {}) == state(state_id).label
+    assert state_column(_cert("a", "A", acknowledged={}), "acknowledged", {}) == (
+        f"{state('acknowledged').label} by ?"
+    )
+
+
+def test_report_text_skips_what_is_not_a_tenant_ca_and_marks_what_is_unknown() -> None:
+    report = {
+        "certificates": [
+            _cert("9" * 64, "P1", role="microsoft-ca"),
+            _cert("e" * 64, "E1", role=None),  # no Azure Sphere role at all
+            _cert("a" * 64, "A1", registrations=[]),
+        ],
+        "uploads": [{"status": "analyzed", "name": "empty.p7b", "error": None, "certificates": []}],
+        "targets": [{"kind": "dps", "display_name": "D", "certificates": 0}],
+    }
+    out = io.StringIO()
+    render_report(report, out)
+    text = out.getvalue()
+    rows = [re.split(r" {2,}", line) for line in text.splitlines()]
+    assert ["ok", "-", "-", "2020-07-01 12:00:00", "E1", "-"] in rows
+    assert f"\nREGISTERED IN (per tenant CA)\n  {_T}  A1  no target lists it\n\n" in text
+    assert text.endswith("analyzed  empty.p7b  -\n")
+
+
+def test_report_exit_code_after_a_closed_tenant_ca_and_alone_ok() -> None:
+    ok = _cert("m", "M", "ok", role="-")
+    assert needs_action({"certificates": [ok], "uploads": []}) is False
+    closed = _cert("r", "R", "affected", state="resolved")
+    still = _cert("a", "A", "affected", state="affected")
+    assert needs_action({"certificates": [closed, still], "uploads": []}) is True
+
+
+def test_report_html_says_where_it_wrote_and_what_it_could_not(
+    app_runtime: handlers.Runtime, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    page = tmp_path / "fleet.html"
+    assert _cli(capsys, "report", "--html", str(page), "--now", "2020-08-04T09:00:00Z") == (
+        0,
+        f"fleet report written to {page}\n",
+        "",
+    )
+    assert "<title>CA Rotation Watch: fleet report 2020-08-04" in page.read_text(encoding="utf-8")
+    code, out, err = _cli(capsys, "report", "--html", str(page), "--json")
+    assert (code, err) == (0, f"fleet report written to {page}\n")  # stdout: the JSON alone
+    assert json.loads(out)["certificates"] == []
+    missing = tmp_path / "no" / "fleet.html"
+    assert _cli(capsys, "report", "--html", str(missing)) == (
+        2,
+        "",
+        f"ca-watch: error: --html {str(missing)!r}: the folder {str(missing.parent)!r} "
+        "does not exist\n",
+    )
+    # /proc takes no new file: the write fails before the partial file exists
+    assert _cli(capsys, "report", "--html", "/proc/fleet.html") == (
+        2,
+        "",
+        "ca-watch: error: cannot write '/proc/fleet.html': No such file or directory\n",
+    )
