@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -23,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ClientAuthenticationError
 
 from shared.alerts.states import state
 from shared.app import handlers
 from shared.local import azurite_cmd, samples
 from shared.local.alerts_cmd import _print, due_in_plan, render_summary, warn_about_recipients
 from shared.local.cli import main
-from shared.local.registrations_cmd import render_pull
+from shared.local.common import UsageError
+from shared.local.registrations_cmd import _signed_in, render_pull
 from shared.local.report_cmd import needs_action, render_report, state_column
 from shared.local.runner import process_pending
 from shared.settings import Settings
@@ -578,3 +581,34 @@ def test_report_html_says_where_it_wrote_and_what_it_could_not(
         "",
         "ca-watch: error: cannot write '/proc/fleet.html': No such file or directory\n",
     )
+
+
+class _Credential:
+    """Stands in for an Entra credential (no token service runs here): notes the
+    azure.identity log level while asked, then gives a token or fails as
+    DefaultAzureCredential does without `az login`."""
+
+    def __init__(self, signed_in: bool) -> None:
+        self.signed_in = signed_in
+        self.asked: list[tuple[str, int]] = []
+
+    def get_token(self, scope: str) -> object:
+        self.asked.append((scope, logging.getLogger("azure.identity").level))
+        if not self.signed_in:
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+        return object()
+
+
+def test_registrations_pull_asks_arm_for_a_token_quietly_first() -> None:
+    identity_log = logging.getLogger("azure.identity")
+    identity_log.setLevel(logging.INFO)
+    try:
+        signed_in = _Credential(True)
+        assert _signed_in(signed_in) is signed_in
+        assert signed_in.asked == [("https://management.azure.com/.default", logging.CRITICAL)]
+        assert identity_log.level == logging.INFO  # restored
+        with pytest.raises(UsageError, match=r"^no Azure credential: run `az login`$"):
+            _signed_in(_Credential(False))
+        assert identity_log.level == logging.INFO
+    finally:
+        identity_log.setLevel(logging.NOTSET)
