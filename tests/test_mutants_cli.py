@@ -25,9 +25,11 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
+from test_mutants_channels import tokyo_local_time  # noqa: F401 - a fixture
 
 from shared.alerts.states import state
 from shared.app import handlers
+from shared.app.alert_pass import run_alerts
 from shared.local import azurite_cmd, samples
 from shared.local.alerts_cmd import _print, due_in_plan, render_summary, warn_about_recipients
 from shared.local.cli import main
@@ -365,38 +367,63 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return code, out, err
 
 
+@pytest.mark.usefixtures("tokyo_local_time")  # a naive local time would show
 def test_ack_unack_and_retire_say_what_they_did_and_how_to_undo_it(
     app_runtime: handlers.Runtime, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ca = _tenant_ca(app_runtime, 1)
-    sha1 = _sha1(ca)
+    other = _tenant_ca(app_runtime, 2)  # an ack, unack or retire by SHA-1 leaves it alone
+    assert _cli(capsys, "ack", _sha1(other), "--by", "ann")[0] == 0
+    sha1, sha256 = _sha1(ca), hashlib.sha256(ca.der).hexdigest()
     until = datetime.now(UTC) + timedelta(days=3)
-    assert _cli(capsys, "ack", sha1, "--by", "ops", "--until", until.isoformat()) == (
+    assert _cli(
+        capsys, "ack", sha1, "--by", "ann", "--note", "why", "--until", until.isoformat()
+    ) == (
         0,
-        f"acknowledged 1 tenant CA(s) of tenant {_TENANT} (by ops) until "
+        f"acknowledged 1 tenant CA(s) of tenant {_TENANT} (by ann) until "
         f"{until:%Y-%m-%d %H:%M} UTC; their alerts stop. A CA uploaded later is not covered. "
         f"Undo: ca-watch unack {sha1} --by NAME\n",
         "",
     )
-    assert _cli(capsys, "unack", sha1, "--by", "ops") == (
+    assert _report_of(app_runtime, sha256)["acknowledged"]["note"] == "why"
+    assert _cli(capsys, "unack", sha1, "--by", "bob") == (
         0,
         f"withdrew 1 acknowledgement(s) of tenant {_TENANT}; its alerts resume\n",
         "",
     )
-    assert _cli(capsys, "unack", sha1, "--by", "ops") == (
+    assert _cli(capsys, "unack", sha1, "--by", "bob") == (
         2,
         "",
         f"ca-watch: error: {sha1!r}: no acknowledgement in force to withdraw\n",
     )
-    assert _cli(capsys, "ack", _TENANT, "--by", "ops")[1].startswith(
-        f"acknowledged 1 tenant CA(s) of tenant {_TENANT} (by ops); their alerts stop."
-    )
-    sha256 = hashlib.sha256(ca.der).hexdigest()
-    assert _cli(capsys, "retire", sha1, "--by", "ops") == (
+    assert _cli(capsys, "retire", sha1, "--by", "cy", "--note", "gone") == (
         0,
-        f"retired tenant CA {sha256} of tenant {_TENANT} (by ops)\n",
+        f"retired tenant CA {sha256} of tenant {_TENANT} (by cy)\n",
         "",
     )
+    retired = _report_of(app_runtime, sha256)["retired"]
+    assert (retired["by"], retired["note"]) == ("cy", "gone")
+    at = datetime.fromisoformat(retired["at"])  # UTC, though the machine's zone is not
+    assert abs(at - datetime.now(UTC)) < timedelta(minutes=2)
+    notices = run_alerts(
+        store=app_runtime.store,
+        settings=app_runtime.settings,
+        rules=app_runtime.rules,
+        now=datetime.now(UTC),
+    )["notices"]
+    assert sorted((n["kind"], n["by"], n["certificate"] == sha256) for n in notices) == [
+        ("ack-withdrawn", "bob", True),
+        ("acknowledged", "ann", False),
+        ("acknowledged", "ann", True),
+        ("retired", "cy", True),
+    ]
+    assert _cli(capsys, "ack", _TENANT, "--by", "ann")[1].startswith(
+        f"acknowledged 2 tenant CA(s) of tenant {_TENANT} (by ann); their alerts stop."
+    )
+
+
+def _report_of(rt: handlers.Runtime, sha256: str) -> dict[str, Any]:
+    return next(c for c in rt.store.report()["certificates"] if c["sha256_fingerprint"] == sha256)
 
 
 def test_silence_commands_refuse_what_is_not_on_record(
