@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -520,8 +521,9 @@ def test_azurite_stop_kills_what_ignores_the_request_to_end(
         (tmp_path / "azurite.pid").write_text(f"{stubborn.pid}\n")
         waited: list[float] = []
         clock = iter(range(0, 1000, 3))  # each look at the clock: 3 s later
-        monkeypatch.setattr(azurite_cmd.time, "monotonic", lambda: float(next(clock)))
-        monkeypatch.setattr(azurite_cmd.time, "sleep", waited.append)
+        # azurite_cmd's own view of time only (the time module itself serves other threads)
+        fake_time = SimpleNamespace(monotonic=lambda: float(next(clock)), sleep=waited.append)
+        monkeypatch.setattr(azurite_cmd, "time", fake_time)
         code, out, _ = _cli(capsys, "azurite", "stop", "--location", str(tmp_path))
         assert code == 0 and out.startswith(f"Azurite stopped (pid {stubborn.pid})")
         assert stubborn.wait(timeout=5) == -signal.SIGKILL
