@@ -281,6 +281,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
     "shared/channels/teams.py": ["tests/test_channel_teams.py", *_TEAMS_PEERS],
     "shared/channels/acs_email.py": [
+        _CHANNEL_KILLS,
         "tests/test_channel_acs.py",
         "tests/test_user_assigned_identity.py::"
         "test_the_acs_client_asks_for_the_identity_named_by_azure_client_id",

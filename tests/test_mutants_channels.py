@@ -11,11 +11,19 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alert_samples import NOW, rendered
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from test_channel_acs import FakeEmailClient, http_error
 
-from shared.channels import build_channels
+from shared.channels import ChannelError, build_channels
 from shared.channels.acs_email import AcsEmailChannel
 from shared.channels.base import redact_url, scrub, url_secrets
 from shared.channels.deadline import Deadline, DeadlineExceeded
@@ -285,3 +293,94 @@ def test_deadline_shuts_every_watched_socket_and_skips_closed_or_missing_ones() 
         deadline._expire()
         ours.settimeout(2)
         assert ours.recv(10) == b"" and deadline.expired
+
+
+# shared/channels/acs_email.py: what is sent, how long it waits, and each error's words.
+# ACS cannot run here: the SDK client is the stand-in of tests/test_channel_acs.py.
+
+
+class _Waits(FakeEmailClient):
+    def __init__(self, result: Any) -> None:
+        super().__init__(result=result)
+        self.waits: list[float | None] = []
+
+    def begin_send(self, message: dict[str, Any], **kwargs: Any) -> Any:
+        poller = super().begin_send(message, **kwargs)
+        waits = self.waits
+
+        class Recording:
+            def result(self, timeout: float | None = None) -> Any:
+                waits.append(timeout)
+                return poller.result(timeout)
+
+        return Recording()
+
+
+def test_acs_waits_no_longer_than_the_pass_allows_and_cuts_the_subject() -> None:
+    client = _Waits({"id": "op-1", "status": "SUCCEEDED"})
+    channel = AcsEmailChannel("https://acs.example", _SENDER, client=client, poll_timeout=60)
+    assert repr(channel) == f"AcsEmailChannel('https://acs.example', {_SENDER!r})"
+    long_subject = rendered(1, "CN=Microsoft Azure Sphere " + "x" * 400)
+    assert channel.send(long_subject, _TO) == "op-1"
+    assert channel.send(rendered(), _TO, deadline=5) == "op-1"
+    assert channel.send(rendered(), _TO, deadline=500) == "op-1"
+    assert client.waits == [60, 5, 60]
+    subject = client.sent[0]["content"]["subject"]
+    assert len(subject) <= 250 and long_subject.subject.startswith(subject.rstrip("…"))
+
+
+@pytest.mark.parametrize(
+    ("result", "operation_id"),
+    [
+        ({"id": "op-3", "status": "NotStarted"}, "op-3"),
+        ({"id": "op-4", "status": None}, "op-4"),  # accepted, status not known yet
+        ("not a dict", None),
+    ],
+)
+def test_acs_accepted_but_unfinished_counts_as_sent(result: Any, operation_id: str | None) -> None:
+    channel = AcsEmailChannel("https://acs.example", _SENDER, client=_Waits(result))
+    assert channel.send(rendered(), _TO) == operation_id
+
+
+def _acs_error(error: Exception) -> ChannelError:
+    channel = AcsEmailChannel("e", _SENDER, client=FakeEmailClient(begin_outcome=error))
+    with pytest.raises(ChannelError) as caught:
+        channel.send(rendered(), _TO)
+    return caught.value
+
+
+def test_acs_errors_say_what_failed() -> None:
+    assert _acs_error(ClientAuthenticationError("no identity")).detail == (
+        "acs-email: authentication failed: no identity"
+    )
+    throttled = _acs_error(http_error(429))
+    assert throttled.detail == "acs-email: HTTP 429: Operation returned status 429"
+    no_status = HttpResponseError(message="reset")  # no response, no status: may have gone
+    failed = _acs_error(no_status)
+    assert (failed.detail, failed.retryable, failed.unclear) == (
+        "acs-email: HTTP None: reset",
+        True,
+        True,
+    )
+    assert _acs_error(ServiceRequestError("refused")).detail == (
+        "acs-email: network error: refused"
+    )
+    assert _acs_error(ServiceResponseError("reset")).detail == "acs-email: no answer: reset"
+    long = _acs_error(ServiceRequestError("y" * 900)).detail
+    assert long.startswith("acs-email: network error: yyy") and len(long) <= 27 + 500
+    no_recipient = AcsEmailChannel("e", _SENDER, client=FakeEmailClient())
+    with pytest.raises(ChannelError, match=r"^acs-email: no recipients$"):
+        no_recipient.send(rendered(), ())
+
+
+def test_acs_failed_send_names_the_operation_and_its_error() -> None:
+    failed = {"id": "op-2", "status": "Failed", "error": {"code": "Bad", "message": "no"}}
+    channel = AcsEmailChannel("e", _SENDER, client=FakeEmailClient(result=failed))
+    with pytest.raises(ChannelError) as caught:
+        channel.send(rendered(), _TO)
+    assert caught.value.detail == "acs-email: send op-2 Failed: Bad no"
+    bare = {"id": "op-5", "status": "Canceled"}
+    channel = AcsEmailChannel("e", _SENDER, client=FakeEmailClient(result=bare))
+    with pytest.raises(ChannelError) as caught:
+        channel.send(rendered(), _TO)
+    assert caught.value.detail == "acs-email: send op-5 Canceled:"
