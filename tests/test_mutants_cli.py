@@ -124,7 +124,7 @@ RUN_DOCUMENT: dict[str, Any] = {
         },
     ],
     "self_health": [
-        {"summary": "storage slow", "channels": {"teams": "sent"}},
+        {"summary": "storage slow", "channels": {"teams": "sent", "smtp": "failed"}},
         {"summary": "no channel works", "channels": {}},
     ],
     "messages": [
@@ -150,7 +150,7 @@ def test_alerts_summary_names_each_item_pending_target_problem_and_message() -> 
         "t-2     activate  1d     2020-08-05  -\n"
         "renewal pending for t-1 in: Hub A (iot-hub: renewed CA missing), "
         "DPS B (dps: renewed CA unverified)\n"
-        "operator alert: storage slow  teams=sent\n"
+        "operator alert: storage slow  teams=sent, smtp=failed\n"
         "operator alert: no channel works  no channel\n"
         "message on teams (2 item(s)): sent\n"
         "message on smtp (1 item(s)): FAILED: relay down\n"
@@ -159,28 +159,34 @@ def test_alerts_summary_names_each_item_pending_target_problem_and_message() -> 
     assert _print(RUN_DOCUMENT, False, io.StringIO()) == 1  # a send failed
 
 
-def test_alerts_summary_wraps_the_channels_on_a_narrow_terminal(
+def test_alerts_summary_cuts_and_wraps_on_a_narrow_terminal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("COLUMNS", "40")
     item = {
         "tenant_id": "9d7e79eb-e021-43ce-9f2b-fa944b447494",
         "certificate": "c1",
-        "deadline": "register-the-renewal",
+        "deadline": "register-the-renewal-before-it-activates",  # cut on the left at 20
         "stage": "7d",
         "due": "2020-08-11T00:00:00Z",
-        "channels": {"teams": "planned", "smtp": "planned", "outbox": "planned"},
+        "channels": {"acs-email": "planned"},  # 17 characters: wrapped at 16
+        # targets, but none pending (no "pending" key at all)
+        "registration": {
+            "targets": [
+                {"target": "a", "display_name": "Hub A", "kind": "iot-hub", "renewed": "missing"}
+            ]
+        },
     }
     out = _Terminal()
-    render_summary({"dry_run": True, "now": "N", "messages": [], "items": [item]}, out)
+    render_summary({"dry_run": True, "now": "N", "items": [item]}, out)  # no "messages" key
     pad = " " * 89
     assert out.getvalue() == (
         "alerts plan at N: 1 item(s) due\n"
         "TENANT                                DEADLINE              STAGE  DUE"
         "                   CHANNELS\n"
-        "9d7e79eb-e021-43ce-9f2b-fa944b447494  register-the-renewal  7d     "
-        "2020-08-11T00:00:00Z  teams=planned,\n"
-        f"{pad}smtp=planned,\n{pad}outbox=planned\n"
+        "9d7e79eb-e021-43ce-9f2b-fa944b447494  ...fore-it-activates  7d     "
+        "2020-08-11T00:00:00Z  acs-\n"
+        f"{pad}email=planned\n"
     )
 
 
@@ -641,3 +647,45 @@ def test_registrations_pull_asks_arm_for_a_token_quietly_first() -> None:
         assert identity_log.level == logging.INFO
     finally:
         identity_log.setLevel(logging.NOTSET)
+
+
+@pytest.mark.usefixtures("tokyo_local_time")
+def test_alerts_run_without_now_is_an_on_time_run_of_the_timer_function(
+    app_runtime: handlers.Runtime,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    code, out, _ = _cli(capsys, "alerts", "run")
+    assert code == 0 and out.startswith("alerts run at ") and ": 0 item(s) due\n" in out
+    assert "past due" not in caplog.text  # on demand, not a missed schedule
+
+
+def test_alerts_run_says_when_the_timer_function_is_missing_or_returns_nothing(
+    app_runtime: handlers.Runtime,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Stand-ins for function_app.py's registration, which cannot be broken otherwise here.
+    from shared.local import runner
+
+    def missing(name: str) -> object:
+        raise LookupError(f"function_app.py registers no function {name}")
+
+    monkeypatch.setattr(runner, "registered_function", missing)
+    assert _cli(capsys, "alerts", "run", "--now", "2020-08-04T09:00:00Z") == (
+        2,
+        "",
+        "ca-watch: error: function_app.py registers no function send_alerts\n",
+    )
+    monkeypatch.setattr(runner, "registered_function", lambda name: lambda timer: None)
+    code, _, err = _cli(capsys, "alerts", "run", "--now", "2020-08-04T09:00:00Z")
+    assert code != 0
+    assert "the send_alerts function returned without an alert document" in err
+
+
+def test_alerts_needs_an_action(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["alerts"])
+    assert done.value.code == 2
+    assert "the following arguments are required: ACTION" in capsys.readouterr().err
