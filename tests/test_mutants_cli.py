@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -689,3 +690,46 @@ def test_alerts_needs_an_action(capsys: pytest.CaptureFixture[str]) -> None:
         main(["alerts"])
     assert done.value.code == 2
     assert "the following arguments are required: ACTION" in capsys.readouterr().err
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_azurite_start_serves_its_ports_and_a_second_start_finds_them_busy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Free ports stand in for 10000-10002, which other work on this machine may hold.
+    blob, queue, table = _free_ports(3)
+    monkeypatch.setattr(azurite_cmd, "DEFAULT_PORTS", (blob, queue, table))
+    location = tmp_path / "store"
+    location.mkdir()
+    code, out, err = _cli(capsys, "azurite", "start", "--location", str(location))
+    try:
+        pid = int((location / "azurite.pid").read_text())
+        assert (code, err) == (0, "")
+        assert out == (
+            f"Azurite started on 127.0.0.1:{blob}-{table} (pid {pid}), data in {location}.\n"
+            "Storage commands use it with no settings (CertStorage defaults to "
+            "UseDevelopmentStorage=true). Stop it with `ca-watch azurite stop`.\n"
+        )
+        for port in (blob, queue, table):
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass
+        other = tmp_path / "other"
+        other.mkdir()
+        assert _cli(capsys, "azurite", "start", "--location", str(other)) == (
+            2,
+            "",
+            f"ca-watch: error: port(s) {blob}, {queue}, {table} already in use: another "
+            "Azurite is running (stop it first), or point CertStorage at it\n",
+        )
+    finally:
+        assert _cli(capsys, "azurite", "stop", "--location", str(location))[0] == 0
