@@ -125,6 +125,7 @@ _REPORT_CLI = [
 _PULL_CLI = [
     _CLI_KILLS,
     "tests/test_registration_pull.py::test_cli_pull_prints_json_and_exits_1_when_a_target_is_unreadable",
+    "tests/test_registration_pull.py::test_cli_pull_without_now_records_the_utc_moment",
     "tests/test_registration_pull.py::test_cli_usage_errors_are_one_line_and_exit_2",
     "tests/test_setup_noise.py::test_registrations_pull_without_a_credential_in_process_too",
 ]

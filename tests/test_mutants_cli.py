@@ -685,9 +685,10 @@ def test_alerts_run_says_when_the_timer_function_is_missing_or_returns_nothing(
     assert "the send_alerts function returned without an alert document" in err
 
 
-def test_alerts_needs_an_action(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("command", ["alerts", "registrations"])
+def test_a_command_group_needs_an_action(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
-        main(["alerts"])
+        main([command])
     assert done.value.code == 2
     assert "the following arguments are required: ACTION" in capsys.readouterr().err
 
@@ -733,3 +734,19 @@ def test_azurite_start_serves_its_ports_and_a_second_start_finds_them_busy(
         )
     finally:
         assert _cli(capsys, "azurite", "stop", "--location", str(location))[0] == 0
+
+
+def test_registrations_pull_with_no_source_says_what_to_set(
+    app_runtime: handlers.Runtime,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("REGISTRATION_TARGETS", "IOT_CENTRAL_APPS", "SPHERE_CATALOGS"):
+        monkeypatch.delenv(name, raising=False)
+    assert _cli(capsys, "registrations", "pull") == (
+        2,
+        "",
+        "ca-watch: error: REGISTRATION_TARGETS is not set: give a comma list of IoT Hub / DPS "
+        "resource ids (az iot hub show -n HUB --query id -o tsv), or set IOT_CENTRAL_APPS or "
+        "SPHERE_CATALOGS\n",
+    )
