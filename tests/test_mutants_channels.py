@@ -3,7 +3,9 @@ sends, pinned where the behaviour tests beside them leave a mutant alive."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
 import re
 import socket
@@ -23,7 +25,7 @@ from azure.core.exceptions import (
 )
 from test_channel_acs import FakeEmailClient, http_error
 
-from shared.channels import ChannelError, build_channels
+from shared.channels import ChannelError, acs_email, build_channels
 from shared.channels.acs_email import AcsEmailChannel
 from shared.channels.base import redact_url, scrub, url_secrets
 from shared.channels.deadline import Deadline, DeadlineExceeded
@@ -384,3 +386,53 @@ def test_acs_failed_send_names_the_operation_and_its_error() -> None:
     with pytest.raises(ChannelError) as caught:
         channel.send(rendered(), _TO)
     assert caught.value.detail == "acs-email: send op-5 Canceled:"
+
+
+def test_acs_subject_is_cut_at_250_and_the_default_wait_is_120_s() -> None:
+    client = _Waits({"id": "op-1", "status": "Succeeded"})
+    channel = AcsEmailChannel("https://acs.example", _SENDER, client=client)
+    long = dataclasses.replace(rendered(), subject="S" * 300)
+    assert channel.send(long, _TO) == "op-1"
+    assert client.sent[0]["content"]["subject"] == "S" * 249 + "…"
+    assert client.waits == [120.0]
+
+
+def test_acs_builds_its_sdk_client_for_its_endpoint_on_first_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real client needs ACS and an Entra token: its builder is what is checked here.
+    built: list[str] = []
+
+    def build(endpoint: str) -> FakeEmailClient:
+        built.append(endpoint)
+        return FakeEmailClient()
+
+    monkeypatch.setattr(acs_email, "default_client", build)
+    channel = AcsEmailChannel("https://acs.example", _SENDER)
+    assert channel.send(rendered(), _TO) == "op-1"
+    assert channel.send(rendered(), _TO) == "op-1"
+    assert built == ["https://acs.example"]  # built once, then kept
+
+
+@pytest.mark.parametrize(
+    ("status", "logged"),
+    [("NotStarted", "still NotStarted after 60 s"), ("", "still pending after 60 s")],
+)
+def test_acs_logs_an_unfinished_send(
+    status: str, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = _Waits({"id": "op-7", "status": status})
+    channel = AcsEmailChannel("e", _SENDER, client=client, poll_timeout=60)
+    with caplog.at_level(logging.WARNING, logger="shared.channels.acs_email"):
+        assert channel.send(rendered(), _TO) == "op-7"
+    assert caplog.messages == [f"ACS email op-7 {logged}"]
+
+
+def test_acs_errors_quote_the_message_cut_at_500() -> None:
+    # The message, not Exception's tuple of arguments; an empty one stays empty.
+    assert _acs_error(ServiceRequestError("refused", "extra")).detail == (
+        "acs-email: network error: refused"
+    )
+    assert _acs_error(ServiceRequestError("")).detail == "acs-email: network error: "
+    long = _acs_error(ServiceRequestError("y" * 900)).detail
+    assert long == "acs-email: network error: " + "y" * 499 + "…"
