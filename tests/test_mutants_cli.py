@@ -755,3 +755,19 @@ def test_registrations_pull_with_no_source_says_what_to_set(
         "resource ids (az iot hub show -n HUB --query id -o tsv), or set IOT_CENTRAL_APPS or "
         "SPHERE_CATALOGS\n",
     )
+
+
+def test_report_text_shows_the_fleet_pages_state_at_now(
+    app_runtime: handlers.Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tenant CA with no renewal yet is "pending" in the tables; the page (and so the
+    text) calls it ok while none of its deadlines is due at --now."""
+    issued = samples.tenant_ca(_TENANT, datetime(2021, 1, 1, tzinfo=UTC), key_seed=3600)
+    container = app_runtime.blobs.get_container_client(app_runtime.settings.cert_container)
+    container.upload_blob("t/x.cer", issued.der)
+    process_pending(app_runtime)
+    (cert,) = app_runtime.store.report()["certificates"]
+    assert cert["state"] == "pending"
+    code, out, _ = _cli(capsys, "report", "--now", "2021-02-01T00:00:00Z")
+    row = next(line for line in out.splitlines() if _sha1(issued) in line)
+    assert (code, re.split(r" {2,}", row)[-1]) == (0, "ok")
