@@ -528,14 +528,14 @@ def test_azurite_stop_kills_what_ignores_the_request_to_end(
         assert stubborn.stdout is not None and stubborn.stdout.readline()  # handler set
         (tmp_path / "azurite.pid").write_text(f"{stubborn.pid}\n")
         waited: list[float] = []
-        clock = iter(range(0, 1000, 3))  # each look at the clock: 3 s later
+        clock = iter(range(0, 1000, 2))  # each look at the clock: 2 s later
         # azurite_cmd's own view of time only (the time module itself serves other threads)
         fake_time = SimpleNamespace(monotonic=lambda: float(next(clock)), sleep=waited.append)
         monkeypatch.setattr(azurite_cmd, "time", fake_time)
         code, out, _ = _cli(capsys, "azurite", "stop", "--location", str(tmp_path))
         assert code == 0 and out.startswith(f"Azurite stopped (pid {stubborn.pid})")
         assert stubborn.wait(timeout=5) == -signal.SIGKILL
-        assert waited == [0.1] * 3  # polled every 0.1 s for 10 s (3, 6, 9), then killed
+        assert waited == [0.1] * 4  # polled every 0.1 s until 10 s (at 2, 4, 6, 8), killed
     finally:
         stubborn.kill()
         stubborn.wait()
@@ -771,3 +771,19 @@ def test_report_text_shows_the_fleet_pages_state_at_now(
     code, out, _ = _cli(capsys, "report", "--now", "2021-02-01T00:00:00Z")
     row = next(line for line in out.splitlines() if _sha1(issued) in line)
     assert (code, re.split(r" {2,}", row)[-1]) == (0, "ok")
+
+
+def test_azurite_status_ignores_a_recorded_pid_that_is_not_an_azurite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "azurite.pid").write_text(f"{other.pid}\n")  # a pid reused since
+        assert _cli(capsys, "azurite", "status", "--location", str(tmp_path)) == (
+            1,
+            f"not running ({tmp_path})\n",
+            "",
+        )
+    finally:
+        other.kill()
+        other.wait()
