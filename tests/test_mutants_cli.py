@@ -681,9 +681,12 @@ def test_alerts_run_says_when_the_timer_function_is_missing_or_returns_nothing(
         "ca-watch: error: function_app.py registers no function send_alerts\n",
     )
     monkeypatch.setattr(runner, "registered_function", lambda name: lambda timer: None)
-    code, _, err = _cli(capsys, "alerts", "run", "--now", "2020-08-04T09:00:00Z")
-    assert code != 0
-    assert "the send_alerts function returned without an alert document" in err
+    assert _cli(capsys, "alerts", "run", "--now", "2020-08-04T09:00:00Z") == (
+        1,
+        "",
+        "ca-watch: error: RuntimeError: the send_alerts function returned without an alert "
+        "document (CA_WATCH_DEBUG=1 shows the traceback)\n",
+    )
 
 
 @pytest.mark.parametrize("command", ["alerts", "registrations"])
