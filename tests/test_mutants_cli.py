@@ -550,6 +550,8 @@ def test_report_text_fits_a_narrow_terminal_column_by_column(
     report = _report()
     report["certificates"][1]["sha1_thumbprint"] = "B1" + "0" * 38
     report["uploads"][0]["name"] = "tenants/" + "x" * 40 + ".cer"
+    # wraps after "not" at 30 columns, after "a" at 31
+    report["uploads"][1]["error"]["message"] = "a CSR, not a certificate at all"
     out = _Terminal()
     render_report(report, out)
     golden = Path(__file__).parent / "data" / "cli-text" / "report-60-columns.txt"
