@@ -91,6 +91,7 @@ _TEAMS_PEERS = [
     f"{_PEERS}test_each_send_gets_no_more_than_what_is_left_of_the_pass_budget",
     f"{_PEERS}test_a_trickled_tls_handshake_ends_at_the_deadline",
 ]
+_CHANNEL_KILLS = "tests/test_mutants_channels.py"  # what the behaviour tests leave alive
 _CHANNEL_UNITS = [
     "tests/test_channel_outbox.py",
     "tests/test_channel_smtp.py",
@@ -102,7 +103,9 @@ _CHANNEL_UNITS = [
 # `python -m shared.local.cli` in a subprocess kills no mutant (its mutants show as
 # "no tests"); those stay out of the selections.
 _CLI = "tests/test_cli_commands.py::"
+_CLI_KILLS = "tests/test_mutants_cli.py"  # each command's --help, and what else is unpinned
 _ALERTS_CLI = [
+    _CLI_KILLS,
     f"{_CLI}test_alerts_plan_exits_1_with_items_due_and_shows_column_headers",
     f"{_CLI}test_alerts_plan_exits_0_with_nothing_due",
     f"{_CLI}test_report_exits_1_while_an_affected_tenant_ca_is_open_and_0_once_acknowledged",
@@ -111,6 +114,7 @@ _ALERTS_CLI = [
     "tests/test_alerts_runner.py::test_alerts_run_exits_1_when_a_send_fails",
 ]
 _REPORT_CLI = [
+    _CLI_KILLS,
     f"{_CLI}test_process_exits_1_when_an_upload_is_unreadable_or_rejected",
     f"{_CLI}test_report_exits_1_while_an_affected_tenant_ca_is_open_and_0_once_acknowledged",
     f"{_CLI}test_report_names_certificates_by_sha1_everywhere",
@@ -119,7 +123,9 @@ _REPORT_CLI = [
     "tests/test_fleet_report.py::test_report_html_refuses_a_path_it_cannot_write",
 ]
 _PULL_CLI = [
+    _CLI_KILLS,
     "tests/test_registration_pull.py::test_cli_pull_prints_json_and_exits_1_when_a_target_is_unreadable",
+    "tests/test_registration_pull.py::test_cli_pull_without_now_records_the_utc_moment",
     "tests/test_registration_pull.py::test_cli_usage_errors_are_one_line_and_exit_2",
     "tests/test_setup_noise.py::test_registrations_pull_without_a_credential_in_process_too",
 ]
@@ -225,7 +231,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/storage/notices.py": [_ALL_CLEAR],
     "shared/storage/issuers.py": [_ALL_CLEAR],
     "shared/app/announce.py": [_ALL_CLEAR],
-    "shared/local/silence_cmd.py": [_ALL_CLEAR],
+    "shared/local/silence_cmd.py": [_CLI_KILLS, _ALL_CLEAR],
     "shared/alerts/registration_text.py": [
         "tests/test_mutants_registration.py",
         "tests/test_registrations_message.py",
@@ -269,14 +275,15 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_fleet_report.py",
         *_SLOW_REPORT,
     ],
-    "shared/channels/__init__.py": _CHANNEL_UNITS,
-    "shared/channels/base.py": _CHANNEL_UNITS,
+    "shared/channels/__init__.py": [_CHANNEL_KILLS, *_CHANNEL_UNITS],
+    "shared/channels/base.py": [_CHANNEL_KILLS, *_CHANNEL_UNITS],
     "shared/channels/deadline.py": [
+        _CHANNEL_KILLS,
         "tests/test_channel_deadline.py",
         "tests/test_smtp_time_budget.py",
         *_SMTP_PEERS,
     ],
-    "shared/channels/outbox.py": ["tests/test_channel_outbox.py"],
+    "shared/channels/outbox.py": [_CHANNEL_KILLS, "tests/test_channel_outbox.py"],
     "shared/channels/smtp.py": [
         "tests/test_channel_smtp.py",
         "tests/test_smtp_time_budget.py",
@@ -284,17 +291,18 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
     "shared/channels/teams.py": ["tests/test_channel_teams.py", *_TEAMS_PEERS],
     "shared/channels/acs_email.py": [
+        _CHANNEL_KILLS,
         "tests/test_channel_acs.py",
         "tests/test_user_assigned_identity.py::"
         "test_the_acs_client_asks_for_the_identity_named_by_azure_client_id",
     ],
     "shared/local/alerts_cmd.py": _ALERTS_CLI,
-    "shared/local/azurite_cmd.py": ["tests/test_undo_azurite_reset.py"],
+    "shared/local/azurite_cmd.py": [_CLI_KILLS, "tests/test_undo_azurite_reset.py"],
     "shared/local/registrations_cmd.py": _PULL_CLI,
     "shared/local/report_cmd.py": _REPORT_CLI,
     # Its behaviour tests run `ca-watch scan` as a subprocess (see above): these run it
     # in-process with its output pinned.
-    "shared/local/scan_cmd.py": ["tests/test_mutants_cli_scan.py"],
+    "shared/local/scan_cmd.py": ["tests/test_mutants_cli_scan.py", _CLI_KILLS],
 }
 
 

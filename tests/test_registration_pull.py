@@ -526,6 +526,7 @@ def test_cli_pull_prints_json_and_exits_1_when_a_target_is_unreadable(
     out = capsys.readouterr()
     assert code == 1, out.err
     document = json.loads(out.out)
+    assert out.out == json.dumps(document, indent=2) + "\n"  # indented, one final newline
     assert document["schema"] == "ca-watch/registrations-pull/v1"
     assert document["now"] == "2020-08-10T09:00:00Z"
     states = {t["target"]: (t["status"], t["certificates"]) for t in document["targets"]}
@@ -538,6 +539,30 @@ def test_cli_pull_prints_json_and_exits_1_when_a_target_is_unreadable(
     assert cli_main(["registrations", "pull", "--now", "2020-08-10T10:00:00Z"]) == 0
     text = capsys.readouterr().out
     assert "2 target(s) read, 0 unreadable" in text and "Fleet-DPS (dps): 1 certificate(s)" in text
+
+
+def test_cli_pull_without_now_records_the_utc_moment(
+    timer_env: handlers.Runtime,
+    arm: ArmServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`registrations pull` without --now, on a machine whose zone is nine hours from UTC:
+    the moment recorded and analysed is UTC now, not the local wall clock."""
+    old, _ = pair(9)
+    arm.script(HUB_PATH, Reply(200, listing(HUB_ID, [("old", old, True)])))
+    arm.script(DPS_PATH, Reply(200, listing(DPS_ID, [("old", old, True)])))
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        code = cli_main(["registrations", "pull", "--json"])
+    finally:
+        monkeypatch.delenv("TZ")  # the zone of the rest of the session is UTC
+        time.tzset()
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    moment = datetime.fromisoformat(json.loads(out.out)["now"].replace("Z", "+00:00"))
+    assert abs(moment - datetime.now(UTC)) < timedelta(minutes=2)
 
 
 @pytest.mark.parametrize(
