@@ -177,7 +177,9 @@ def _catalogs(env: Mapping[str, str]) -> tuple[SphereCatalog, ...]:
     for raw in _list(env.get("SPHERE_CATALOGS", "")):
         text = raw.strip().rstrip("/")
         match = _CATALOG_ID.fullmatch(text)
-        if match is None or match["group"].strip(".") == "":
+        # The same resource-group rule as REGISTRATION_TARGETS: never "." or "..", nor a
+        # name ending in a period.
+        if match is None or not _RESOURCE_GROUP.fullmatch(match["group"]):
             raise SettingsError(
                 f"SPHERE_CATALOGS: {text[:200]!r} is not an Azure Sphere catalog resource id "
                 "(/subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.AzureSphere/"

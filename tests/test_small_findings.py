@@ -92,3 +92,15 @@ def test_crafted_and_victim_uploads_keep_their_own_results(app_runtime) -> None:
         for name in names
     }
     assert sorted(sources.values()) == [0, 1]
+
+
+@pytest.mark.parametrize("group", [".", "..", "fleet-rg."])
+def test_a_sphere_catalog_in_a_resource_group_arm_cannot_name_is_refused(group: str) -> None:
+    """One resource-group rule for every ARM id a setting names (the catalogs had their
+    own, which let "fleet-rg." through)."""
+    catalog = (
+        "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/"
+        f"{group}/providers/Microsoft.AzureSphere/catalogs/fleet"
+    )
+    with pytest.raises(SettingsError, match="SPHERE_CATALOGS"):
+        Settings.from_env({"SPHERE_CATALOGS": catalog})
