@@ -43,6 +43,7 @@ _GOLDEN_SCAN = "tests/test_mutants_analysis.py"  # first: it kills most mutants 
 _GOLDEN_ALERTS = "tests/test_mutants_alerts.py"
 _ALERTS_STORE = "tests/test_mutants_alerts_store.py"  # the alert-side adapters' kill tests
 _PKCS = "tests/test_mutants_pkcs.py"  # every odd PKCS#7/PKCS#12 shape and what the user sees
+_MESSAGE_TESTS = ["tests/test_mutants_message.py", _GOLDEN_ALERTS, "tests/test_message.py"]
 
 # Adapter tests run against Azurite; the few that take several seconds each (hundreds of
 # blobs, a restarted Azurite, a CLI subprocess) are left out of the mutant runs: they would
@@ -191,11 +192,12 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_mutants_planner.py",
         "tests/test_planner.py",
     ],
-    "shared/alerts/message.py": [
-        "tests/test_mutants_message.py",
-        _GOLDEN_ALERTS,
-        "tests/test_message.py",
-    ],
+    # message.py renders what tenant_blocks.py builds, teams_card.py and text_safety.py
+    # carry: one selection kills the mutants of all four (they were one module).
+    "shared/alerts/message.py": _MESSAGE_TESTS,
+    "shared/alerts/tenant_blocks.py": _MESSAGE_TESTS,
+    "shared/alerts/teams_card.py": _MESSAGE_TESTS,
+    "shared/alerts/text_safety.py": _MESSAGE_TESTS,
     "shared/analysis/pkcs7.py": [_PKCS, _GOLDEN_SCAN, "tests/test_wrappers.py"],
     # Not test_work_bounds.py (hypothesis, slow): test_mutants_pkcs*.py pin the same bounds.
     "shared/analysis/pkcs12.py": [_PKCS, "tests/test_wrappers.py"],

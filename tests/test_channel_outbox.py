@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from alert_samples import NOW, rendered
 
-from shared.alerts.message import teams_payload
 from shared.alerts.model import RenderedMessage
+from shared.alerts.teams_card import teams_payload
 from shared.channels import Channel, ChannelError, build_channels
 from shared.channels.outbox import OutboxChannel
 from shared.settings import Settings

@@ -1,7 +1,7 @@
 """The daily self-health message defangs what others chose (issue 23 §4): an upload name,
 a registration target's name and ARM's error message reach every channel as inert text
 (``hxxps://evil[.]example``, ``ceo[@]corp[.]example``), as deadline alerts already do,
-through the same helper (``shared.alerts.message.cert_text``). One test per channel, on
+through the same helper (``shared.alerts.text_safety.cert_text``). One test per channel, on
 a real Azurite: the outbox on disk, Teams on a loopback HTTP receiver, SMTP on aiosmtpd;
 ACS Email has no emulator, so its SDK client is a fake that records the message."""
 

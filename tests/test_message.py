@@ -13,19 +13,13 @@ from typing import Any
 import markupsafe
 import pytest
 
-from shared.alerts.message import (
-    clean,
-    defang,
-    encode_teams_payload,
-    escape_markdown,
-    format_time,
-    render_message,
-    sort_items,
-    when_label,
-)
+from shared.alerts.message import render_message
 from shared.alerts.model import DueAlert
 from shared.alerts.registration import Registration, TargetState
 from shared.alerts.states import state
+from shared.alerts.teams_card import encode_teams_payload
+from shared.alerts.tenant_blocks import format_time, sort_items, when_label
+from shared.alerts.text_safety import clean, defang, escape_markdown
 
 NOW = datetime(2020, 8, 4, 9, 0, tzinfo=UTC)
 TENANT_A = "11111111-1111-1111-1111-111111111111"

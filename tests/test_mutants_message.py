@@ -17,14 +17,13 @@ from golden_messages import EXPECTED, NOW, cut_items, messages
 from shared.alerts.message import (
     POSSIBLE_REPEAT,
     REPEAT_NOTE_BYTES,
-    clean,
-    defang,
-    encode_teams_payload,
     mark_possible_repeat,
     render_message,
 )
 from shared.alerts.model import RenderedMessage
 from shared.alerts.operator_message import render_operator_message
+from shared.alerts.teams_card import encode_teams_payload
+from shared.alerts.text_safety import clean, defang
 
 NOTE_BLOCK = {
     "type": "TextBlock",

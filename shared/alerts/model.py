@@ -92,7 +92,7 @@ class DueAlert:
     # Where the current CA is registered and what is left (None: not looked up).
     registration: Registration | None = None
     # The CA's state in the one vocabulary (shared.alerts.states) as the store has it; ""
-    # when not looked up (the planner alone): message.tenant_state_id then derives one.
+    # when not looked up (the planner alone): tenant_blocks.tenant_state_id then derives one.
     state: str = ""
     # An action deadline (the operator's own) or a milestone (information only), and what
     # to do by an action deadline (rules.Deadline.action / what_to_do).

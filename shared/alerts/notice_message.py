@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.alerts.message import cert_text, format_time
 from shared.alerts.model import RenderedMessage
 from shared.alerts.operator_message import render_operator_message
+from shared.alerts.tenant_blocks import format_time
+from shared.alerts.text_safety import cert_text
 
 BASIS_TEXT = {
     "registration": "registration evidence: the renewal is listed and verified in every "

@@ -7,15 +7,11 @@ import html
 from collections.abc import Sequence
 from datetime import datetime
 
-from shared.alerts.message import (
-    CARD_SCHEMA,
-    CARD_VERSION,
-    PRODUCT,
-    clean,
-    escape_markdown,
-    format_time,
-)
+from shared.alerts.message import PRODUCT
 from shared.alerts.model import RenderedMessage
+from shared.alerts.teams_card import CARD_SCHEMA, CARD_VERSION
+from shared.alerts.tenant_blocks import format_time
+from shared.alerts.text_safety import clean, escape_markdown
 
 
 def render_operator_message(

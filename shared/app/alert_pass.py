@@ -21,13 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from shared.alerts.message import (
-    REPEAT_NOTE_BYTES,
-    TEAMS_MAX_BYTES,
-    render_message,
-    sort_items,
-    tenant_state_id,
-)
+from shared.alerts.message import REPEAT_NOTE_BYTES, TEAMS_MAX_BYTES, render_message
 from shared.alerts.model import (
     DueAlert,
     LedgerStatus,
@@ -36,6 +30,7 @@ from shared.alerts.model import (
 from shared.alerts.planner import MAX_UNCLEAR_SENDS, AlertPlanner, Decision
 from shared.alerts.registration import Registration
 from shared.alerts.rules import Rules
+from shared.alerts.tenant_blocks import sort_items, tenant_state_id
 from shared.app.announce import announce
 from shared.app.delivery import (
     ADDRESSED_CHANNELS,

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.alerts.message import cert_text, clean
 from shared.alerts.model import LedgerKey, LedgerStatus
 from shared.alerts.operator_message import render_operator_message
 from shared.alerts.planner import MAX_UNCLEAR_SENDS, Decision, decide
+from shared.alerts.text_safety import cert_text, clean
 from shared.app.delivery import (
     ADDRESSED_CHANNELS,
     ALREADY_SENT,

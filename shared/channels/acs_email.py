@@ -18,8 +18,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.alerts.message import clean
 from shared.alerts.model import RenderedMessage
+from shared.alerts.text_safety import clean
 from shared.channels.base import ChannelError
 
 log = logging.getLogger(__name__)

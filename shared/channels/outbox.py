@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.alerts.message import teams_payload
 from shared.alerts.model import RenderedMessage
+from shared.alerts.teams_card import teams_payload
 from shared.channels.base import ChannelError
 
 OUTBOX_SCHEMA = "ca-watch/outbox/v1"

@@ -18,8 +18,8 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from shared.alerts.message import clean
 from shared.alerts.model import RenderedMessage
+from shared.alerts.text_safety import clean
 from shared.channels.base import ChannelError, scrub
 from shared.channels.deadline import DEFAULT_SEND_DEADLINE, Deadline, DeadlineExceeded
 

@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from shared.alerts.message import clean, encode_teams_payload
 from shared.alerts.model import RenderedMessage
+from shared.alerts.teams_card import encode_teams_payload
+from shared.alerts.text_safety import clean
 from shared.channels.base import ChannelError, redact_url, scrub, url_secrets
 from shared.channels.deadline import DEFAULT_SEND_DEADLINE, Deadline, DeadlineExceeded
 from shared.settings import KEY_VAULT_REFERENCE_PREFIX

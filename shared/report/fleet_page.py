@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from shared.alerts.message import code_runs
 from shared.alerts.templating import render_html_in
+from shared.alerts.text_safety import code_runs
 from shared.report import fleet_timeline as tl
 from shared.report.fleet import FAILED_ROWS, FleetView, text, upload_time
 
