@@ -44,6 +44,14 @@ _GOLDEN_ALERTS = "tests/test_mutants_alerts.py"
 _ALERTS_STORE = "tests/test_mutants_alerts_store.py"  # the alert-side adapters' kill tests
 _PKCS = "tests/test_mutants_pkcs.py"  # every odd PKCS#7/PKCS#12 shape and what the user sees
 _MESSAGE_TESTS = ["tests/test_mutants_message.py", _GOLDEN_ALERTS, "tests/test_message.py"]
+_LISTING_TESTS = [
+    "tests/test_mutants_listings.py",
+    "tests/test_listings_sniff.py",
+    "tests/test_listings_bodies.py",
+    "tests/test_listings_authority.py",
+    "tests/test_listings_sphere.py",
+    "tests/test_registrations_listings.py",
+]
 
 # Adapter tests run against Azurite; the few that take several seconds each (hundreds of
 # blobs, a restarted Azurite, a CLI subprocess) are left out of the mutant runs: they would
@@ -206,10 +214,11 @@ MODULE_TESTS: dict[str, list[str]] = {
         _PKCS,
         "tests/test_wrappers.py",
     ],
-    "shared/analysis/listings.py": [
-        "tests/test_mutants_listings.py",
-        "tests/test_registrations_listings.py",
-    ],
+    # listings.py was one module with listing_json.py and listing_bodies.py: their tests
+    # kill each other's mutants, so the three share one selection (all pure, ~3 s).
+    "shared/analysis/listings.py": _LISTING_TESTS,
+    "shared/analysis/listing_json.py": _LISTING_TESTS,
+    "shared/analysis/listing_bodies.py": _LISTING_TESTS,
     "shared/alerts/registration.py": [
         "tests/test_mutants_registration.py",
         "tests/test_registrations_message.py",

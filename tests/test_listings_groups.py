@@ -19,7 +19,8 @@ from shared.alerts.registration import GroupSlot
 from shared.alerts.rules import load_rules
 from shared.analysis.enrollment_envelope import parse_uploaded_listing, read_uploaded_listing
 from shared.analysis.enrollment_listings import central_group, central_listing, dps_groups
-from shared.analysis.listings import ListingError, looks_like_listing, parse_listing_document
+from shared.analysis.listing_json import looks_like_listing
+from shared.analysis.listings import ListingError, parse_listing_document
 from shared.analysis.scan import analyze_bytes
 from shared.local import samples
 from tests import enrollment_samples as groups

@@ -18,12 +18,8 @@ from typing import Any
 import pytest
 
 from shared.alerts.rules import load_rules
-from shared.analysis.listings import (
-    ListingError,
-    looks_like_listing,
-    parse_listing_document,
-    read_listing_document,
-)
+from shared.analysis.listing_json import looks_like_listing
+from shared.analysis.listings import ListingError, parse_listing_document, read_listing_document
 from shared.analysis.scan import analyze_bytes
 from shared.local import samples
 from tests.registration_samples import HUB_ID, arm_entry, arm_listing

@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 
 from shared.alerts.rules import load_rules
+from shared.analysis.listing_json import looks_like_listing
 from shared.analysis.listings import (
     FORMAT_SPHERE,
     FORMAT_SPHERE_CATALOG,
     ListingError,
     SphereCaEntry,
-    looks_like_listing,
     parse_listing_document,
     read_listing_document,
     sphere_entry,

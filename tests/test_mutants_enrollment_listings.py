@@ -24,12 +24,7 @@ from shared.analysis.enrollment_listings import (
     dps_groups,
     repointed_names,
 )
-from shared.analysis.listings import (
-    MAX_ENTRIES,
-    Listing,
-    ListingError,
-    RegisteredCertificate,
-)
+from shared.analysis.listings import MAX_ENTRIES, Listing, ListingError, RegisteredCertificate
 from tests import analyzer_samples
 from tests import enrollment_samples as samples
 

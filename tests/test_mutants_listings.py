@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from shared.analysis.listing_json import looks_like_listing
 from shared.analysis.listings import (
     ListingError,
     RegisteredCertificate,
     SphereCaEntry,
-    looks_like_listing,
     normalize_thumbprint,
     parse_listing_document,
     read_listing_document,

@@ -17,9 +17,9 @@ from shared.alerts.registration import (
     TargetSnapshot,
     resolve_with_evidence,
 )
+from shared.analysis.listing_json import looks_like_listing
 from shared.analysis.listings import (
     ListingError,
-    looks_like_listing,
     normalize_thumbprint,
     parse_listing,
     read_listing_document,

@@ -38,6 +38,7 @@ from shared.analysis.enrollment_listings import (
     central_listing,
     dps_groups,
 )
+from shared.analysis.listing_json import decode_listing_json
 from shared.analysis.listings import (
     ENVELOPE_SCHEMA,
     FORMAT_DPS,
@@ -46,7 +47,6 @@ from shared.analysis.listings import (
     ListingDocument,
     ListingError,
     claims_arm_target,
-    decode_listing_json,
     fields_of,
     parse_listing_document,
 )

@@ -23,12 +23,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.alerts.registration import EnrollmentGroup, GroupSlot
+from shared.analysis.listing_bodies import certificate_body
 from shared.analysis.listings import (
     MAX_ENTRIES,
     Listing,
     ListingError,
     RegisteredCertificate,
-    _body,
     normalize_thumbprint,
 )
 
@@ -163,7 +163,7 @@ def _thumbprint_of(cert: Mapping[str, Any]) -> str:
     if info is not None and not isinstance(info, Mapping):
         raise ListingError("malformed-listing", "a certificate's info is not an object")
     given = info.get("sha1Thumbprint") if info else None
-    body = _body(cert.get("certificate"))
+    body = certificate_body(cert.get("certificate"))
     derived = hashlib.sha1(body, usedforsecurity=False).hexdigest().upper() if body else None
     if given is None:
         if derived is None:

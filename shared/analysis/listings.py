@@ -19,15 +19,14 @@ twice, refuse), a certificate body as base64 DER, PEM, base64 of PEM or a placeh
 same CA listed twice (verified wins), thumbprints in ASCII hex only, at most
 ``MAX_TARGETS`` targets per document.
 
-Pure: a decoded JSON value in, values out; errors are ``ListingError`` with a fixed text
-(never a value from the document).
+Recognising and decoding an upload's JSON is listing_json.py's job, reading a certificate
+body listing_bodies.py's. Pure: a decoded JSON value in, values out; errors are
+``ListingError`` with a fixed text (never a value from the document).
 """
 
 from __future__ import annotations
 
-import binascii
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -36,9 +35,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from shared.alerts.registration import EnrollmentGroup
-from shared.analysis.der import TAG_BIT_STRING, TAG_SEQUENCE, DerError, children, read_tlv
-from shared.analysis.pem import pem_body, scan_pem
-from shared.analysis.read_result import ReadError
+from shared.analysis.listing_bodies import certificate_body
+from shared.analysis.listing_error import ListingError
+from shared.analysis.listing_json import decode_listing_json, duplicate_key_error
 
 MANIFEST_SCHEMA = "ca-watch/registrations/v1"
 ENVELOPE_SCHEMA = "ca-watch/enrollment-groups/v1"  # enrollment_envelope: groups + their target
@@ -74,24 +73,6 @@ _ARM_FORMATS = {
 # What a manifest target may not contain, once lower-cased and stripped of everything but
 # letters and digits: the resource type of an IoT Hub or a DPS, in any spelling of its id.
 _ARM_TARGET_TYPES = ("microsoftdevicesiothubs", "microsoftdevicesprovisioningservices")
-# The keys that make JSON a listing: a "thumbprint" (not "sha1_thumbprint": a scan result
-# is not a listing), a group's id or attestation, an IoT Central slot's "sha1Thumbprint",
-# or our schemas. Keys in any letter case, as the parser reads them; the schema's value
-# exactly, as the parser compares it.
-_SNIFF = re.compile(
-    r'"(?i:thumbprint|sha1thumbprint|enrollmentgroupid|attestation)"\s*:'
-    r'|"(?i:schema)"\s*:\s*"ca-watch/(?:registrations|enrollment-groups)/'
-)
-_SNIFF_BYTES = 4096  # where a JSON opener or byte-order mark must show
-
-
-class ListingError(ValueError):
-    """A document that looks like a listing but cannot be read as one."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -163,81 +144,9 @@ def normalize_thumbprint(value: object) -> str:
     return text
 
 
-_JSON_OPENERS = (b"{", b"[")
-_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
-
-
-def looks_like_listing(data: bytes, max_bytes: int | None = None) -> bool:
-    """JSON text (UTF-8, UTF-8 BOM or UTF-16 with BOM) with a listing's key anywhere in
-    its first ``max_bytes`` (all of it by default: the blob function passes no more than
-    MAX_UPLOAD_BYTES). Certificate formats never start with ``{`` or ``[``."""
-    head = data[:_SNIFF_BYTES]
-    # Every certificate upload passes here: leave at the first byte unless it can open JSON
-    # (a brace or bracket after white space, or a byte-order mark).
-    if head.lstrip()[:1] not in _JSON_OPENERS and not head.startswith(_BOMS):
-        return False
-    encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
-    if not head.decode(encoding, errors="ignore").lstrip().startswith(("{", "[")):
-        return False
-    # The whole file, bounded by the upload limit: a key may come late (a long body first,
-    # or UTF-16 doubling every byte).
-    return _SNIFF.search(data[:max_bytes].decode(encoding, errors="ignore")) is not None
-
-
-def listing_in_text(data: bytes) -> bool:
-    """Whether a certificate text file (PEM) also holds a listing's JSON, as ``cat ca.pem
-    list.json > both`` writes: refused rather than dropped silently (issue 21)."""
-    encoding = "utf-8"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        encoding = "utf-16"
-    elif data[1:2] == b"\x00":
-        encoding = "utf-16-le"  # as the reader, UTF-16 without a BOM
-    text = data.decode(encoding, errors="ignore")
-    return "{" in text and _SNIFF.search(text) is not None
-
-
 def read_listing_document(data: bytes) -> ListingDocument:
     """Decode and parse a listing upload (``looks_like_listing`` said yes)."""
     return parse_listing_document(decode_listing_json(data))
-
-
-def decode_listing_json(data: bytes) -> object:
-    """A listing upload's JSON value: UTF-8 (BOM or not) or UTF-16 with a BOM, no private
-    key anywhere, no object with a key twice."""
-    text = _as_text(data)
-    if text is None:
-        raise ListingError("malformed-listing", "the listing is not UTF-8 or UTF-16 text")
-    if "PRIVATE KEY-----" in text:
-        # Whatever the JSON around it (a tool's output with a "privateKey" field): the
-        # blob function refuses and deletes it, as it does a key file.
-        raise ListingError(
-            "private-key-material",
-            "the listing holds a private key; it was not stored. Upload the listing only "
-            "and keep the key secret",
-        )
-    try:
-        return json.loads(text, object_pairs_hook=_unambiguous_object)
-    except ListingError:
-        raise
-    except (ValueError, RecursionError) as exc:
-        raise ListingError("malformed-listing", "the listing is not valid JSON") from exc
-
-
-def _unambiguous_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json``'s hook for every object: a key twice, in any letter case, is refused (the
-    stdlib keeps the last silently; the tools print each key once)."""
-    result = dict(pairs)
-    if len(result) != len(pairs) or len({key.lower() for key in result}) != len(result):
-        raise _duplicate_key()
-    return result
-
-
-def _duplicate_key() -> ListingError:
-    return ListingError(
-        "duplicate-json-key",
-        "an object holds the same key twice (in some letter case), so the listing is "
-        "ambiguous; save the tool's output again, unedited",
-    )
 
 
 def parse_listing(document: object) -> list[Listing]:
@@ -304,7 +213,7 @@ def fields_of(mapping: Mapping[Any, Any]) -> dict[str, Any]:
     """A JSON object's members by lower-case key; two spellings of one key are ambiguous."""
     fields = {key.lower(): value for key, value in mapping.items() if isinstance(key, str)}
     if len(fields) != sum(isinstance(key, str) for key in mapping):
-        raise _duplicate_key()
+        raise duplicate_key_error()
     return fields
 
 
@@ -478,72 +387,6 @@ def _status(value: object) -> str | None:
     return text[:64]
 
 
-def certificate_body(value: object) -> bytes | None:
-    """The DER certificate a listing's ``certificate`` field holds, or None when the field
-    is absent, empty or a placeholder (ARM's examples print ``"####"``; others ``"MA=="``):
-    the entry's thumbprint then names it, as the live pull always did.
-
-    Azure stores what it was given: base64 DER, PEM text, or (``az iot hub certificate
-    create -p ca.pem`` since azure-cli 2.32) base64 of the PEM file's text.
-    """
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ListingError("malformed-listing", "a certificate body is not text")
-    if not value.isascii():
-        return None
-    data = value.encode("ascii")
-    if b"-----BEGIN " not in data:
-        try:
-            data = binascii.a2b_base64(data.translate(None, _WHITESPACE), strict_mode=True)
-        except binascii.Error:
-            return None
-        if _is_signed_der(data):
-            return data
-    if b"-----BEGIN " in data:
-        return _first_pem_certificate(data)
-    return None
-
-
-_body = certificate_body  # the name enrollment_listings imports
-
-_WHITESPACE = b" \t\r\n\x0b\x0c"
-_PEM_CERTIFICATE_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE")
-
-
-def _first_pem_certificate(text: bytes) -> bytes | None:
-    """The first CERTIFICATE block of PEM text (a bundle's first one is what was
-    registered); a key block refuses the whole listing, never echoed."""
-    blocks, begins = scan_pem(text)
-    if any(b"PRIVATE KEY" in label for label in begins):
-        raise ListingError(
-            "private-key-material",
-            "a certificate body holds a private key; it was not stored. Upload the listing "
-            "only and keep the key secret",
-        )
-    for index, (label, body) in enumerate(blocks, start=1):
-        if label in _PEM_CERTIFICATE_LABELS:
-            try:
-                der = pem_body(body, index)
-            except ReadError:
-                return None
-            return der if _is_signed_der(der) else None
-    return None
-
-
-def _is_signed_der(data: bytes) -> bool:
-    """DER shaped like a certificate: one SEQUENCE of SEQUENCE, SEQUENCE, BIT STRING that
-    spans the data (``MA==`` decodes to a lone ``0``: not one)."""
-    try:
-        top = read_tlv(data, 0, len(data))
-        if top[0] != TAG_SEQUENCE or top[2] != len(data):
-            return False
-        tags = [part[0] for part in children(data, top)]
-    except DerError:
-        return False
-    return tags == [TAG_SEQUENCE, TAG_SEQUENCE, TAG_BIT_STRING]
-
-
 def _date(value: object) -> datetime | None:
     """RFC 1123 (``Tue, 01 Dec 2026 10:00:00 GMT``, what ARM returns) or ISO 8601."""
     if not isinstance(value, str) or not value.strip():
@@ -556,12 +399,3 @@ def _date(value: object) -> datetime | None:
         except ValueError as exc:
             raise ListingError("malformed-listing", "an expiry is not an RFC 1123 date") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _as_text(data: bytes) -> str | None:
-    try:
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return data.decode("utf-16")
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None

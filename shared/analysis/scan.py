@@ -14,12 +14,8 @@ from shared.analysis.classify import NEEDS_ACTION, Classification, classify_cert
 from shared.analysis.enrollment_envelope import read_uploaded_listing
 from shared.analysis.facts import CertificateError, CertificateFacts, extract_facts, facts_json
 from shared.analysis.keys import key_material
-from shared.analysis.listings import (
-    ListingDocument,
-    ListingError,
-    listing_in_text,
-    looks_like_listing,
-)
+from shared.analysis.listing_json import listing_in_text, looks_like_listing
+from shared.analysis.listings import ListingDocument, ListingError
 from shared.analysis.reader import (
     DEFAULT_MAX_UPLOAD_BYTES,
     ErrorCode,

@@ -15,11 +15,11 @@ from typing import Any
 
 from shared.analysis.enrollment_envelope import parse_uploaded_listing
 from shared.analysis.json_text import json_bytes
+from shared.analysis.listing_json import decode_listing_json
 from shared.analysis.listings import (
     ENVELOPE_SCHEMA,
     FORMAT_DPS,
     ListingError,
-    decode_listing_json,
     parse_listing_document,
 )
 from shared.analysis.read_result import DEFAULT_MAX_UPLOAD_BYTES
