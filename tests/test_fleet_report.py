@@ -33,7 +33,8 @@ from shared.app import handlers, report_writer
 from shared.local import samples
 from shared.local.cli import main as ca_watch
 from shared.local.runner import registered_function
-from shared.report.fleet import SentStage, build_fleet
+from shared.report.fleet import build_fleet
+from shared.report.fleet_model import SentStage
 from shared.report.fleet_page import render_fleet_html
 from shared.report.fleet_timeline import PLOT_X0, PLOT_X1, build_axis, build_timeline
 
@@ -520,7 +521,7 @@ def test_a_target_is_named_by_its_listing_not_by_the_certificate_name_in_it() ->
 
 
 def test_display_text_is_one_line_and_bounded() -> None:
-    from shared.report.fleet import MAX_TEXT, text
+    from shared.report.fleet_model import MAX_TEXT, text
 
     assert text("CN=a\x00b\r\nc\u2028d\u202ee") == "CN=a b  c d e"
     assert text(None) == "" and text(7) == "7"

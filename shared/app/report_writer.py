@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.report.fleet import SentStage, build_fleet
+from shared.report.fleet import build_fleet
+from shared.report.fleet_model import SentStage
 from shared.report.fleet_page import render_fleet_html
 from shared.storage.keys import iso, parse_iso
 

@@ -9,7 +9,8 @@ from typing import Any
 from shared.alerts.templating import render_html_in
 from shared.alerts.text_safety import code_runs
 from shared.report import fleet_timeline as tl
-from shared.report.fleet import FAILED_ROWS, FleetView, text, upload_time
+from shared.report.fleet import upload_time
+from shared.report.fleet_model import FAILED_ROWS, FleetView, text
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 

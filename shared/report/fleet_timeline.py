@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from shared.alerts.rules import Incident
-from shared.report.fleet import CaView, FleetView, TenantView
+from shared.report.fleet_model import CaView, FleetView, TenantView
 
 MAX_ROWS = 50
 MAX_SEGMENTS = 4
