@@ -197,3 +197,14 @@ def test_many_notices_are_separated_by_a_blank_line_in_order() -> None:
         "",
         f"{HEAD}: b withdrew its acknowledgement; its alerts resume.",
     ]
+
+
+def test_a_resolution_without_a_recorded_basis_says_so_not_none() -> None:
+    """A resolved row written before the basis was recorded has none: the notice must not
+    print Python's "None" as the evidence, but say it is missing and where to look."""
+    (_, evidence) = notice_lines(notice("resolved", basis=None))[:2]
+    assert "None" not in evidence
+    assert evidence == (
+        "Evidence: not recorded with this resolution; `ca-watch report` shows each "
+        "target's listing, its source and time."
+    )

@@ -49,6 +49,15 @@ def _source(item: dict[str, Any]) -> str:
     return f"upload {cert_text(source, 200)} (stored {when})"
 
 
+def _basis_text(basis: str | None) -> str:
+    if not basis:  # a row written before the basis was recorded
+        return (
+            "not recorded with this resolution; `ca-watch report` shows each target's "
+            "listing, its source and time."
+        )
+    return f"{BASIS_TEXT.get(basis, cert_text(basis, 100))}."
+
+
 def notice_lines(notice: Notice) -> list[str]:
     """The lines of one notice, every value cleaned and defanged."""
     head = f"Tenant {cert_text(notice.tenant_id, 80)}: CA {notice.certificate[:16]}…"
@@ -58,7 +67,7 @@ def notice_lines(notice: Notice) -> list[str]:
         renewed = notice.renewed_thumbprint or (notice.renewed or "")[:16]
         lines = [
             f"{head}{subject} is resolved: replaced by the renewed CA {renewed}.",
-            f"Evidence: {BASIS_TEXT.get(notice.basis or '', cert_text(notice.basis, 100))}.",
+            f"Evidence: {_basis_text(notice.basis)}",
         ]
         lines += [
             f"  ✔ {cert_text(e.get('display_name') or e.get('target'), 200)} "
