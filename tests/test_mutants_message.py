@@ -12,13 +12,14 @@ import time
 from typing import Any
 
 import pytest
-from golden_messages import EXPECTED, NOW, cut_items, messages
+from golden_messages import EXPECTED, NOW, _item, cut_items, messages
 
 from shared.alerts.message import (
     POSSIBLE_REPEAT,
     REPEAT_NOTE_BYTES,
     mark_possible_repeat,
     render_message,
+    render_subject,
 )
 from shared.alerts.model import RenderedMessage
 from shared.alerts.operator_message import render_operator_message
@@ -176,3 +177,41 @@ def test_a_message_without_a_heading_or_a_card_body_still_gets_the_note() -> Non
     assert marked.html == f"{NOTE_HTML}<p>Text.</p>\n"
     assert marked.adaptive_card == {"body": [NOTE_BLOCK]}
     assert marked.text == f"{POSSIBLE_REPEAT}\n\nText.\n"
+
+
+GUID_A = "0a0a0a0a-1111-4222-8333-944445555666"
+
+
+def test_the_subject_cuts_what_to_do_at_80_characters() -> None:
+    """A rule's text may be long; the subject keeps 79 characters of it and an ellipsis, so
+    the date and the time left still show in a mail client's subject line."""
+    todo = "Register " + "the renewed tenant CA " * 10
+    subject = render_subject([_item(GUID_A, 1, "7d", 7, todo=todo)], NOW)
+    assert f"next action: {clean(todo)[:79]}… by " in subject
+
+
+def test_a_milestone_subject_names_it_cut_at_80_characters() -> None:
+    title = "Renewed tenant CA available " + "x" * 100
+    subject = render_subject([_item(GUID_A, 1, "7d", 7, action=False, deadline_title=title)], NOW)
+    assert f"for information: {title[:79]}… from " in subject
+    short = render_subject([_item(GUID_A, 1, "7d", 7, action=False)], NOW)
+    assert "for information: Renewed tenant CA activates from " in short
+
+
+def test_the_subject_counts_time_from_utc_now_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without ``now`` the subject counts from the current UTC time: a host in another zone
+    (naive local time read as UTC) would say 10 hours where 5 are left."""
+    from datetime import UTC, datetime, timedelta
+
+    due = datetime.now(UTC) + timedelta(hours=5, minutes=30)
+    item = _item(GUID_A, 1, "0d", 0, due=due)
+    monkeypatch.setenv("TZ", "America/New_York")  # UTC-5 or UTC-4: never UTC
+    time.tzset()
+    try:
+        subject = render_subject([item])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert "(5 hours left)" in subject
