@@ -43,7 +43,12 @@ _GOLDEN_SCAN = "tests/test_mutants_analysis.py"  # first: it kills most mutants 
 _GOLDEN_ALERTS = "tests/test_mutants_alerts.py"
 _ALERTS_STORE = "tests/test_mutants_alerts_store.py"  # the alert-side adapters' kill tests
 _PKCS = "tests/test_mutants_pkcs.py"  # every odd PKCS#7/PKCS#12 shape and what the user sees
-_MESSAGE_TESTS = ["tests/test_mutants_message.py", _GOLDEN_ALERTS, "tests/test_message.py"]
+_MESSAGE_TESTS = [
+    "tests/test_mutants_message.py",
+    "tests/test_mutants_tenant_blocks.py",
+    _GOLDEN_ALERTS,
+    "tests/test_message.py",
+]
 _LISTING_TESTS = [
     "tests/test_mutants_listings.py",
     "tests/test_listings_sniff.py",
