@@ -215,3 +215,22 @@ def test_the_subject_counts_time_from_utc_now_whatever_the_local_zone(
         monkeypatch.undo()
         time.tzset()
     assert "(5 hours left)" in subject
+
+
+def _monospace(card: dict[str, Any]) -> list[str]:
+    return [
+        block["text"]
+        for container in card["body"]
+        if container.get("type") == "Container"
+        for block in container["items"]
+        if block.get("fontType") == "Monospace"
+    ]
+
+
+def test_a_code_span_of_four_words_or_more_follows_as_a_command_block_in_the_card() -> None:
+    """A rule's text may quote a command: from four words on it is a command to copy (its
+    own monospace block); a shorter span (`azsphere ca list`) stays inline."""
+    four = _item(GUID_A, 1, "7d", 7, message="Then run `azsphere ca list now` or `ca list x`.")
+    assert "azsphere ca list now" in _monospace(render_message([four], NOW).adaptive_card)
+    three = _item(GUID_A, 1, "7d", 7, message="Then run `ca list now` today.")
+    assert "ca list now" not in _monospace(render_message([three], NOW).adaptive_card)
