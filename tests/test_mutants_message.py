@@ -24,7 +24,7 @@ from shared.alerts.message import (
 from shared.alerts.model import RenderedMessage
 from shared.alerts.operator_message import render_operator_message
 from shared.alerts.teams_card import encode_teams_payload
-from shared.alerts.text_safety import clean, defang
+from shared.alerts.text_safety import clean, code_runs, defang
 
 NOTE_BLOCK = {
     "type": "TextBlock",
@@ -234,3 +234,9 @@ def test_a_code_span_of_four_words_or_more_follows_as_a_command_block_in_the_car
     assert "azsphere ca list now" in _monospace(render_message([four], NOW).adaptive_card)
     three = _item(GUID_A, 1, "7d", 7, message="Then run `ca list now` today.")
     assert "ca list now" not in _monospace(render_message([three], NOW).adaptive_card)
+
+
+def test_an_odd_number_of_backticks_is_not_code_markup() -> None:
+    """A subject or rule text with a stray backtick stays one plain run, backtick kept."""
+    assert code_runs("run `azsphere ca list") == [(False, "run `azsphere ca list")]
+    assert code_runs("a `b` c") == [(False, "a "), (True, "b"), (False, " c")]
