@@ -181,6 +181,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/analysis/scan.py": [
         _GOLDEN_SCAN,
         "tests/test_mutants_scan.py",
+        "tests/test_listings_sniff.py",  # a listing after a PEM block (issue 21)
         "tests/test_analyzer.py",
         "tests/test_wrappers.py",
     ],

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # for test_rules when run as a script
 from test_rules import BAD_FILES, DEFAULT_TEXT
 
-from shared.alerts.rules import RulesError, load_rules, parse_rules
+from shared.alerts.rules import RulesError, load_rules, milestone_when, parse_rules, time_left
 
 EXPECTED = Path(__file__).parent / "data" / "golden" / "expected-rules-errors.json"
 
@@ -254,3 +255,48 @@ def test_a_window_holds_a_time_without_a_zone_read_as_utc() -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent.parent))
     EXPECTED.write_text(json.dumps(outcomes(), indent=2) + "\n")
+
+
+DUE = datetime(2020, 8, 18, 2, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("before_due", "said"),
+    [
+        (timedelta(0), "due within the hour"),  # due this minute: not yet overdue
+        (timedelta(minutes=59), "due within the hour"),
+        (timedelta(hours=1), "1 hour left"),
+        (timedelta(hours=2), "2 hours left"),
+        (timedelta(days=2) - timedelta(seconds=1), "47 hours left"),
+        (timedelta(days=2), "2 days left"),
+        (timedelta(days=1, hours=-1), "23 hours left"),
+        (-timedelta(minutes=59), "overdue by less than an hour"),
+        (-timedelta(hours=1), "overdue by 1 hour"),
+        (-timedelta(days=2) + timedelta(seconds=1), "overdue by 47 hours"),
+        (-timedelta(days=2), "overdue by 2 days"),
+        (-timedelta(days=7), "overdue by 7 days"),
+        (-timedelta(days=7, seconds=1), "overdue since 2020-08-18"),
+    ],
+)
+def test_time_left_at_each_boundary(before_due: timedelta, said: str) -> None:
+    """Each step of the wording at its exact edge: hours under two days, a date past a week,
+    one hour in the singular, never rounded up."""
+    assert time_left(DUE, DUE - before_due) == said
+
+
+def test_a_milestone_reached_this_minute_reads_since() -> None:
+    assert milestone_when(DUE, DUE) == "since 2020-08-18"
+    assert milestone_when(DUE, DUE - timedelta(seconds=1)) == "from 2020-08-18"
+
+
+def test_dates_are_utc_dates_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """02:00 UTC on Aug 18 is still Aug 17 in New York: the dates shown are UTC dates."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        late = time_left(DUE, DUE + timedelta(days=9))
+        milestone = milestone_when(DUE, DUE - timedelta(days=1))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert (late, milestone) == ("overdue since 2020-08-18", "from 2020-08-18")

@@ -128,3 +128,36 @@ def test_one_good_certificate_beside_a_broken_one_has_no_chain_to_itself() -> No
     ]
     assert body["certificates"][0]["chain"] is None
     assert body["format"] == "pem"
+
+
+def test_a_key_file_is_refused_first_under_its_own_name() -> None:
+    """DESIGN §2: the key check comes first, for every kind of file; the refusal keeps the
+    file's name and says why, and no certificate is read from it."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+    )
+    result = _scan("keys/device.pem", pem(tenant().der) + key)
+    assert result["source"] == "keys/device.pem"
+    assert result["status"] == "rejected"
+    assert result["error"]["code"] == "private-key-material"
+    assert result["certificates"] == []
+
+
+def test_a_pkcs12_over_the_size_limit_is_key_material_not_too_large() -> None:
+    """Only the start of a file over the limit is read: a PKCS#12 there cannot be proven
+    key-free, so it is refused as key material (and its blob deleted), not merely too large."""
+    from cryptography.hazmat.primitives.serialization import NoEncryption, pkcs12
+
+    pfx = pkcs12.serialize_key_and_certificates(
+        None, None, tenant().certificate, None, NoEncryption()
+    )
+    assert _scan("ca.pfx", pfx, max_bytes=len(pfx))["status"] == "analyzed"  # whole: key-free
+    over = _scan("ca.pfx", pfx, max_bytes=len(pfx) - 1)
+    assert (over["status"], over["error"]["code"]) == ("rejected", "private-key-material")
