@@ -51,6 +51,8 @@ _MESSAGE_TESTS = [
 ]
 _LISTING_TESTS = [
     "tests/test_mutants_listings.py",
+    "tests/test_mutants_listing_json.py",
+    "tests/test_mutants_listing_bodies.py",
     "tests/test_listings_sniff.py",
     "tests/test_listings_bodies.py",
     "tests/test_listings_authority.py",

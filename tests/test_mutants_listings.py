@@ -403,3 +403,84 @@ def test_sniff(data: bytes, expected: bool) -> None:
 def test_registered_certificate_defaults() -> None:
     (found,) = parse_listing_document([arm(HUB, "a", thumbprint=T1)]).listings[0].certificates
     assert found == RegisteredCertificate("a", T1, None, False)
+
+
+GROUPS_NEED_TARGET = (
+    "enrollment-groups-need-target",
+    "enrollment groups do not say which DPS or IoT Central app they belong to: upload them "
+    "with `ca-watch upload --dps DPS_RESOURCE_ID groups.json certificates.json`, or wrap them "
+    'in a {"schema": "ca-watch/enrollment-groups/v1", "target": ...} envelope '
+    "(docs/listings.md)",
+)
+NO_VALUE = (M, 'a listing object needs a "value" array')
+REFUSALS = [
+    # A raw enrollment group names no target: refused with what to do instead.
+    ({"enrollmentGroupId": "fleet"}, GROUPS_NEED_TARGET),
+    ({"Attestation": {"type": "x509"}}, GROUPS_NEED_TARGET),
+    ([{"enrollmentGroupId": "a"}, {"enrollmentGroupId": "b"}], GROUPS_NEED_TARGET),
+    ({"verified": True, "info": {"sha1Thumbprint": T1}}, GROUPS_NEED_TARGET),  # IoT Central slot
+    ({"Verified": False, "INFO": {}}, GROUPS_NEED_TARGET),
+    # Half a slot is no group: the plain "no value array" refusal.
+    ({"info": {"sha1Thumbprint": T1}}, NO_VALUE),
+    ({"verified": True}, NO_VALUE),
+    # The envelope is enrollment_envelope's to read, whatever its key's case.
+    ({"schema": "ca-watch/enrollment-groups/v1", "target": DPS}, (
+        M, "an enrollment group envelope is read by enrollment_envelope")),
+    ({"Schema": "ca-watch/enrollment-groups/v1", "enrollmentGroups": []}, (
+        M, "an enrollment group envelope is read by enrollment_envelope")),
+    (manifest(target=HUB, certificates=[]), (
+        "manifest-claims-arm-target",
+        "a manifest may not speak for an IoT Hub or DPS: upload what `az iot hub certificate "
+        "list` or `az iot dps certificate list` prints instead")),
+    ([arm(f"{SUB}/IotHubs/Hub-{n}", "ca", thumbprint=T1) for n in range(21)], (
+        "too-many-targets",
+        "the listing names more than 20 targets; upload one listing per hub, DPS or catalog "
+        "(as `az iot hub certificate list` prints it)")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("document", "expected"), REFUSALS)
+def test_refusals_say_exactly_why(document: object, expected: tuple[str, str]) -> None:
+    with pytest.raises(ListingError) as caught:
+        parse_listing_document(document)
+    assert (caught.value.code, caught.value.message) == expected
+
+
+def test_an_object_with_a_value_array_is_read_by_its_value_even_beside_a_group_key() -> None:
+    document = {**HUB_LISTING, "enrollmentGroupId": "ignored", "attestation": {}}
+    assert targets(document) == [(HUB.lower(), "iot-hub", "Fleet-Hub", "iot-hub-certificates", 2)]
+
+
+def test_a_ca_listed_twice_keeps_one_entry_verified_wins_and_the_body_is_kept() -> None:
+    """``az iot hub certificate create`` twice (once left unverified, once verified): one
+    CA, registered, with the body either entry carried."""
+    unverified_body = arm(HUB, "first", certificate=B64, isVerified=False)
+    verified_thumb = arm(HUB, "second", thumbprint=BODY_SHA1, isVerified=True)
+    later_verified = certs([unverified_body, verified_thumb])
+    assert later_verified == [("second", BODY_SHA1, BODY_SHA256, True, None, None)]
+    earlier_verified = certs([verified_thumb, unverified_body])
+    assert earlier_verified == [("second", BODY_SHA1, BODY_SHA256, True, None, None)]
+    # Neither verified, or both: the first seen wins (its name), the body still kept.
+    both_unverified = certs(
+        [
+            arm(HUB, "a", thumbprint=BODY_SHA1),
+            arm(HUB, "b", certificate=B64),
+            arm(HUB, "c", thumbprint=BODY_SHA1),
+        ]
+    )
+    assert both_unverified == [("a", BODY_SHA1, BODY_SHA256, False, None, None)]
+    both_verified = certs(
+        [
+            arm(HUB, "a", thumbprint=T1, isVerified=True),
+            arm(HUB, "b", thumbprint=T1, isVerified=True),
+        ]
+    )
+    assert both_verified == [("a", T1, None, True, None, None)]
+
+
+def test_an_unknown_catalog_status_is_kept_up_to_64_characters() -> None:
+    status = "S" * 64 + "tail"
+    (entry,) = parse_listing_document(
+        [{"thumbprint": T1, "status": f"  {status}  "}]
+    ).sphere_entries
+    assert entry.status == "S" * 64
