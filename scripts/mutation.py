@@ -253,6 +253,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/local/silence_cmd.py": [_CLI_KILLS, _ALL_CLEAR],
     # Its checklist (issue 24) is rendered by the alert message: the message's tests too.
     "shared/alerts/registration_text.py": [
+        "tests/test_mutants_checklist.py",
         "tests/test_mutants_registration.py",
         "tests/test_registrations_message.py",
         *_MESSAGE_TESTS,

@@ -136,9 +136,11 @@ def _when(moment: object) -> str:
 
 
 def _evidence(state: TargetState) -> str:
-    # Provenance of the snapshot (issue 21 adds it to TargetState; absent until then).
-    source, seen = getattr(state, "source", None), _when(getattr(state, "seen_at", None))
-    where = "live read" if source == LIVE else (f"from {source}" if source else "")
+    # Provenance of the snapshot (issue 21).
+    seen = _when(state.seen_at)
+    where = (
+        "live read" if state.source == LIVE else (f"from {state.source}" if state.source else "")
+    )
     return ", ".join(part for part in (f"seen {seen}" if seen else "", where) if part)
 
 
@@ -152,7 +154,7 @@ def _arm_names(state: TargetState) -> tuple[str, str] | None:
 
 def target_closing(state: TargetState) -> str:
     """How the app learns that this target is done: a live read, or the listing to upload."""
-    if getattr(state, "source", None) == LIVE:
+    if state.source == LIVE:
         return (
             f"The app reads {target_label(state)} live: it sees the change within "
             "REGISTRATION_REFRESH; nothing to upload."
@@ -169,7 +171,7 @@ def target_closing(state: TargetState) -> str:
         return f"Then upload the new `{listing}` output to CA Rotation Watch."
     listing = f"az iot dps certificate list --dps-name {name} --resource-group {group}"
     groups = f"az iot dps enrollment-group list --dps-name {name} --resource-group {group}"
-    if getattr(state, "groups_seen", None) is False:  # the group clause is unchecked
+    if state.groups_seen is False:  # the group clause is unchecked
         return (
             f"Then upload the new `{listing}` output, and `{groups}` (its enrollment groups "
             "were never seen), to CA Rotation Watch."
@@ -179,13 +181,13 @@ def target_closing(state: TargetState) -> str:
 
 def _group_commands(state: TargetState, registration: Registration) -> list[str]:
     """DPS enrollment groups that cover the current CA but not the renewal must name it too
-    (DESIGN §4 rule 1); only when the snapshot has read its groups (issues 21 and 22 add
-    ``groups_missing`` to TargetState; absent, there is nothing to say)."""
-    missing = getattr(state, "groups_missing", None) or ()
+    (DESIGN §4 rule 1): the commands, when the snapshot read the groups and some miss it."""
+    missing = state.groups_missing
     names = _arm_names(state) if state.kind == "dps" else None
     if not missing or names is None:
         return []
-    cert = state.renewed_name or f"tenant-ca-{(registration.renewed_thumbprint or '').lower()[:8]}"
+    thumb = (registration.renewed_thumbprint or "").lower()[:8]
+    cert = state.renewed_name or (f"tenant-ca-{thumb}" if thumb else "")  # "": no name to give
     if not _SAFE_NAME.fullmatch(cert):
         return []
     out = []
@@ -219,11 +221,10 @@ def checklist(registration: Registration | None) -> Checklist:
         notes = (NO_RENEWAL,)
     checks = []
     for state in registration.targets:
-        # issue 21's status (done | pending | lost-trust) where the snapshot carries it
-        status = getattr(state, "status", "") or ("done" if state.renewed == VERIFIED else "")
+        status = state.status  # done | pending | lost-trust (issue 21)
         done = status == "done"
         mark = "✔ done" if done else "✖ lost trust" if status == "lost-trust" else "☐ pending"
-        if getattr(state, "unknown", False):  # issue 21: the last read failed
+        if state.unknown:  # issue 21: the last read failed
             mark = "? unknown"
         todo: list[str] = []
         if not done and registration.renewed is not None:
