@@ -133,6 +133,7 @@ _PULL_CLI = [
 _ALL_CLEAR = "tests/test_all_clear.py"
 # The all-clear's end-to-end tests after a module's own fast kill tests, without the one that
 # takes 20 s (listing order: the registrations' matter, not these modules').
+_INVENTORY = "tests/test_mutants_inventory.py"  # the inventory's storage (issue 21)
 _ALL_CLEAR_FAST = [
     _ALL_CLEAR,
     "--deselect=tests/test_all_clear.py::test_an_older_listing_arriving_later_is_a_stale_listing",
@@ -248,9 +249,17 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_private_keys.py",
         "--deselect=tests/test_private_keys.py::test_cli_upload_refuses_key_material_before_sending",
     ],
-    "shared/storage/uploads.py": _PIPELINE,
-    "shared/storage/certificates.py": _PIPELINE,
-    "shared/storage/tenants.py": ["tests/test_mutants_tenants.py", *_PIPELINE, *_REGISTRATIONS],
+    # What issue 21 added to them (ignored listings, retired uploads, a tenant CA's body and
+    # issuer, issuers, notices): its fast kill tests, then the all-clear's own.
+    "shared/storage/uploads.py": [_INVENTORY, *_PIPELINE, *_ALL_CLEAR_FAST],
+    "shared/storage/certificates.py": [_INVENTORY, *_PIPELINE, *_ALL_CLEAR_FAST],
+    "shared/storage/tenants.py": [
+        "tests/test_mutants_tenants.py",
+        _INVENTORY,
+        *_PIPELINE,
+        *_REGISTRATIONS,
+        *_ALL_CLEAR_FAST,
+    ],
     "shared/storage/store.py": [
         *_PIPELINE,
         "tests/test_store_pool.py",
