@@ -9,6 +9,7 @@ sent twice. Channels are real: the outbox on disk, and Teams on a loopback recei
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterable, Iterator
@@ -25,8 +26,10 @@ from shared.alerts.rules import load_rules
 from shared.app.alert_pass import run_alerts
 from shared.app.announce import announce
 from shared.app.delivery import PassState
+from shared.app.report_writer import SentStage, sent_stages
 from shared.channels import Channel
 from shared.channels.outbox import OutboxChannel
+from shared.channels.smtp import SmtpChannel
 from shared.channels.teams import TeamsChannel
 from shared.local.azurite import Azurite
 from shared.settings import Settings
@@ -160,6 +163,31 @@ def test_a_notice_is_sent_once_with_its_evidence_and_then_let_go(
     assert len(written(settings)) == 1
 
 
+def test_the_ledger_names_the_tenant_and_the_run_that_sent_a_notice(
+    store: TableStore, settings: Settings
+) -> None:
+    """The fleet report lists what was sent to each tenant from the ledger, and the ledger
+    row names the pass (the run_id of its alerts/v1 document) that claimed it."""
+    store.notices.add(resolved())
+    document = run(store, settings, {"outbox": outbox(settings)}, run_id="pass-0810")
+    assert sent_stages(store) == [SentStage(TENANT_A, OLD, "notice/resolved", NEW, "outbox", NOW)]
+    (row,) = store.table("ledger").list_entities()
+    assert row["claimed_by"] == document["run_id"] == "pass-0810"
+
+
+def test_an_email_channel_without_recipients_says_which_setting_to_fix(
+    store: TableStore, settings: Settings
+) -> None:
+    store.notices.add(resolved())
+    nobody = dataclasses.replace(settings, alert_email_to=(), alert_email_routes={})
+    # Nothing listens on port 1: a send that got that far would fail otherwise.
+    smtp = SmtpChannel("127.0.0.1", 1, sender="ca-watch@example.com")
+    document = run(store, nobody, {"smtp": smtp})
+    assert document["notices"][0]["channels"] == {"smtp": "failed"}
+    (message,) = document["messages"]
+    assert message["error"] == "smtp: no recipients (set ALERT_EMAIL_TO)"
+
+
 def test_a_plan_sends_nothing_and_keeps_the_notice(store: TableStore, settings: Settings) -> None:
     store.notices.add(acked())
     plan = run(store, settings, {"outbox": outbox(settings)}, dry_run=True)
@@ -244,9 +272,10 @@ def test_a_channel_with_a_setup_problem_is_not_claimed_and_sends_once_fixed(
 ) -> None:
     store.notices.add(resolved())
     unresolved = TeamsChannel("@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/s/t)")
-    document = run(store, settings, {"outbox": outbox(settings), "teams": unresolved})
+    # Teams first: the channel after it is still sent.
+    document = run(store, settings, {"teams": unresolved, "outbox": outbox(settings)})
     (entry,) = document["notices"]
-    assert entry["channels"] == {"outbox": "sent", "teams": "planned"}
+    assert entry["channels"] == {"teams": "planned", "outbox": "sent"}
     # (the self-health message, which says what to fix, is not a notice's)
     assert [m["channel"] for m in document["messages"] if "notices" in m] == ["outbox"]
     assert store.notices.pending() == [resolved()]
