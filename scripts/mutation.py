@@ -255,6 +255,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     "shared/storage/certificates.py": [_INVENTORY, *_PIPELINE, *_ALL_CLEAR_FAST],
     "shared/storage/tenants.py": [
         "tests/test_mutants_tenants.py",
+        "tests/test_mutants_tenant_rows.py",
         _INVENTORY,
         *_PIPELINE,
         *_REGISTRATIONS,
