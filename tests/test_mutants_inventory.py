@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -46,13 +47,22 @@ def tenant_row(rt: handlers.Runtime, issued: samples.Issued) -> dict[str, Any]:
 # --- uploads.py -------------------------------------------------------------------------
 
 
-def test_an_ignored_listing_is_filed_by_its_utc_day_once_per_target(app_runtime) -> None:
+def test_an_ignored_listing_is_filed_by_its_utc_day_once_per_target(
+    app_runtime, monkeypatch
+) -> None:
     uploads = app_runtime.store.uploads
-    # 23:30 UTC is the next day in UTC+2: the row is filed under the UTC day.
+    # 23:30 UTC is the next day in UTC+2, and in the host's zone (UTC+14): the row is
+    # filed under the UTC day, where the self-health check reads it.
     local = NOW.astimezone(timezone(timedelta(hours=2)))
-    uploads.record_ignored_listing("hubs.json", HUB, "stale-listing", local)
-    uploads.record_ignored_listing("hubs.json", HUB, "live-target", local)  # the later word
-    uploads.record_ignored_listing("hubs.json", OTHER_HUB, "live-target", local)
+    monkeypatch.setenv("TZ", "Etc/GMT-14")
+    time.tzset()
+    try:
+        uploads.record_ignored_listing("hubs.json", HUB, "stale-listing", local)
+        uploads.record_ignored_listing("hubs.json", HUB, "live-target", local)  # the later
+        uploads.record_ignored_listing("hubs.json", OTHER_HUB, "live-target", local)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
     day = app_runtime.store.table("uploadfailures").query_entities(
         "PartitionKey eq @d", parameters={"d": "2020-08-10"}
     )
