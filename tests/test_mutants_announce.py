@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from test_channel_teams import Receiver, Reply, receiver  # noqa: F401 - the fixture
+from test_mutants_notices import EVIDENCE, NEW, OLD  # one live target's evidence
 
 from shared.alerts.model import LedgerEntry, LedgerKey
 from shared.alerts.notice_message import Notice
@@ -41,19 +42,7 @@ RULES = load_rules()
 NOW = datetime(2020, 8, 10, 9, tzinfo=UTC)
 TENANT_A = "a11c1ea2-1111-4222-8333-944445555666"
 TENANT_B = "b22c1ea2-1111-4222-8333-944445555666"
-OLD = f"{1:064x}"
-NEW = f"{2:064x}"
 OTHER_OLD = f"{3:064x}"  # tenant B's CA
-EVIDENCE = (
-    {
-        "target": "/subscriptions/s/resourcegroups/rg/providers/microsoft.devices/iothubs/h",
-        "display_name": "Fleet-Hub",
-        "kind": "iot-hub",
-        "renewed": "verified",
-        "source": "live",
-        "seen_at": "2020-08-10T08:00:00Z",
-    },
-)
 
 
 @pytest.fixture
@@ -156,7 +145,7 @@ def test_a_notice_is_sent_once_with_its_evidence_and_then_let_go(
         }
     ]
     assert f"resolved: tenant {TENANT_A}" in message["subject"]
-    assert "Fleet-Hub" in message["text"] and "live read at 2020-08-10T08:00:00Z" in message["text"]
+    assert "Fleet-Hub" in message["text"] and "live read at 2020-08-10T09:00:00Z" in message["text"]
     assert message["recipients"] == ["ops@example.com"]
     assert store.notices.pending() == []  # let go: every channel has it
     assert run(store, settings, {"outbox": outbox(settings)})["notices"] == []
