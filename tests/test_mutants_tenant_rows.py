@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -128,6 +129,31 @@ def test_a_retired_ca_is_audited_and_no_longer_open(store: TableStore) -> None:
     assert state.state_of(OLD) == "retired"
     refreshed(store)
     assert OLD not in store.index.tenant_rows(TENANT)
+
+
+def test_a_lone_affected_ca_is_affected_and_a_lone_unaffected_one_pending(
+    store: TableStore,
+) -> None:
+    add_ca(store, 1, "affected", JULY)
+    refreshed(store)
+    assert row_of(store, OLD)["state"] == "affected"
+    assert store.tenants.state(TENANT).state_of(OLD) == "affected"
+    add_ca(store, 1, "ok", JULY)  # (re-analysed under other rules)
+    refreshed(store)
+    assert row_of(store, OLD)["state"] == "pending"
+
+
+def test_a_tenant_silenced_until_a_date_holds_still_with_its_index_row(
+    store: TableStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The row kept at the acknowledgement's end is what the refresh wrote: it is not
+    taken for a moving input (twenty rounds, then a warning)."""
+    add_ca(store, 1, "affected", JULY)
+    with caplog.at_level(logging.WARNING, logger="ca_watch.tenants"):
+        store.acknowledge(TENANT, OLD, "ops", None, NOW, until=NOW + timedelta(days=30))
+        refreshed(store)
+    assert caplog.records == []
+    assert OLD in store.index.tenant_rows(TENANT)
 
 
 def test_a_resolution_is_announced_with_every_targets_evidence(store: TableStore) -> None:
