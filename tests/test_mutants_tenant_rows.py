@@ -156,6 +156,30 @@ def test_a_tenant_silenced_until_a_date_holds_still_with_its_index_row(
     assert OLD in store.index.tenant_rows(TENANT)
 
 
+def test_a_whole_tenant_ack_of_an_earlier_version_covers_only_the_cas_before_it(
+    store: TableStore,
+) -> None:
+    """Versions before scoped acks wrote one row, RowKey "*", for the whole tenant: it
+    still silences the CAs on record then, never a CA issued after it."""
+    add_ca(store, 1, "affected", JULY)
+    add_ca(store, 2, "ok", AUGUST)
+    store.table("acks").upsert_entity(
+        {"PartitionKey": TENANT, "RowKey": "*", "by": "ops", "at": "2020-07-20T00:00:00Z"}
+    )
+    certs = {c.sha256: c.acknowledged for c in store.tenants.tenant_certificates(TENANT)}
+    assert certs == {OLD: True, RENEWED: False}
+
+
+def test_an_ack_until_a_later_date_counts_by_the_wall_clock_by_default(
+    store: TableStore,
+) -> None:
+    add_ca(store, 1, "affected", JULY)
+    until = datetime.now(UTC) + timedelta(days=1)
+    store.acknowledge(TENANT, OLD, "ops", None, NOW, until=until)
+    (cert,) = store.tenants.tenant_certificates(TENANT)  # no time given: now
+    assert cert.acknowledged and cert.ack_until == until.replace(microsecond=0)
+
+
 def test_a_resolution_is_announced_with_every_targets_evidence(store: TableStore) -> None:
     add_old_and_renewed(store)
     seen = NOW - timedelta(hours=1)
