@@ -214,6 +214,19 @@ def test_a_resolution_is_announced_with_every_targets_evidence(store: TableStore
     ]
 
 
+def test_a_resolution_already_on_the_row_is_not_announced_again(store: TableStore) -> None:
+    """Every later refresh (each upload, listing or pass) sees the resolution again; only
+    a new one is owed to the channels."""
+    add_old_and_renewed(store)
+    refreshed(store)
+    (notice,) = store.notices.pending()
+    store.notices.done(notice)  # sent on every channel
+    refreshed(store)
+    assert store.notices.pending() == []
+    (old,) = [c for c in store.tenants.tenant_certificates(TENANT) if c.sha256 == OLD]
+    assert old.resolved_by == RENEWED
+
+
 def test_a_refresh_without_a_time_stamps_its_notice_now(store: TableStore) -> None:
     add_old_and_renewed(store)
     before = datetime.now(UTC).replace(microsecond=0)
