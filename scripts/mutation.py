@@ -147,6 +147,13 @@ _PULL_CLI = [
 ]
 
 _ALL_CLEAR = "tests/test_all_clear.py"
+# The all-clear's end-to-end tests after a module's own fast kill tests, without the one that
+# takes 20 s (listing order: the registrations' matter, not these modules').
+_INVENTORY = "tests/test_mutants_inventory.py"  # the inventory's storage (issue 21)
+_ALL_CLEAR_FAST = [
+    _ALL_CLEAR,
+    "--deselect=tests/test_all_clear.py::test_an_older_listing_arriving_later_is_a_stale_listing",
+]
 
 # module -> the tests that exercise it (what mutmut runs against each of its mutants). Kept
 # narrow on purpose: a survivor runs every selected test that reaches it, so the run time
@@ -247,9 +254,9 @@ MODULE_TESTS: dict[str, list[str]] = {
     # Azurite, 25 s a run: left out).
     "shared/analysis/keys.py": ["tests/test_mutants_keys.py", "tests/test_keys_check.py"],
     # Issue 21 end to end on Azurite: the acts that silence, and what announces them.
-    "shared/storage/notices.py": [_ALL_CLEAR],
-    "shared/storage/issuers.py": [_ALL_CLEAR],
-    "shared/app/announce.py": [_ALL_CLEAR],
+    "shared/storage/notices.py": ["tests/test_mutants_notices.py", *_ALL_CLEAR_FAST],
+    "shared/storage/issuers.py": ["tests/test_mutants_issuers.py", *_ALL_CLEAR_FAST],
+    "shared/app/announce.py": ["tests/test_mutants_announce.py", *_ALL_CLEAR_FAST],
     "shared/local/silence_cmd.py": [_CLI_KILLS, _ALL_CLEAR],
     # Its checklist (issue 24) is rendered by the alert message: the message's tests too.
     "shared/alerts/registration_text.py": [
@@ -264,9 +271,20 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_private_keys.py",
         "--deselect=tests/test_private_keys.py::test_cli_upload_refuses_key_material_before_sending",
     ],
-    "shared/storage/uploads.py": _PIPELINE,
-    "shared/storage/certificates.py": _PIPELINE,
-    "shared/storage/tenants.py": ["tests/test_mutants_tenants.py", *_PIPELINE, *_REGISTRATIONS],
+    # What issue 21 added to them (ignored listings, retired uploads, a tenant CA's body and
+    # issuer, issuers, notices): its fast kill tests, then the all-clear's own.
+    "shared/storage/uploads.py": [_INVENTORY, *_PIPELINE, *_ALL_CLEAR_FAST],
+    "shared/storage/certificates.py": [_INVENTORY, *_PIPELINE, *_ALL_CLEAR_FAST],
+    # Narrowed (issue 21): with the whole pipeline and registrations suites a survivor ran
+    # for minutes; the tenant kill tests, the small deliveries and the all-clear's tests
+    # drive every line of the module.
+    "shared/storage/tenants.py": [
+        "tests/test_mutants_tenants.py",
+        "tests/test_mutants_tenant_rows.py",
+        _INVENTORY,
+        _STORE_KILLS,
+        *_ALL_CLEAR_FAST,
+    ],
     "shared/storage/store.py": [
         *_PIPELINE,
         "tests/test_store_pool.py",
