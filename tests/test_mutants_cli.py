@@ -794,3 +794,32 @@ def test_azurite_status_ignores_a_recorded_pid_that_is_not_an_azurite(
     finally:
         other.kill()
         other.wait()
+
+
+def test_report_uploads_say_which_listing_changed_nothing_and_which_are_retired() -> None:
+    """Issue 21: an uploaded listing that changed nothing says which target and why (a live
+    target, a stale listing), every such target once, the recorded ones not at all; a
+    retired upload shows as retired, whatever its analysis said."""
+    report = _report()
+    report["uploads"] = [
+        {"status": "analyzed", "name": "hubs.json", "error": None, "certificates": [],
+         "listing_outcomes": [
+             {"outcome": "live-target", "target": "/sub/hub1"},
+             {"outcome": "recorded", "target": "manifest-app"},
+             {"outcome": "stale-listing", "target": "/sub/dps1"},
+         ]},
+        {"status": "analyzed", "name": "ok.json", "error": None, "certificates": [],
+         "listing_outcomes": [{"outcome": "recorded", "target": "app2"}]},
+        {"status": "rejected", "name": "junk.bin", "retired": {"by": "ops"}, "certificates": [],
+         "error": {"code": "not-a-certificate", "message": "neither PEM nor DER"}},
+    ]  # fmt: skip
+    out = io.StringIO()
+    render_report(report, out)
+    rows = [re.split(r" {2,}", line.strip()) for line in out.getvalue().splitlines()]
+    assert [
+        "analyzed",
+        "hubs.json",
+        "listing ignored (live-target: /sub/hub1; stale-listing: /sub/dps1)",
+    ] in rows
+    assert ["analyzed", "ok.json", "-"] in rows
+    assert ["retired", "junk.bin", "not-a-certificate: neither PEM nor DER"] in rows
