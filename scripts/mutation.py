@@ -285,6 +285,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
     "shared/channels/outbox.py": [_CHANNEL_KILLS, "tests/test_channel_outbox.py"],
     "shared/channels/smtp.py": [
+        "tests/test_mutants_smtp.py",  # a scripted relay: each failure's words, fast
         "tests/test_channel_smtp.py",
         "tests/test_smtp_time_budget.py",
         *_SMTP_PEERS,
