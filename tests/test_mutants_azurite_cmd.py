@@ -1,0 +1,189 @@
+"""Kill tests for `make mutation` on shared/local/azurite_cmd.py (issue 24): what `ca-watch
+azurite start` says when Azurite cannot start, and what `reset` asks, accepts and says.
+
+`reset` works on files: the stores here are folders holding the names Azurite writes
+(tests/test_undo_azurite_reset.py resets stores a real Azurite wrote). A "running Azurite" is
+a stand-in process whose command line names azurite, as `_running_pid` checks; no test here
+starts a real Azurite, so no mutant can leave one running."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.local import azurite, azurite_cmd
+from shared.local.cli import main
+
+STORE = ("__azurite_db_blob__.json", "__azurite_db_table__.json", "azurite.log")
+
+
+def _store(location: Path) -> Path:
+    location.mkdir(exist_ok=True)
+    for name in STORE:
+        (location / name).write_text("{}")
+    (location / "__blobstorage__").mkdir()
+    (location / "__blobstorage__" / "extent").write_bytes(b"blob bytes")
+    (location / "notes.txt").write_text("the operator's own file\n")
+    return location
+
+
+def _left(location: Path) -> list[str]:
+    return sorted(path.name for path in location.iterdir())
+
+
+def _reset(
+    location: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    *flags: str,
+    answer: str | None = None,
+) -> tuple[int, str, str]:
+    """`ca-watch azurite reset`; stdin no terminal, or a pseudo-terminal typed ``answer``."""
+    argv = ["azurite", "reset", "--location", str(location), *flags]
+    if answer is None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+        code = main(argv)
+    else:
+        controller, terminal = pty.openpty()
+        try:
+            os.write(controller, answer.encode() + b"\n")
+            with os.fdopen(terminal, "r") as tty:
+                monkeypatch.setattr(sys, "stdin", tty)
+                code = main(argv)
+        finally:
+            os.close(controller)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    """A store with a recorded "Azurite" running on it (a stand-in that ends on SIGTERM)."""
+    location = _store(tmp_path / "store")
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "azurite"],
+        start_new_session=True,
+    )
+    (location / azurite_cmd.PID_FILE).write_text(f"{stand_in.pid}\n")
+    yield location, stand_in
+    stand_in.kill()
+    stand_in.wait()
+
+
+@pytest.mark.parametrize("answer", ["y", "Y", "yes", "YES", "  yes  "])
+def test_reset_takes_y_or_yes_in_any_case(
+    answer: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    location = _store(tmp_path / "store")
+    code, out, err = _reset(location, capsys, monkeypatch, answer=answer)
+    assert (code, out) == (0, f"reset: {location} is empty of Azurite data\n")
+    assert err == (f"Delete every upload, table and ledger row Azurite keeps in {location}? [y/N] ")
+    assert _left(location) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("answer", ["", "n", "no", "yess", "ja"])
+def test_reset_takes_anything_else_as_no(
+    answer: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    location = _store(tmp_path / "store")
+    before = _left(location)
+    code, out, _err = _reset(location, capsys, monkeypatch, answer=answer)
+    assert (code, out) == (1, "not reset: nothing deleted\n")
+    assert _left(location) == before
+
+
+def test_reset_asks_naming_the_running_azurite_and_stops_it(
+    running: tuple[Path, subprocess.Popen[bytes]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    location, stand_in = running
+    pid = stand_in.pid
+    code, out, err = _reset(location, capsys, monkeypatch, answer="y")
+    assert err == (
+        f"Delete every upload, table and ledger row Azurite keeps in {location}? Azurite "
+        f"(pid {pid}) is running on it and will be stopped. [y/N] "
+    )
+    assert (code, out) == (
+        0,
+        f"reset: {location} is empty of Azurite data; Azurite (pid {pid}) was stopped: "
+        "`ca-watch azurite start` starts it\n",
+    )
+    assert stand_in.wait(timeout=5) == -signal.SIGTERM
+    assert _left(location) == ["notes.txt"]  # the pid file went with it
+
+
+def test_reset_without_a_terminal_says_how_to_confirm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    location = _store(tmp_path / "store")
+    before = _left(location)
+    assert _reset(location, capsys, monkeypatch) == (
+        2,
+        "",
+        f"ca-watch: error: reset deletes every upload, table and ledger row in {location}: "
+        "confirm with --yes (no terminal to ask on)\n",
+    )
+    assert _left(location) == before
+
+
+def test_reset_of_a_folder_without_azurite_data_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "notes.txt").write_text("not Azurite's\n")
+    assert _reset(tmp_path, capsys, monkeypatch, "--yes") == (
+        0,
+        f"nothing to reset: {tmp_path} holds no Azurite data\n",
+        "",
+    )
+    assert _left(tmp_path) == ["notes.txt"]
+
+
+def test_reset_removes_a_linked_store_entry_not_what_it_points_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not in the store\n")
+    location = tmp_path / "store"
+    location.mkdir()
+    (location / "__queuestorage__").symlink_to(elsewhere, target_is_directory=True)
+    code, _out, _err = _reset(location, capsys, monkeypatch, "--yes")
+    assert code == 0
+    assert _left(location) == []
+    assert (elsewhere / "keep.txt").read_text() == "not in the store\n"
+
+
+def test_start_without_azurite_installed_says_what_to_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "node_modules" / ".bin" / "azurite"
+    monkeypatch.setattr(azurite, "AZURITE_BIN", missing)
+    monkeypatch.setattr(azurite_cmd, "DEFAULT_PORTS", (1, 2, 3))  # nothing listens there
+    location = tmp_path / "store"
+    code = main(["azurite", "start", "--location", str(location)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err == f"ca-watch: error: {missing} is missing: run `npm ci` (or `make deps`) first\n"
+    assert not (location / azurite_cmd.PID_FILE).exists()
+
+
+def test_azurite_needs_an_action(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["azurite"])
+    assert done.value.code == 2
+    assert "the following arguments are required: ACTION" in capsys.readouterr().err
