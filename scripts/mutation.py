@@ -290,7 +290,11 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_smtp_time_budget.py",
         *_SMTP_PEERS,
     ],
-    "shared/channels/teams.py": ["tests/test_channel_teams.py", *_TEAMS_PEERS],
+    "shared/channels/teams.py": [
+        "tests/test_mutants_teams.py",  # a scripted webhook: each outcome's words, fast
+        "tests/test_channel_teams.py",
+        *_TEAMS_PEERS,
+    ],
     "shared/channels/acs_email.py": [
         _CHANNEL_KILLS,
         "tests/test_channel_acs.py",
