@@ -309,3 +309,101 @@ def test_scan_needs_a_path(capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     assert (done.value.code, out) == (2, "")
     assert "the following arguments are required: PATH" in err
+
+
+def test_the_rules_file_decides_what_is_affected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        'stages = [0]\noverdue_every_days = 7\n\n[[incident]]\nid = "test-2019"\n'
+        'title = "A window around the 2019 tenant CA"\n'
+        "window_start = 2019-04-01T00:00:00Z\nwindow_end = 2019-05-01T00:00:00Z\n"
+        'applies_to = ["affected"]\nreasons = ["Inside the test window."]\nactions = []\n'
+    )
+    monkeypatch.setenv("RULES_FILE", str(rules))
+    (tmp_path / "glove.der").write_bytes(GLOVEBOXES_DER.read_bytes())
+    code, out, _err = scan(capsys, "--now", NOW, str(tmp_path / "glove.der"))
+    assert code == 1
+    assert rows(out)[1][1] == "affected"
+
+
+def test_json_reasons_are_judged_at_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "glove.der").write_bytes(GLOVEBOXES_DER.read_bytes())
+    code, out, _err = scan(capsys, "--json", "--now", NOW, str(tmp_path / "glove.der"))
+    assert code == 0
+    (cert,) = json.loads(out)["results"][0]["certificates"]
+    assert "Valid until 2021-04-27 10:42:26 UTC (266 days left)." in cert["reasons"]
+
+
+def test_two_expired_are_counted_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("a.der", "b.der"):
+        (tmp_path / name).write_bytes(GLOVEBOXES_DER.read_bytes())
+    _code, out, _err = scan(capsys, "--now", LATER, str(tmp_path))
+    assert out.rstrip("\n").rsplit("\n", 1)[1] == "2 files, 2 certificates: 2 ok (2 expired)"
+
+
+def test_a_certificate_of_no_azure_sphere_role_shows_a_dash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tls_samples import make_tls_files
+
+    ca_file, _chain, _key = make_tls_files(tmp_path)  # made now: valid now
+    code, out, _err = scan(capsys, str(ca_file))
+    assert code == 0
+    assert rows(out)[1][1:5] == ["ok", "valid", "-", "-"]
+
+
+def test_the_table_goes_to_the_stream_it_is_given(capsys: pytest.CaptureFixture[str]) -> None:
+    from analyzer_samples import rules
+
+    from shared.analysis.scan import analyze_bytes
+    from shared.local.scan_cmd import render_scan_table
+
+    result = analyze_bytes("glove.der", GLOVEBOXES_DER.read_bytes(), rules(), None)
+    stream = io.StringIO()
+    text = render_scan_table([result], stream, datetime(2020, 8, 4, tzinfo=UTC))
+    assert stream.getvalue() == text and text.endswith("1 file, 1 certificate: 1 ok\n")
+    assert capsys.readouterr().out == ""
+
+
+def test_a_folder_that_cannot_be_listed_is_unreadable_not_read_from_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its row has no path to read (reading it would read standard input instead).
+    A fake for one OS call: this suite runs as root, whom no permission bit stops, so a
+    folder it cannot list cannot be made here."""
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "ca.der").write_bytes(GLOVEBOXES_DER.read_bytes())
+    listing = os.scandir
+
+    def scandir(path: str) -> object:
+        if path == str(locked):
+            raise PermissionError(13, "Permission denied", path)
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code, out, _err = scan(capsys, "--now", NOW, str(tmp_path))
+    assert code == 1
+    assert rows(out)[1] == [
+        str(locked), "unreadable", *["-"] * 6, "permission-denied: permission denied: this "
+        "user cannot read it",
+    ]  # fmt: skip
+
+
+def test_a_stream_over_the_limit_is_rejected_at_the_configured_limit(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A character device is read as a stream (its size is unknown): one byte past the
+    limit is read, and the limit in force is MAX_UPLOAD_BYTES, not the default."""
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "300")
+    code, out, _err = scan(capsys, "--now", NOW, "/dev/zero")
+    assert code == 1
+    error = (
+        "too-large: 301 bytes is over the 300-byte limit (MAX_UPLOAD_BYTES); upload "
+        "certificates only, or split the bundle"
+    )
+    assert rows(out)[1] == ["/dev/zero", "rejected", *["-"] * 6, error]
