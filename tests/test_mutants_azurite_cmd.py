@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
 
 from shared.local import azurite, azurite_cmd
 from shared.local.cli import main
@@ -29,8 +31,9 @@ def _store(location: Path) -> Path:
     location.mkdir(exist_ok=True)
     for name in STORE:
         (location / name).write_text("{}")
-    (location / "__blobstorage__").mkdir()
-    (location / "__blobstorage__" / "extent").write_bytes(b"blob bytes")
+    for folder in ("__blobstorage__", "__queuestorage__"):
+        (location / folder).mkdir()
+        (location / folder / "extent").write_bytes(b"extent bytes")
     (location / "notes.txt").write_text("the operator's own file\n")
     return location
 
@@ -187,3 +190,80 @@ def test_azurite_needs_an_action(capsys: pytest.CaptureFixture[str]) -> None:
         main(["azurite"])
     assert done.value.code == 2
     assert "the following arguments are required: ACTION" in capsys.readouterr().err
+
+
+def _stand_in(location: Path, on_term: str) -> subprocess.Popen[bytes]:
+    """A recorded "Azurite" that runs ``on_term`` (Python) when asked to end, then ends."""
+    code = (
+        "import signal, sys, time, pathlib\n"
+        "def end(*_):\n"
+        f"    {on_term}\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, end)\n"
+        "print(flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", code, "azurite"], stdout=subprocess.PIPE, start_new_session=True
+    )
+    assert stand_in.stdout is not None and stand_in.stdout.readline()  # handler set
+    (location / azurite_cmd.PID_FILE).write_text(f"{stand_in.pid}\n")
+    return stand_in
+
+
+def test_stop_ends_cleanly_when_the_pid_file_went_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another `stop` at the same moment (here: the process itself) removed the pid file."""
+    pid_file = tmp_path / azurite_cmd.PID_FILE
+    stand_in = _stand_in(tmp_path, f"pathlib.Path({str(pid_file)!r}).unlink()")
+    try:
+        code = main(["azurite", "stop", "--location", str(tmp_path)])
+        assert (code, capsys.readouterr().out) == (
+            0,
+            f"Azurite stopped (pid {stand_in.pid}); its data stays in {tmp_path}\n",
+        )
+        assert stand_in.wait(timeout=5) == 0 and not pid_file.exists()
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+
+
+def test_reset_ends_cleanly_when_azurite_removes_a_store_file_as_it_stops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    location = _store(tmp_path / "store")
+    saving = location / "__azurite_db_blob__.json~"  # a save in progress, gone at the end
+    saving.write_text("{}")
+    stand_in = _stand_in(location, f"pathlib.Path({str(saving)!r}).unlink()")
+    try:
+        code, out, err = _reset(location, capsys, monkeypatch, "--yes")
+        assert (code, err) == (0, "")
+        assert out.startswith(f"reset: {location} is empty of Azurite data; Azurite (pid ")
+        assert _left(location) == ["notes.txt"]
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+
+
+def test_the_default_store_is_the_projects_azurite_folder(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    default = Path(__file__).resolve().parents[1] / ".azurite"
+    assert default == azurite_cmd.DEFAULT_LOCATION
+    code = main(["azurite", "status"])  # reads only: no --location, so the default
+    assert capsys.readouterr().out in (
+        f"not running ({default})\n",
+        f"running (pid {azurite_cmd._running_pid(default)}), data in {default}\n",
+    )
+    assert code in (0, 1)
+
+
+def test_start_serves_the_ports_use_development_storage_means() -> None:
+    blob = BlobServiceClient.from_connection_string("UseDevelopmentStorage=true")
+    table = TableServiceClient.from_connection_string("UseDevelopmentStorage=true")
+    assert (
+        int(blob.url.split(":")[2].split("/")[0]),
+        10001,  # the queue's (no queue SDK here to ask)
+        int(table.url.split(":")[2].split("/")[0]),
+    ) == azurite_cmd.DEFAULT_PORTS
