@@ -302,15 +302,15 @@ MODULE_TESTS: dict[str, list[str]] = {
         "test_the_acs_client_asks_for_the_identity_named_by_azure_client_id",
     ],
     "shared/local/alerts_cmd.py": _ALERTS_CLI,
-    # Reset's words and answers on fake stores first (no Azurite), then the commands'
-    # tests of test_mutants_cli.py, then reset on stores a real Azurite wrote.
+    # Its own kill tests first: reset on fake stores, and start/stop/status on free ports
+    # with every Azurite under the test's folder killed at the end (the start and status
+    # tests of test_mutants_cli.py left Azurites running under some mutants, one on the
+    # default ports). Then reset on stores a real Azurite wrote.
     "shared/local/azurite_cmd.py": [
         "tests/test_mutants_azurite_cmd.py",
         f"{_CLI_KILLS}::test_each_commands_help_is_its_committed_text",
-        f"{_CLI_KILLS}::test_azurite_status_stop_and_start_on_a_recorded_azurite",
         f"{_CLI_KILLS}::test_azurite_stop_kills_what_ignores_the_request_to_end",
         f"{_CLI_KILLS}::test_azurite_status_ignores_a_recorded_pid_that_is_not_an_azurite",
-        f"{_CLI_KILLS}::test_azurite_start_serves_its_ports_and_a_second_start_finds_them_busy",
         "tests/test_undo_azurite_reset.py",
     ],
     "shared/local/registrations_cmd.py": _PULL_CLI,

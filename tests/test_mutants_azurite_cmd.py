@@ -3,15 +3,18 @@ azurite start` says when Azurite cannot start, and what `reset` asks, accepts an
 
 `reset` works on files: the stores here are folders holding the names Azurite writes
 (tests/test_undo_azurite_reset.py resets stores a real Azurite wrote). A "running Azurite" is
-a stand-in process whose command line names azurite, as `_running_pid` checks; no test here
-starts a real Azurite, so no mutant can leave one running."""
+a stand-in process whose command line names azurite, as `_running_pid` checks. The one test
+that starts a real Azurite (on free ports) kills whatever runs under its folder at the end,
+so no mutant can leave one running."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pty
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -267,3 +270,114 @@ def test_start_serves_the_ports_use_development_storage_means() -> None:
         10001,  # the queue's (no queue SDK here to ask)
         int(table.url.split(":")[2].split("/")[0]),
     ) == azurite_cmd.DEFAULT_PORTS
+
+
+# -- start, stop and status (as in test_mutants_cli.py, with nothing left running) --------
+
+
+def _free_ports(count: int) -> tuple[int, ...]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return tuple(sock.getsockname()[1] for sock in sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.fixture
+def contained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """tmp_path, with free ports standing in for 10000-10002 (which other work on this
+    machine may hold). At the end every Azurite whose store lies under it is killed and
+    reaped: a mutant of `stop`, or of the checks before `start`, may leave one running or
+    start one where none should be."""
+    monkeypatch.setattr(azurite_cmd, "DEFAULT_PORTS", _free_ports(3))
+    yield tmp_path
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"node") and str(tmp_path).encode() in cmdline:
+            pid = int(entry.name)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):  # ours: reaped here
+                os.waitpid(pid, 0)
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_status_start_and_stop_on_a_recorded_azurite(
+    contained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    location = contained / "store"
+    location.mkdir()
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "azurite"],
+        start_new_session=True,
+    )
+    try:
+        (location / azurite_cmd.PID_FILE).write_text(f"{stand_in.pid}\n")
+        pid, where = stand_in.pid, ("--location", str(location))
+        assert _cli(capsys, "azurite", "status", *where) == (
+            0,
+            f"running (pid {pid}), data in {location}\n",
+            "",
+        )
+        assert _cli(capsys, "azurite", "start", *where) == (
+            0,
+            f"Azurite already running (pid {pid}), data in {location}\n",
+            "",
+        )
+        assert _cli(capsys, "azurite", "stop", *where) == (
+            0,
+            f"Azurite stopped (pid {pid}); its data stays in {location}\n",
+            "",
+        )
+        assert stand_in.wait(timeout=5) == -signal.SIGTERM  # asked to end, not killed
+        assert not (location / azurite_cmd.PID_FILE).exists()
+        assert _cli(capsys, "azurite", "status", *where) == (1, f"not running ({location})\n", "")
+        assert _cli(capsys, "azurite", "stop", *where) == (
+            0,
+            f"no Azurite started by ca-watch is running for {location}\n",
+            "",
+        )
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+
+
+def test_start_serves_its_ports_and_a_second_start_finds_them_busy(
+    contained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blob, queue, table = azurite_cmd.DEFAULT_PORTS
+    location, other = contained / "store", contained / "other"
+    location.mkdir()
+    other.mkdir()
+    code, out, err = _cli(capsys, "azurite", "start", "--location", str(location))
+    pid = int((location / azurite_cmd.PID_FILE).read_text())
+    assert (code, err) == (0, "")
+    assert out == (
+        f"Azurite started on 127.0.0.1:{blob}-{table} (pid {pid}), data in {location}.\n"
+        "Storage commands use it with no settings (CertStorage defaults to "
+        "UseDevelopmentStorage=true). Stop it with `ca-watch azurite stop`.\n"
+    )
+    for port in (blob, queue, table):
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    assert _cli(capsys, "azurite", "start", "--location", str(other)) == (
+        2,
+        "",
+        f"ca-watch: error: port(s) {blob}, {queue}, {table} already in use: another "
+        "Azurite is running (stop it first), or point CertStorage at it\n",
+    )
+    assert _cli(capsys, "azurite", "stop", "--location", str(location))[0] == 0
+    assert not (location / azurite_cmd.PID_FILE).exists()
