@@ -8,6 +8,7 @@ answers, byte for byte when the point is a misbehaving answer."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import socket
@@ -467,3 +468,37 @@ def test_a_wait_the_deadline_cannot_hold_is_left_to_the_ledger(
     sleeps = Sleeps()
     error = failure(TeamsChannel(hook.url(), sleep=sleeps), deadline=4)
     assert sleeps == [] and error.retry_after == 5.0 and len(hook.requests) == 1
+
+
+def test_a_webhook_that_stops_reading_the_request_times_out_per_write() -> None:
+    """A request larger than a small receive buffer and the client's send buffer hold
+    (a card of 20 MB here): with the peer not reading, the write blocks, and the
+    per-operation timeout, not the deadline, ends it."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # inherited on accept
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def accept_and_never_read() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                stop.wait(10)
+
+    threading.Thread(target=accept_and_never_read, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    card = {"type": "AdaptiveCard", "version": "1.4", "body": [{"type": "TextBlock"}]}
+    card["body"][0]["text"] = "x" * 20_000_000
+    message = dataclasses.replace(rendered(1), adaptive_card=card)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ChannelError) as caught:
+            TeamsChannel(url, timeout=0.3, deadline=4).send(message, ())
+        seconds = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+    assert seconds < 2
+    assert caught.value.detail == (f"teams {url}: no complete answer (TimeoutError: timed out)")
+    assert (caught.value.retryable, caught.value.unclear) == (True, True)
