@@ -325,11 +325,16 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
     "shared/channels/outbox.py": [_CHANNEL_KILLS, "tests/test_channel_outbox.py"],
     "shared/channels/smtp.py": [
+        "tests/test_mutants_smtp.py",  # a scripted relay: each failure's words, fast
         "tests/test_channel_smtp.py",
         "tests/test_smtp_time_budget.py",
         *_SMTP_PEERS,
     ],
-    "shared/channels/teams.py": ["tests/test_channel_teams.py", *_TEAMS_PEERS],
+    "shared/channels/teams.py": [
+        "tests/test_mutants_teams.py",  # a scripted webhook: each outcome's words, fast
+        "tests/test_channel_teams.py",
+        *_TEAMS_PEERS,
+    ],
     "shared/channels/acs_email.py": [
         _CHANNEL_KILLS,
         "tests/test_channel_acs.py",
@@ -337,12 +342,26 @@ MODULE_TESTS: dict[str, list[str]] = {
         "test_the_acs_client_asks_for_the_identity_named_by_azure_client_id",
     ],
     "shared/local/alerts_cmd.py": _ALERTS_CLI,
-    "shared/local/azurite_cmd.py": [_CLI_KILLS, "tests/test_undo_azurite_reset.py"],
+    # Its own kill tests first: reset on fake stores, and start/stop/status on free ports
+    # with every Azurite under the test's folder killed at the end (the start and status
+    # tests of test_mutants_cli.py left Azurites running under some mutants, one on the
+    # default ports). Then reset on stores a real Azurite wrote.
+    "shared/local/azurite_cmd.py": [
+        "tests/test_mutants_azurite_cmd.py",
+        f"{_CLI_KILLS}::test_each_commands_help_is_its_committed_text",
+        f"{_CLI_KILLS}::test_azurite_stop_kills_what_ignores_the_request_to_end",
+        f"{_CLI_KILLS}::test_azurite_status_ignores_a_recorded_pid_that_is_not_an_azurite",
+        "tests/test_undo_azurite_reset.py",
+    ],
     "shared/local/registrations_cmd.py": _PULL_CLI,
     "shared/local/report_cmd.py": _REPORT_CLI,
     # Its behaviour tests run `ca-watch scan` as a subprocess (see above): these run it
     # in-process with its output pinned.
-    "shared/local/scan_cmd.py": ["tests/test_mutants_cli_scan.py", _CLI_KILLS],
+    # (of test_mutants_cli.py only its --help goldens: the rest is other commands)
+    "shared/local/scan_cmd.py": [
+        "tests/test_mutants_cli_scan.py",
+        f"{_CLI_KILLS}::test_each_commands_help_is_its_committed_text",
+    ],
 }
 
 

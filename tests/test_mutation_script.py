@@ -158,10 +158,9 @@ def test_the_channels_and_every_cli_command_are_mutated() -> None:
     assert len(wanted) >= 12
     assert wanted <= set(mutation.MODULE_TESTS)
     assert all(mutation._needs_azurite(module) for module in wanted)
-    assert mutation.MODULE_TESTS["shared/channels/smtp.py"][:2] == [
-        "tests/test_channel_smtp.py",
-        "tests/test_smtp_time_budget.py",
-    ]
+    # SMTP against the time left in the pass on a trickling relay (the example)
+    smtp = mutation.MODULE_TESTS["shared/channels/smtp.py"]
+    assert {"tests/test_channel_smtp.py", "tests/test_smtp_time_budget.py"} <= set(smtp)
     # No module stem is ambiguous on the command line (`make mutation MODULES=smtp`).
     stems = [Path(module).stem for module in mutation.MODULE_TESTS]
     assert len(stems) == len(set(stems))
