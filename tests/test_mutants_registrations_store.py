@@ -59,7 +59,14 @@ def test_a_target_unreadable_from_the_start_is_named_and_later_read(store: Table
     regs.add_thumbprint(f"{1:040X}", f"{1:064x}", "tenant-1")
     regs.record_target_error(HUB.upper(), "iot-hub", "Fleet-Hub", "forbidden", "403", NOW)
     (snap,) = regs.snapshots()
-    assert (snap.display_name, snap.entries, snap.seen_at) == ("Fleet-Hub", (), None)
+    # Never read: no snapshot to go by (the target is unknown, not empty) and no source.
+    assert (snap.display_name, snap.entries, snap.seen_at, snap.source, snap.read_ok) == (
+        "Fleet-Hub",
+        (),
+        None,
+        "",
+        False,
+    )
     (row,) = regs.target_rows()
     assert (row["display_name"], row["error"]) == (
         "Fleet-Hub",
