@@ -300,3 +300,54 @@ def test_a_snapshot_written_before_groups_and_history_reads_its_entries_as_its_h
         None,
         frozenset({thumb}),
     )
+
+
+def test_a_target_remembers_every_ca_it_has_listed(store: TableStore) -> None:
+    """The history behind "lost trust" (DESIGN §4): a CA the target listed once and no
+    longer lists is still known to it, across every later listing."""
+    regs = store.registrations
+    regs.record_listing(listing(listed(1)), "live", NOW)
+    regs.record_listing(listing(listed(2)), "live", NOW + timedelta(hours=1))
+    regs.record_listing(listing(listed(3)), "live", NOW + timedelta(hours=2))
+    (snap,) = regs.snapshots()
+    assert [e.thumbprint for e in snap.entries] == [f"{3:040X}"]
+    assert snap.history == {f"{n:040X}" for n in (1, 2, 3)}
+
+
+def test_a_ca_listed_twice_is_one_entry_verified_if_either_is_and_named_first(
+    store: TableStore,
+) -> None:
+    regs = store.registrations
+    twice = listing(
+        listed(1, verified=False),
+        Registered("ca-1-verified", f"{1:040X}", f"{1:064x}", True),
+        listed(2),
+        Registered("ca-2-again", f"{2:040X}", f"{2:064x}", True),
+        Registered("ca-2-unverified", f"{2:040X}", f"{2:064x}", False),
+    )
+    regs.record_listing(twice, "live", NOW)
+    (snap,) = regs.snapshots()
+    assert snap.entries == (
+        TargetEntry(f"{1:040X}", f"{1:064x}", True, "ca-1-verified"),
+        TargetEntry(f"{2:040X}", f"{2:064x}", True, "ca-2"),
+    )
+
+
+def test_the_same_groups_read_again_refresh_no_tenant_and_changed_ones_every_known_ca(
+    store: TableStore,
+) -> None:
+    """A listing re-times only the tenants whose CAs it moves: the same enrollment groups
+    read again move none; changed groups may move any CA the target has listed."""
+    regs = store.registrations
+    regs.add_thumbprint(f"{1:040X}", f"{1:064x}", "tenant-1")
+    regs.add_thumbprint(f"{2:040X}", f"{2:064x}", "tenant-2")
+    dps = Listing(HUB, "dps", "Fleet-DPS", "dps", (listed(1), listed(2)), _groups(True))
+    assert regs.record_listing(dps, "live", NOW) == {"tenant-1", "tenant-2"}
+    assert regs.record_listing(dps, "live", NOW + timedelta(hours=1)) == set()
+    plain = listing(listed(1), listed(2))  # no groups read: the last ones stay
+    assert regs.record_listing(plain, "live", NOW + timedelta(hours=2)) == set()
+    regrouped = Listing(HUB, "dps", "Fleet-DPS", "dps", (listed(1), listed(2)), _groups(False))
+    assert regs.record_listing(regrouped, "live", NOW + timedelta(hours=3)) == {
+        "tenant-1",
+        "tenant-2",
+    }
