@@ -245,6 +245,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "--deselect=tests/test_private_keys.py::test_cli_upload_refuses_key_material_before_sending",
         # earlier versions no row records, through the versioning proxy (Azurite has none)
         f"{_KEY_FORMS}test_a_key_replaced_before_the_function_ran_is_found_in_its_version",
+        f"{_KEY_FORMS}test_a_password_pfx_replaced_before_the_function_ran_is_found_in_its_version",
         f"{_KEY_FORMS}test_a_certificate_version_never_processed_is_kept",
         f"{_KEY_FORMS}test_a_key_under_a_name_refused_unread_is_still_checked_and_deleted",
         f"{_ALL_CLEAR}::test_an_upload_naming_a_live_target_changes_nothing",
