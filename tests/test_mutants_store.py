@@ -68,6 +68,11 @@ def test_a_tenant_ack_covers_the_cas_on_record_until_its_date_and_its_withdrawal
         (TENANT, SHA_A, "acknowledged", "2020-07-30T09:00:00Z", NOW, "ops", until)
     ]
     assert index_rows(store) == {SHA_A: ["2020-08-01T09:00:00Z"]}  # looked at when it ends
+    (cert,) = store.report()["certificates"]
+    assert (cert["acknowledged"]["scope"], cert["acknowledged"]["until"]) == (
+        "tenant",
+        "2020-08-01T09:00:00Z",
+    )
     record(store, "b.cer", B)  # first seen after the ack: not covered
     assert index_rows(store)[SHA_B]
     later = NOW + timedelta(hours=1)
@@ -105,3 +110,34 @@ def test_a_retired_ca_leaves_the_index_and_is_announced(store: TableStore) -> No
         "at": "2020-07-30T11:00:00Z",
         "note": "decommissioned",
     }
+
+
+def test_withdrawing_or_retiring_one_ca_re_times_the_others_at_that_moment(
+    store: TableStore,
+) -> None:
+    """Another CA's acknowledgement until a date keeps it looked at when the ack ends: the
+    refresh after a withdrawal or a retirement judges that ack at the act's moment."""
+    record(store, "a.cer", A)
+    record(store, "b.cer", B)
+    until = NOW + timedelta(days=2)
+    store.acknowledge(TENANT, SHA_A, "ops", None, NOW)
+    store.acknowledge(TENANT, SHA_B, "ops", None, NOW, until=until)
+    assert index_rows(store) == {SHA_B: ["2020-08-01T09:00:00Z"]}
+    store.withdraw_acknowledgement(TENANT, SHA_A, "ops", NOW)
+    assert index_rows(store)[SHA_B] == ["2020-08-01T09:00:00Z"]
+    store.retire_certificate(TENANT, SHA_A, "ops", None, NOW)
+    assert index_rows(store) == {SHA_B: ["2020-08-01T09:00:00Z"]}
+
+
+def test_a_renewal_signed_by_the_issuer_on_record_closes_the_old_ca(store: TableStore) -> None:
+    """The store wires the issuers on record into the tenants' resolution (DESIGN §4):
+    with the Azure Sphere PCA on record, a renewal it signed is authenticated."""
+    pca = samples.azure_sphere_pca()
+    result = analyze_bytes("pca.cer", pca.der, RULES, NOW)
+    assert store.uploads.record_upload("pca.cer", "etag-pca.cer", result, NOW)
+    record(store, "a.cer", A)
+    renewal = samples.tenant_ca(TENANT, datetime(2020, 8, 1, tzinfo=UTC), key_seed=4310)
+    record(store, "renewal.cer", renewal)
+    assert SHA_A not in index_rows(store)
+    certificates = {c["sha256_fingerprint"]: c for c in store.report()["certificates"]}
+    assert certificates[SHA_A]["resolved_by"] == hashlib.sha256(renewal.der).hexdigest()
