@@ -6,17 +6,14 @@ re-time the tenant's alert index at the moment they were made (DESIGN §4 rule 3
 from __future__ import annotations
 
 import hashlib
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.alerts.rules import load_rules
 from shared.analysis.scan import analyze_bytes
+from shared.app import handlers
 from shared.local import samples
-from shared.local.azurite import Azurite
-from shared.storage.connections import table_service
 from shared.storage.store import TableStore
 
 RULES = load_rules()
@@ -29,13 +26,9 @@ SHA_A, SHA_B = (hashlib.sha256(ca.der).hexdigest() for ca in (A, B))
 
 
 @pytest.fixture
-def store(azurite: Azurite) -> Iterator[TableStore]:
-    """A store on tables of its own (a fresh name prefix on the shared Azurite)."""
-    service = table_service({"CertStorage": azurite.connection_string})
-    store = TableStore(service, RULES, prefix=f"s{uuid.uuid4().hex[:12]}")
-    store.ensure_tables()
-    yield store
-    store.delete_all()
+def store(app_runtime: handlers.Runtime) -> TableStore:
+    """The app's store, on clean tables."""
+    return app_runtime.store
 
 
 def record(store: TableStore, name: str, issued: samples.Issued) -> None:
