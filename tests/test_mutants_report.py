@@ -134,3 +134,25 @@ def test_the_report_shows_each_listings_outcome_and_a_retired_upload(store: Tabl
         "note": None,
     }
     assert (uploads["ca.cer"]["listing_outcomes"], uploads["ca.cer"]["retired"]) == ([], None)
+
+
+def test_a_legacy_tenant_ack_shows_on_the_tenants_cas_and_not_on_a_device_certificate(
+    store: TableStore,
+) -> None:
+    """An acknowledgement row of an earlier version (RK "*", every CA of the tenant)."""
+    device = samples.device_certificate(CAS[0], key_seed=4299)
+    record(store, "ca.pem", samples.pem(CAS[0].der) + samples.pem(device.der))
+    store.table("acks").upsert_entity(
+        {"PartitionKey": TENANT, "RowKey": "*", "by": "eve", "at": "2020-08-01T00:00:00Z"}
+    )
+    shown = {c["sha256_fingerprint"]: c["acknowledged"] for c in store.report()["certificates"]}
+    assert shown == {
+        SHAS[0]: {
+            "by": "eve",
+            "at": "2020-08-01T00:00:00Z",
+            "note": None,
+            "until": None,
+            "scope": "legacy-tenant",
+        },
+        hashlib.sha256(device.der).hexdigest(): None,
+    }
