@@ -295,6 +295,19 @@ def test_a_key_replaced_before_the_function_ran_is_found_in_its_version(
         assert secret not in caplog.text.encode("utf-8", "replace")
 
 
+def test_a_password_pfx_replaced_before_the_function_ran_is_found_in_its_version(
+    versioned: Versioned,
+) -> None:
+    """A whole PKCS#12 that only the reader can call key material (the key check leaves a
+    whole one to it): found in an earlier version too, and deleted."""
+    form = _password_pfx()
+    versioned.container.upload_blob(form.name, form.data)
+    versioned.container.upload_blob(form.name, samples.tenant_ca().pem, overwrite=True)
+    assert process_pending(versioned.rt) == (1, 0)
+    assert versioned.proxy.versions == []
+    assert not any(secret in versioned.stored() for secret in form.secrets)
+
+
 def test_a_certificate_version_never_processed_is_kept(versioned: Versioned) -> None:
     """Only versions that hold a key go: an overwritten certificate stays a version."""
     versioned.container.upload_blob("ca.pem", samples.tenant_ca().pem)
