@@ -12,6 +12,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -19,14 +21,17 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     pkcs12,
 )
+from cryptography.x509.oid import NameOID
 
 from shared.alerts.rules import load_rules
 from shared.analysis.keys import key_material
 from shared.analysis.listings import Listing
-from shared.analysis.scan import analyze_bytes
+from shared.analysis.read_result import too_large
+from shared.analysis.scan import analyze_bytes, analyze_read_result
 from shared.app import handlers
 from shared.app.pipeline import _KEY_IN_LARGE
 from shared.local import samples
+from shared.local.guards import refusal
 from tests.registration_samples import HUB_ID, arm_listing
 from tests.test_mutants_storage import KEY_PEM, NOW, deliver, put, uploads_by_name
 
@@ -199,3 +204,53 @@ def test_a_key_an_older_release_recorded_as_analysed_is_deleted_on_redelivery(
     deliver(rt, "device.pem")
     container = rt.blobs.get_container_client(rt.settings.cert_container)
     assert [b.name for b in container.list_blobs()] == ["old.pem"]
+
+
+def test_the_start_of_a_key_an_older_release_called_too_large_is_deleted_on_redelivery(
+    app_runtime: handlers.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the size limit, only the file's start is read. A certificate followed by a SEC1
+    key cut after its secret is key material (the key check of a cut file); a row an older
+    release wrote calls it merely too large, so a redelivery checks it again and deletes it."""
+    limit = 2_000
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", str(limit))
+    handlers.reset_runtime()
+    rt = handlers.runtime()
+    key = ec.derive_private_key(0xB003, ec.SECP256R1())
+    sec1 = key.private_bytes(Encoding.DER, PrivateFormat.TraditionalOpenSSL, NoEncryption())
+    big_key = OLD.der + b"\n" * (limit + 1 - 50 - len(OLD.der)) + sec1
+    etag = put(rt, "big.der", big_key)
+    missed = analyze_read_result("big.der", too_large(len(big_key), limit), load_rules(), NOW)
+    assert rt.store.uploads.record_upload("big.der", etag, missed, NOW)
+    deliver(rt, "big.der")
+    container = rt.blobs.get_container_client(rt.settings.cert_container)
+    assert [b.name for b in container.list_blobs()] == []
+
+
+def test_a_pkcs12_with_a_key_over_a_mebibyte_is_never_uploaded() -> None:
+    """`ca-watch upload` reads each whole file before sending it, whatever its size: a
+    PKCS#12 of 1.2 MB (a key, and a certificate with a large extension) is key material,
+    as the reader finds reading it to its end, not a file merely over the 1 MiB default."""
+    key = ec.derive_private_key(0xB004, ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")])
+    padding = x509.UnrecognizedExtension(
+        x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\0" * 1_200_000
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + timedelta(days=1))
+        .add_extension(padding, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    big = pkcs12.serialize_key_and_certificates(b"d", key, certificate, None, NoEncryption())
+    assert len(big) > 1_200_000
+    assert key_material(big) is None  # a whole PKCS#12: the reader decides
+    assert refusal("device.pfx", big) == (
+        "it holds private key material, which never leaves this machine; "
+        "upload the certificate only"
+    )
