@@ -99,16 +99,16 @@ class TenantStore:
         index: AlertIndex,
         acks: AckStore,
         registrations: RegistrationStore,
-        notices: NoticeStore | None = None,
-        issuers: IssuerStore | None = None,
+        notices: NoticeStore,
+        issuers: IssuerStore,
     ) -> None:
         self._tables = tables
         self.rules = rules
         self._index = index
         self._acks = acks
         self.registrations = registrations
-        self.notices = notices or NoticeStore(tables)
-        self.issuers = issuers or IssuerStore(tables)
+        self.notices = notices
+        self.issuers = issuers
 
     def add(self, tenant_id: str, sha256: str, fields: dict[str, Any]) -> None:
         """Record a tenant CA (its facts; resolution is computed by ``refresh``)."""
