@@ -244,11 +244,12 @@ def test_a_renewal_active_with_targets_pending_is_announced_while_open(
     store.registrations.record_listing(listing(HUB_B, held(1)), "live", NOW)
     refreshed(store)
     (notice,) = store.notices.pending()
-    assert (notice.kind, notice.ref, notice.renewed, notice.basis) == (
+    assert (notice.kind, notice.ref, notice.renewed, notice.basis, notice.at) == (
         "activated",
         RENEWED,
         RENEWED,
         None,
+        NOW,  # the refresh's moment (a replay's `--now`), as for every notice
     )
     assert [e["target"] for e in notice.evidence] == [HUB_B]  # the targets still pending
     assert row_of(store, OLD)["renewal_pending"] == HUB_B
@@ -306,3 +307,47 @@ def test_every_target_that_lost_trust_is_written_on_the_row(store: TableStore) -
     row = row_of(store, OLD)
     assert row["lost_trust"] == f"{HUB_A},{HUB_B}" and row["state"] == "lost-trust"
     assert row["renewal"] == RENEWED
+
+
+def test_a_lone_ca_reads_back_with_no_renewal_check_or_basis(store: TableStore) -> None:
+    """ "None" is written as "" (a MERGE leaves out None and would keep an earlier value);
+    what the report reads back for a CA with no renewal names none."""
+    add_ca(store, 1, "affected", JULY)
+    refreshed(store)
+    row = store.tenants.by_tenant()[TENANT][OLD]
+    assert row["state"] == "affected"
+    assert {"renewal", "renewal_check", "resolution_basis", "resolved_by"}.isdisjoint(row)
+
+
+def test_a_renewal_row_without_its_body_is_unauthenticated_not_an_error(
+    store: TableStore,
+) -> None:
+    """Rows written before issue 21 keep no body (``der``): with the current CA's body on
+    record but not the renewal's, the renewal cannot be checked, so it is unauthenticated
+    and the tenant stays open (and the refresh does not fail on it)."""
+    old = samples.tenant_ca(TENANT, JULY, issuer=samples.azure_sphere_pca(), key_seed=5100)
+    add_ca(store, 1, "affected", JULY, **_der(old))
+    add_ca(store, 2, "ok", AUGUST)
+    refreshed(store)
+    row = row_of(store, OLD)
+    assert (row["renewal"], row["renewal_check"], row["state"]) == (
+        RENEWED,
+        "unauthenticated",
+        "unauthenticated-renewal",
+    )
+    assert store.tenants.state(TENANT).is_open(OLD)
+
+
+def test_an_index_row_of_a_ca_deleted_by_hand_goes_at_the_next_refresh(
+    store: TableStore,
+) -> None:
+    """A ``tenantcas`` row deleted outside the app (Storage Explorer, say) leaves its CA's
+    index row behind: the next refresh of the tenant removes it, so no pass alerts on a CA
+    the inventory no longer holds."""
+    add_ca(store, 1, "affected", JULY)
+    add_ca(store, 3, "affected", JULY + timedelta(days=1))
+    refreshed(store)
+    assert sorted(store.index.tenant_rows(TENANT)) == [OLD, f"{3:064x}"]
+    store.table("tenantcas").delete_entity(TENANT, OLD)
+    refreshed(store)
+    assert list(store.index.tenant_rows(TENANT)) == [f"{3:064x}"]
