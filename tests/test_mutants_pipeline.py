@@ -80,7 +80,7 @@ def test_a_listing_older_than_the_snapshot_is_named_stale_and_changes_nothing(
     assert warned == [f"blob both.json: listing of {HUB_ID.lower()} is a stale-listing"]
 
 
-def _catalog_entry(issued: samples.Issued, status: str) -> dict[str, object]:
+def _catalog_entry(issued: samples.Issued, status: str, **flags: bool) -> dict[str, object]:
     return {
         "id": f"/subscriptions/s/resourceGroups/rg/providers/Microsoft.AzureSphere/catalogs/c"
         f"/certificates/{sha1(issued)}",
@@ -90,18 +90,25 @@ def _catalog_entry(issued: samples.Issued, status: str) -> dict[str, object]:
             "status": status,
             "thumbprint": sha1(issued),
             "certificate": base64.b64encode(issued.der).decode(),
+            **flags,
         },
     }
 
 
-@pytest.mark.parametrize("status", ["Expired", "Revoked"])
+@pytest.mark.parametrize(
+    ("status", "flags"),
+    [("Expired", {}), ("Revoked", {}), ("Revoked", {"isRevoked": False})],
+    ids=["expired", "revoked", "revoked-status-beside-a-false-flag"],
+)
 def test_a_catalog_entry_expired_or_revoked_is_marked_never_a_renewal(
-    app_runtime: handlers.Runtime, status: str
+    app_runtime: handlers.Runtime, status: str, flags: dict[str, bool]
 ) -> None:
+    """The catalog's status decides, as for a live read: "Revoked" beside a contradicting
+    legacy ``isRevoked: false`` is still revoked (the safe reading)."""
     rt = app_runtime
     put(rt, "pca.cer", samples.azure_sphere_pca().der)  # the renewal authenticates
     deliver(rt, "pca.cer")
-    catalog = {"value": [_catalog_entry(OLD, "Active"), _catalog_entry(NEW, status)]}
+    catalog = {"value": [_catalog_entry(OLD, "Active"), _catalog_entry(NEW, status, **flags)]}
     put(rt, "catalog.json", json.dumps(catalog).encode())
     deliver(rt, "catalog.json")
     # The tenant is re-timed once the renewal is marked: the old CA stays in the alert index.
@@ -254,3 +261,12 @@ def test_a_pkcs12_with_a_key_over_a_mebibyte_is_never_uploaded() -> None:
         "it holds private key material, which never leaves this machine; "
         "upload the certificate only"
     )
+
+
+def test_a_pkcs12_of_certificates_only_is_uploaded() -> None:
+    """The guard reads a whole local file to its end: a PKCS#12 that the reader proves
+    key-free (certificates only) is sent, not refused as one that may hold a key."""
+    certs_only = pkcs12.serialize_key_and_certificates(
+        None, None, OLD.certificate, None, NoEncryption()
+    )
+    assert refusal("chain.pfx", certs_only) is None

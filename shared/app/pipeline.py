@@ -252,11 +252,7 @@ def mark_revoked(store: TableStore, result: FileResult) -> None:
     """A tenant CA list marks some CAs revoked (or expired): such a CA never counts as a
     renewal (DESIGN §4). Recorded on the tenant CA's row, then its tenant is refreshed."""
     assert result.listing is not None
-    revoked = {
-        entry.thumbprint
-        for entry in result.listing.sphere_entries
-        if entry.is_revoked or str(getattr(entry, "status", "") or "").lower() == "expired"
-    }
+    revoked = {entry.thumbprint for entry in result.listing.sphere_entries if entry.never_a_renewal}
     tenants = set()
     for cert in result.certificates:
         tenant = cert.classification.tenant_id
