@@ -155,6 +155,7 @@ _ALL_CLEAR_FAST = [
     "--deselect=tests/test_all_clear.py::test_an_older_listing_arriving_later_is_a_stale_listing",
 ]
 _KEY_FORMS = "tests/test_keys_forms.py::"
+_REQUESTS = "tests/test_requests_per_blob.py::"
 
 # module -> the tests that exercise it (what mutmut runs against each of its mutants). Kept
 # narrow on purpose: a survivor runs every selected test that reaches it, so the run time
@@ -277,6 +278,14 @@ MODULE_TESTS: dict[str, list[str]] = {
         f"{_KEY_FORMS}test_a_password_pfx_replaced_before_the_function_ran_is_found_in_its_version",
         f"{_KEY_FORMS}test_a_certificate_version_never_processed_is_kept",
         f"{_KEY_FORMS}test_a_key_under_a_name_refused_unread_is_still_checked_and_deleted",
+        f"{_KEY_FORMS}test_the_sweep_goes_past_a_recorded_version_and_says_what_it_deleted",
+        f"{_KEY_FORMS}test_versions_deleted_by_someone_else_meanwhile_do_not_stop_the_sweep",
+        f"{_KEY_FORMS}test_a_version_is_read_whole_up_to_the_limit_and_only_its_start_past_it",
+        # requests counted by a proxy: prefix listings, no retry of a refused one, one read
+        # of the name's upload rows
+        f"{_REQUESTS}test_an_ordinary_certificate_costs_six_requests_and_a_duplicate_three",
+        f"{_REQUESTS}test_each_versions_listing_is_of_the_blob_s_own_name",
+        f"{_REQUESTS}test_a_versions_listing_the_service_refuses_is_logged_once_and_not_retried",
         f"{_ALL_CLEAR}::test_an_upload_naming_a_live_target_changes_nothing",
         f"{_ALL_CLEAR}::test_a_revoked_renewal_in_a_sphere_ca_list_never_counts",
     ],

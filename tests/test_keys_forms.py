@@ -348,3 +348,81 @@ def test_a_key_under_a_name_refused_unread_is_still_checked_and_deleted(
     assert (row["status"], row["error"]["code"]) == ("rejected", "private-key-material")
     assert list(versioned.container.list_blobs(include=["versions"])) == []
     assert not any(secret in versioned.stored() for secret in form.secrets)
+
+
+def test_the_sweep_goes_past_a_recorded_version_and_says_what_it_deleted(
+    versioned: Versioned, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Versions come oldest first: a recorded one (judged when it was current) is passed
+    over, not the end of the sweep; the key version after it is deleted, and the log names
+    the blob."""
+    caplog.set_level(logging.WARNING, logger="ca_watch")
+    recorded = samples.tenant_ca().pem
+    versioned.container.upload_blob("device.pem", recorded)
+    assert process_pending(versioned.rt) == (1, 0)
+    versioned.container.upload_blob("device.pem", _pkcs8_newline().data, overwrite=True)
+    versioned.container.upload_blob("device.pem", samples.azure_sphere_pca().pem, overwrite=True)
+    assert process_pending(versioned.rt) == (1, 0)
+    certs = versioned.rt.settings.cert_container  # (results are versioned too)
+    assert [v.content for v in versioned.proxy.versions if v.container == certs] == [recorded]
+    swept = [r.getMessage() for r in caplog.records if "earlier version" in r.getMessage()]
+    assert swept == [
+        "blob device.pem: an earlier version, never processed, held private key material: deleted"
+    ]
+
+
+def test_versions_deleted_by_someone_else_meanwhile_do_not_stop_the_sweep(
+    versioned: Versioned, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another event's sweep may delete a version between this event's listing and its
+    read (the read finds nothing), or between its read and its delete (the delete finds
+    nothing): the sweep goes on to the next version, and the event succeeds."""
+    versioned.container.upload_blob("device.pem", samples.tenant_ca().pem)
+    versioned.container.upload_blob("device.pem", _pkcs8_newline().data, overwrite=True)
+    versioned.container.upload_blob("device.pem", samples.azure_sphere_pca().pem, overwrite=True)
+    proxy = versioned.proxy
+    first, key = proxy.versions
+    find = proxy.find
+    asked: list[str] = []
+
+    def deleted_meanwhile(container: str, name: str, version_id: str) -> object:
+        asked.append(version_id)
+        if version_id == first.version_id or asked.count(key.version_id) == 2:
+            found = find(container, name, version_id)
+            if found is not None:
+                proxy.drop(found)  # someone else's delete, just before this request
+            return None
+        return find(container, name, version_id)
+
+    monkeypatch.setattr(proxy, "find", deleted_meanwhile)
+    assert process_pending(versioned.rt) == (1, 0)
+    assert asked == [first.version_id, key.version_id, key.version_id]
+    assert proxy.versions == []
+
+
+def test_a_version_is_read_whole_up_to_the_limit_and_only_its_start_past_it(
+    versioned: Versioned, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key-free PKCS#12 version of exactly MAX_UPLOAD_BYTES is read whole, so the reader
+    proves it key-free and it stays; a version one byte over is judged by its start, where a
+    key cut after its secret (behind a certificate) is key material, and it goes."""
+    tenant = samples.tenant_ca()
+    key_free = pkcs12.serialize_key_and_certificates(
+        None, None, tenant.certificate, None, NoEncryption()
+    )
+    limit = len(key_free)
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", str(limit))
+    handlers.reset_runtime()
+    rt = handlers.runtime()
+    sec1 = _ec_key(0xA0F1).private_bytes(
+        Encoding.DER, PrivateFormat.TraditionalOpenSSL, NoEncryption()
+    )
+    pad = limit + 1 - 50 - len(tenant.der)  # the limit + 1 bytes read end 50 into the key
+    assert pad > 0
+    cut_key = tenant.der + b"\n" * pad + sec1
+    container = rt.blobs.get_container_client(rt.settings.cert_container)
+    for name, earlier in (("chain.pfx", key_free), ("big.der", cut_key)):
+        container.upload_blob(name, earlier)
+        container.upload_blob(name, samples.azure_sphere_pca().pem, overwrite=True)
+    assert process_pending(rt) == (2, 0)
+    assert [(v.name, v.content) for v in versioned.proxy.versions] == [("chain.pfx", key_free)]

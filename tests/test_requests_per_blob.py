@@ -4,13 +4,16 @@ holds without reading beyond it, an empty blob is recorded, content and ETag agr
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from counting_proxy import CountingProxy, counting_proxy
+from test_mutants_storage import KEY_PEM
 
 from shared.app import handlers
 from shared.local import samples
@@ -144,3 +147,45 @@ def test_the_recorded_etag_is_the_one_of_the_content_read(counted) -> None:
     etag = counted.put("a.pem", samples.tenant_ca().pem)
     counted.deliver("a.pem")
     assert counted.upload_row("a.pem")["etag"] == etag
+
+
+def _listings(counted: Counted) -> list[tuple[dict[str, list[str]], int]]:
+    """The container listings the blob proxy saw: their query and the status answered."""
+    return [
+        (parse_qs(urlsplit(r.path).query), r.status)
+        for r in counted.blob.seen()
+        if "comp=list" in r.path
+    ]
+
+
+def test_each_versions_listing_is_of_the_blob_s_own_name(counted) -> None:
+    """The version sweep and a key's deletion list only the name's own versions (a prefix
+    listing), never the whole container: that would cost every event a listing of every
+    upload."""
+    counted.put("device.pem", samples.tenant_ca().pem)
+    counted.deliver("device.pem")
+    counted.put("device.key", KEY_PEM)
+    counted.deliver("device.key")
+    assert [(query["prefix"], query["include"]) for query, _ in _listings(counted)] == [
+        (["device.key"], ["versions"]),  # the sweep
+        (["device.key"], ["versions"]),  # the deletion of every copy
+    ]
+    counted.deliver("device.pem")  # a duplicate: the sweep only
+    assert [query["prefix"] for query, _ in _listings(counted)] == [["device.pem"]]
+
+
+def test_a_versions_listing_the_service_refuses_is_logged_once_and_not_retried(
+    counted, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Azurite answers 500 to a listing that would return a name XML cannot carry: the
+    sweep asks once (the next event looks again), says so by name, and the blob is still
+    recorded (refused for its name)."""
+    caplog.set_level(logging.WARNING, logger="ca_watch")
+    name = "dir/c\x01d.pem"
+    counted.put(name, samples.tenant_ca().pem)
+    counted.deliver(name)
+    assert [status for _, status in _listings(counted)] == [500]
+    (warned,) = [r.getMessage() for r in caplog.records if "versions" in r.getMessage()]
+    assert warned == f"blob {name}: its versions could not be listed (Internal Server Error)"
+    row = counted.upload_row(name)
+    assert (row["status"], row["error"]["code"]) == ("rejected", "bad-blob-name")
