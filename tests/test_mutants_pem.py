@@ -196,6 +196,15 @@ UNREADABLE: list[tuple[str, bytes, str, str]] = [
         "and keep the key secret",
     ),
     (
+        "a key under a label only the PEM reader knows",
+        # The key check's label set is [A-Z0-9 ]; the PEM scanner's also takes "#" and "/":
+        # the reader refuses such a key block itself, with its own advice.
+        b"-----BEGIN OPENSSH/PRIVATE KEY-----\nAAAA\n-----END OPENSSH/PRIVATE KEY-----\n",
+        "private-key-material",
+        "the file holds a private key; it was not stored. Upload only the certificate "
+        "(e.g. `openssl x509 -in FILE -out cert.pem`) and keep the key secret",
+    ),
+    (
         "lower-case labels",
         b"-----BEGIN certificate-----\nAAAA\n-----END certificate-----\n",
         "no-certificates",
